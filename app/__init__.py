@@ -1,0 +1,1 @@
+"""DocFocus application layer: command line and desktop window."""

@@ -1,0 +1,122 @@
+"""The ``docfocus`` command line: ``ask`` (and, later, cache and history commands).
+
+It uses the same engine API as the desktop app and never imports Qt.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from engine import __version__
+from engine.errors import DocFocusError
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="docfocus",
+        description="Read long PDFs with a local language model. With no command (or a PDF path) "
+                    "DocFocus opens its window; the commands below work in a terminal.")
+    parser.add_argument("--version", action="version", version=f"DocFocus {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    ask = commands.add_parser("ask", help="answer questions about a PDF",
+                              description="Answer one or more questions about a PDF, reading it once.")
+    ask.add_argument("pdf", help="the PDF file")
+    ask.add_argument("questions", nargs="+", metavar="QUESTION", help="one or more questions")
+    ask.add_argument("--json", action="store_true", help="print one JSON object per question, one per line")
+    add_model_options(ask)
+    ask.add_argument("--max-new-tokens", type=int, default=200, help="longest answer in tokens (default 200)")
+    ask.add_argument("--password", help="password of an encrypted PDF")
+    return parser
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="bundled",
+                        help="'bundled' (SmolLM2-135M-Instruct, offline), a local model folder, a .gguf file, "
+                             "or a hub id (needs the network once)")
+    parser.add_argument("--device", choices=DEVICES, default="auto", help="where the model runs (default auto)")
+    parser.add_argument("--device-map", choices=["auto"], default=None,
+                        help="'auto' spreads a model too large for one GPU over several")
+
+
+class ProgressBar:
+    """A progress bar on stderr per stage (model load, reading the document)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._bars: dict[str, object] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        bar = self._bars.get(stage)
+        if bar is None:
+            bar = self._bars[stage] = tqdm(total=total, desc=stage, file=sys.stderr, leave=False,
+                                           unit="tok" if total > 1 else "step")
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    def close(self) -> None:
+        for bar in self._bars.values():
+            bar.close()
+
+
+def run_ask(args: argparse.Namespace) -> int:
+    from engine.api import Engine, EngineSettings
+
+    engine = Engine(EngineSettings(model=args.model, device=args.device, device_map=args.device_map,
+                                   max_new_tokens=args.max_new_tokens))
+    progress = ProgressBar(enabled=sys.stderr.isatty() or not args.json)
+    try:
+        for question in args.questions:  # fail fast on an empty question before any heavy work
+            if not question.strip():
+                raise DocFocusError("A question is empty.", "Type a question about the document.")
+        engine.load(progress)
+        doc = engine.open_document(args.pdf, args.password)
+        if doc.notice():
+            print(f"Note: {doc.notice()}", file=sys.stderr)
+        for question in args.questions:
+            if args.json:
+                answer = engine.ask(doc, question, progress=progress)
+                print(json.dumps(answer.to_json(), ensure_ascii=False), flush=True)
+            else:
+                if len(args.questions) > 1:
+                    print(f"Q: {question}")
+                answer = engine.ask(doc, question, progress=progress, on_text=_print_piece)
+                print(flush=True)
+                print_evidence(answer)
+    finally:
+        progress.close()
+    return 0
+
+
+def _print_piece(piece: str) -> None:
+    sys.stdout.write(piece)
+    sys.stdout.flush()
+
+
+def print_evidence(answer) -> None:
+    for item in answer.evidence[:3]:
+        snippet = " ".join(item.text.split())[:100]
+        print(f"  [p. {item.page}] {snippet}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return {"ask": run_ask}[args.command](args)
+    except DocFocusError as error:
+        print(f"docfocus: {error.user_message()}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("\ndocfocus: stopped.", file=sys.stderr)
+        return 130

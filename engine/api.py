@@ -1,0 +1,227 @@
+"""The engine's small public API, used by the command line and the desktop app.
+
+    engine = Engine(EngineSettings(model="bundled"))
+    engine.load(progress)                      # model + tokenizer
+    doc = engine.open_document("manual.pdf")   # ingest (or the library's copy)
+    answer = engine.ask(doc, "Who wrote it?", on_text=print)
+
+Every method runs synchronously; callers that must stay responsive (the GUI)
+run them in a worker thread and pass ``should_stop`` to cancel.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import generation
+from .errors import DocFocusError
+from .ingest import IngestedDocument, file_sha256, ingest_pdf
+from .library import Library
+from .models import LoadedModel, load_model
+from .prompt import PromptLayout, build_layout, question_ids, token_words
+
+Progress = Callable[[str, int, int], None]
+ShouldStop = Callable[[], bool]
+# Tokens kept free after the document: the question plus the longest answer.
+QUESTION_RESERVE = 128
+ANSWER_RESERVE = 384
+
+
+@dataclass
+class EngineSettings:
+    """What the user chose: model, device and answer length."""
+
+    model: str | None = None  # None or "bundled", a folder, a .gguf file, or a hub id
+    device: str = "auto"
+    device_map: str | None = None  # "auto" spreads a large model over several GPUs
+    max_new_tokens: int = 200
+
+
+@dataclass
+class DocumentHandle:
+    """An opened document: ingest result, prompt layout and the part that fits the window."""
+
+    ingested: IngestedDocument
+    layout: PromptLayout
+    token_word: np.ndarray  # (L,) word index per document token, -1 for none
+    used_tokens: int  # document tokens given to the model
+    window: int
+
+    @property
+    def sha256(self) -> str:
+        return self.ingested.sha256
+
+    @property
+    def total_tokens(self) -> int:
+        return len(self.layout.doc_ids)
+
+    @property
+    def truncated(self) -> bool:
+        return self.used_tokens < self.total_tokens
+
+    @property
+    def pages_used(self) -> int:
+        """1-based number of the last page (partly) given to the model."""
+        if not self.truncated:
+            return len(self.ingested.pages)
+        last_char = int(self.layout.doc_offsets[self.used_tokens - 1, 1])
+        return self.ingested.page_of_char(last_char) + 1
+
+    def prefix_ids(self) -> list[int]:
+        return self.layout.head_ids + self.layout.doc_ids[: self.used_tokens].tolist()
+
+    def notice(self) -> str | None:
+        """A plain sentence for the user when the document does not fit the model's window."""
+        if not self.truncated:
+            return None
+        return (f"This document is {self.total_tokens:,} tokens long but the model's window is "
+                f"{self.window:,} tokens; answers use pages 1-{self.pages_used} of "
+                f"{len(self.ingested.pages)} (the first {self.used_tokens:,} tokens).")
+
+    def info(self) -> dict:
+        return {"sha256": self.sha256, "pages": len(self.ingested.pages), "tokens": self.total_tokens,
+                "tokens_used": self.used_tokens, "pages_used": self.pages_used, "title": self.ingested.title,
+                "path": self.ingested.path}
+
+
+@dataclass
+class DocumentState:
+    """The model's key/value cache after reading a document prefix."""
+
+    sha256: str
+    cache: object  # transformers Cache, cropped back to ``prefix_len`` after every answer
+    prefix_len: int
+    last_logits: torch.Tensor
+
+
+@dataclass
+class Evidence:
+    """A passage the model relied on: 1-based page, its text, score and word boxes (PDF points)."""
+
+    page: int
+    text: str
+    score: float
+    boxes: list[list[float]] = field(default_factory=list)
+
+
+@dataclass
+class Answer:
+    question: str
+    answer: str
+    document: dict
+    model: dict
+    attention: dict
+    timings: dict
+    evidence: list[Evidence]
+    cache_hit: bool
+    stopped: bool = False
+    notice: str | None = None
+    token_scores: np.ndarray | None = None  # (L,) relevance per document token, for heat overlays
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data.pop("token_scores")
+        return data
+
+
+class Engine:
+    """Loads one model and answers questions about documents with it."""
+
+    def __init__(self, settings: EngineSettings | None = None, library: Library | None = None) -> None:
+        self.settings = settings or EngineSettings()
+        self._library = library
+        self.loaded: LoadedModel | None = None
+        self._states: dict[str, DocumentState] = {}
+
+    @property
+    def library(self) -> Library:
+        if self._library is None:
+            self._library = Library()
+        return self._library
+
+    def load(self, progress: Progress | None = None) -> LoadedModel:
+        if self.loaded is None:
+            self.loaded = load_model(self.settings.model, self.settings.device, self.settings.device_map, progress)
+            self._stop_ids = generation.stop_token_ids(self.loaded.tokenizer, self.loaded.model)
+        return self.loaded
+
+    def open_document(self, path: str | Path, password: str | None = None) -> DocumentHandle:
+        """Ingest a PDF (or take its copy from the library) and lay out its prompt."""
+        loaded = self.load()
+        ingested = None
+        if Path(path).is_file():
+            ingested = self.library.load(file_sha256(path)) if password is None else None
+        if ingested is None:
+            ingested = ingest_pdf(path, password)
+            self.library.save(ingested)
+        layout = build_layout(loaded.tokenizer, ingested)
+        budget = loaded.window - len(layout.head_ids) - QUESTION_RESERVE - ANSWER_RESERVE
+        used = max(1, min(len(layout.doc_ids), budget))
+        return DocumentHandle(ingested, layout, token_words(ingested, layout.doc_offsets), used, loaded.window)
+
+    def read(self, doc: DocumentHandle, progress: Progress | None = None,
+             should_stop: ShouldStop | None = None) -> tuple[DocumentState, float]:
+        """The document's state, computing it if this engine has not read it yet; returns (state, seconds spent)."""
+        state = self._states.get(doc.sha256)
+        if state is not None:
+            return state, 0.0
+        from transformers import DynamicCache
+
+        loaded = self.load()
+        started = time.perf_counter()
+        cache = DynamicCache(config=loaded.model.config)
+        ids = doc.prefix_ids()
+        report = (lambda done, total: progress("Reading the document", done, total)) if progress else None
+        logits = generation.prefill(loaded.model, ids, cache, progress=report, should_stop=should_stop)
+        state = DocumentState(doc.sha256, cache, len(ids), logits)
+        self._states[doc.sha256] = state
+        return state, time.perf_counter() - started
+
+    def ask(self, doc: DocumentHandle, question: str, on_text: Callable[[str], None] | None = None,
+            should_stop: ShouldStop | None = None, progress: Progress | None = None,
+            max_new_tokens: int | None = None) -> Answer:
+        """Answer ``question`` from ``doc``, streaming text pieces to ``on_text``."""
+        loaded = self.load()
+        q_ids = question_ids(loaded.tokenizer, doc.layout, question)
+        started = time.perf_counter()
+        state, prefill_s = self.read(doc, progress, should_stop)
+        limit = max_new_tokens or self.settings.max_new_tokens
+        limit = max(1, min(limit, loaded.window - state.prefix_len - len(q_ids)))
+        if state.prefix_len + len(q_ids) >= loaded.window:
+            raise DocFocusError(f"The question is too long ({len(q_ids)} tokens) for the space left in the "
+                                f"model's window.", "Ask a shorter question.")
+        stream = generation.TextStream(loaded.tokenizer)
+        first_token_s = None
+        decode_started = None
+        try:
+            logits = generation.prefill(loaded.model, q_ids, state.cache, should_stop=should_stop, phase="question")
+            for token in generation.decode(loaded.model, state.cache, logits, limit, self._stop_ids,
+                                           should_stop=should_stop):
+                if first_token_s is None:
+                    first_token_s = time.perf_counter() - started
+                    decode_started = time.perf_counter()
+                piece = stream.push(token)
+                if piece and on_text:
+                    on_text(piece)
+        finally:
+            generation.crop_cache(state.cache, state.prefix_len)  # the next question starts from the document again
+        generated = len(stream.ids)
+        decode_s = time.perf_counter() - decode_started if decode_started else 0.0
+        timings = {
+            "load_s": round(loaded.load_s, 3),
+            "prefill_s": round(prefill_s, 3),
+            "first_token_s": round(first_token_s if first_token_s is not None else time.perf_counter() - started, 3),
+            "decode_tokens_per_s": round((generated - 1) / decode_s, 2) if generated > 1 and decode_s > 0 else None,
+            "total_s": round(time.perf_counter() - started, 3),
+            "generated_tokens": generated,
+        }
+        return Answer(
+            question=question.strip(), answer=stream.text.strip(), document=doc.info(), model=loaded.info(),
+            attention={"mode": "dense"}, timings=timings, evidence=[], cache_hit=False,
+            stopped=bool(should_stop and should_stop()), notice=doc.notice(),
+        )

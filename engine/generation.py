@@ -1,0 +1,135 @@
+"""Prefill and decode loops over a transformers KV cache (batch size 1, greedy).
+
+Kept separate from the API so dense and DGA answering share one loop: a
+``StepHooks`` object supplies extra forward kwargs (DGA passes its state to the
+registered attention function this way) and hears about each step.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Callable, Iterator
+
+import torch
+
+from .errors import CancelledError, OutOfMemoryError, is_out_of_memory
+
+PREFILL_CHUNK = 512
+ShouldStop = Callable[[], bool]
+
+
+class StepHooks:
+    """Default hooks: plain dense attention, nothing recorded."""
+
+    def forward_kwargs(self, phase: str) -> dict:
+        return {}
+
+    def after_step(self, phase: str) -> None:
+        pass
+
+
+def _cache_kwarg(model) -> str:
+    """transformers renamed ``past_key_values`` to ``cache`` (5.2x); use whichever this version takes."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def crop_cache(cache, length: int) -> None:
+    """Drop every cached position from ``length`` on (a negative count means 'remove' in all 5.x versions)."""
+    removed = cache.get_seq_length() - length
+    if removed > 0:
+        cache.crop(-removed)
+
+
+def _forward(model, ids: torch.Tensor, cache, hooks: StepHooks, phase: str, logits_to_keep: int = 1):
+    try:
+        kwargs = {_cache_kwarg(model): cache, **hooks.forward_kwargs(phase)}
+        out = model(input_ids=ids, use_cache=True, logits_to_keep=logits_to_keep, **kwargs)
+    except RuntimeError as error:
+        if is_out_of_memory(error):
+            raise OutOfMemoryError("reading the document" if phase == "prefill" else "answering") from error
+        raise
+    hooks.after_step(phase)
+    return out.logits
+
+
+@torch.inference_mode()
+def prefill(model, ids: list[int] | torch.Tensor, cache, hooks: StepHooks | None = None,
+            chunk_size: int = PREFILL_CHUNK, progress: Callable[[int, int], None] | None = None,
+            should_stop: ShouldStop | None = None, phase: str = "prefill") -> torch.Tensor:
+    """Feed ``ids`` into ``cache`` in chunks (bounded memory); returns the last position's logits (V,)."""
+    hooks = hooks or StepHooks()
+    device = next(model.parameters()).device
+    ids = torch.as_tensor(ids, dtype=torch.long, device=device).view(1, -1)  # (1, T)
+    total = ids.shape[1]
+    assert total > 0, "nothing to prefill"
+    logits = None
+    for start in range(0, total, chunk_size):
+        if should_stop and should_stop():
+            raise CancelledError("reading the document")
+        logits = _forward(model, ids[:, start:start + chunk_size], cache, hooks, phase)
+        if progress:
+            progress(min(start + chunk_size, total), total)
+    return logits[0, -1]
+
+
+@torch.inference_mode()
+def decode(model, cache, first_logits: torch.Tensor, max_new_tokens: int, stop_ids: set[int],
+           hooks: StepHooks | None = None, should_stop: ShouldStop | None = None) -> Iterator[int]:
+    """Greedy decoding from ``first_logits``; yields token ids until a stop id, the limit, or a stop request."""
+    hooks = hooks or StepHooks()
+    device = first_logits.device
+    logits = first_logits
+    produced: list[int] = []
+    for _ in range(max_new_tokens):
+        token = int(torch.argmax(logits))
+        if token in stop_ids:
+            return
+        produced.append(token)
+        if is_looping(produced):
+            return
+        yield token
+        if should_stop and should_stop():
+            return
+        step = torch.tensor([[token]], dtype=torch.long, device=device)
+        logits = _forward(model, step, cache, hooks, "decode")[0, -1]
+
+
+def is_looping(tokens: list[int], span: int = 8) -> bool:
+    """True when the last ``span`` tokens already occurred earlier: greedy decoding of a small model
+    otherwise repeats a sentence until the length limit."""
+    if len(tokens) < 2 * span:
+        return False
+    tail = tokens[-span:]
+    return any(tokens[i:i + span] == tail for i in range(len(tokens) - 2 * span + 1))
+
+
+def stop_token_ids(tokenizer, model) -> set[int]:
+    ids: set[int] = set()
+    configured = getattr(model.generation_config, "eos_token_id", None)
+    if isinstance(configured, int):
+        ids.add(configured)
+    elif configured:
+        ids.update(configured)
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    for token in ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>"):
+        token_id = tokenizer.convert_tokens_to_ids(token)
+        if isinstance(token_id, int) and token_id != tokenizer.unk_token_id and token_id >= 0:
+            ids.add(token_id)
+    return ids
+
+
+class TextStream:
+    """Turns token ids into text pieces without splitting multi-byte characters."""
+
+    def __init__(self, tokenizer) -> None:
+        self.tokenizer = tokenizer
+        self.ids: list[int] = []
+        self.text = ""
+
+    def push(self, token: int) -> str:
+        self.ids.append(token)
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        if text.endswith("\ufffd"):  # incomplete UTF-8 sequence: wait for the next token
+            return ""
+        piece, self.text = text[len(self.text):], text
+        return piece

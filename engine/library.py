@@ -1,0 +1,92 @@
+"""The document library in SQLite: documents, their pages and words.
+
+One database file in the data folder, opened in WAL mode with a busy timeout
+so the GUI and a command-line run can use it at the same time.
+"""
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import sqlite_utils
+
+from . import paths
+from .ingest import IngestedDocument, Page, Word
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+def connect(path: str | Path | None = None) -> sqlite_utils.Database:
+    """Open (creating if needed) the library database with WAL and a busy timeout."""
+    path = Path(path) if path else paths.library_path()
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    db = sqlite_utils.Database(conn)
+    _create_schema(db)
+    return db
+
+
+def _create_schema(db: sqlite_utils.Database) -> None:
+    db["documents"].create({"sha256": str, "path": str, "title": str, "pages": int, "text": str,
+                            "added": float, "last_opened": float, "last_page": int},
+                           pk="sha256", if_not_exists=True)
+    db["pages"].create({"sha256": str, "number": int, "width": float, "height": float,
+                        "text_start": int, "text_end": int},
+                       pk=("sha256", "number"), if_not_exists=True)
+    db["words"].create({"sha256": str, "idx": int, "page": int, "x0": float, "y0": float, "x1": float,
+                        "y1": float, "text": str, "start": int, "end": int},
+                       pk=("sha256", "idx"), if_not_exists=True)
+
+
+class Library:
+    """Documents DocFocus has read, keyed by the PDF's SHA-256."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.db = connect(path)
+
+    def save(self, document: IngestedDocument) -> None:
+        """Store (or refresh) a document with its pages and words, in one transaction."""
+        now = time.time()
+        existing = self.get_row(document.sha256)
+        with self.db.conn:
+            self.db["documents"].upsert({
+                "sha256": document.sha256, "path": document.path, "title": document.title,
+                "pages": len(document.pages), "text": document.text,
+                "added": existing["added"] if existing else now, "last_opened": now,
+                "last_page": existing["last_page"] if existing else 0,
+            }, pk="sha256")
+            if existing is None or not self.has_words(document.sha256):
+                self.db["pages"].insert_all(({"sha256": document.sha256, **vars(p)} for p in document.pages),
+                                            replace=True)
+                self.db["words"].insert_all(
+                    ({"sha256": document.sha256, "idx": i, **vars(w)} for i, w in enumerate(document.words)),
+                    replace=True, batch_size=2000)
+
+    def get_row(self, sha256: str) -> dict | None:
+        rows = list(self.db["documents"].rows_where("sha256 = ?", [sha256]))
+        return rows[0] if rows else None
+
+    def has_words(self, sha256: str) -> bool:
+        return self.db.execute("SELECT 1 FROM words WHERE sha256 = ? LIMIT 1", [sha256]).fetchone() is not None
+
+    def load(self, sha256: str) -> IngestedDocument | None:
+        """Rebuild an ingested document from the database (no PDF parsing), or None."""
+        row = self.get_row(sha256)
+        if row is None or not self.has_words(sha256):
+            return None
+        pages = [Page(r["number"], r["width"], r["height"], r["text_start"], r["text_end"])
+                 for r in self.db["pages"].rows_where("sha256 = ?", [sha256], order_by="number")]
+        words = [Word(r["page"], r["x0"], r["y0"], r["x1"], r["y1"], r["text"], r["start"], r["end"])
+                 for r in self.db["words"].rows_where("sha256 = ?", [sha256], order_by="idx")]
+        return IngestedDocument(sha256, row["path"], row["title"], pages, words, row["text"])
+
+    def recent(self, limit: int = 10) -> list[dict]:
+        return list(self.db["documents"].rows_where(select="sha256, path, title, pages, last_opened, last_page",
+                                                    order_by="last_opened desc", limit=limit))
+
+    def set_last_page(self, sha256: str, page: int) -> None:
+        with self.db.conn:
+            self.db.execute("UPDATE documents SET last_page = ? WHERE sha256 = ?", [page, sha256])

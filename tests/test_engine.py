@@ -1,0 +1,114 @@
+"""Engine API with a tiny random model: prefill, question reuse, windows, errors."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import pdfs
+from engine import generation
+from engine.api import Engine, EngineSettings
+from engine.errors import CancelledError, ModelLoadError, OutOfMemoryError, QuestionError
+
+
+def _logits(model, ids):
+    with torch.inference_mode():
+        return model(input_ids=torch.tensor([ids])).logits[0, -1]
+
+
+def test_chunked_prefill_matches_one_pass(tiny_engine, fact_pdf):
+    from transformers import DynamicCache
+
+    model = tiny_engine.loaded.model
+    ids = tiny_engine.open_document(fact_pdf).prefix_ids()
+    cache = DynamicCache(config=model.config)
+    chunked = generation.prefill(model, ids, cache, chunk_size=37)
+    assert cache.get_seq_length() == len(ids)
+    torch.testing.assert_close(chunked, _logits(model, ids), rtol=1e-4, atol=1e-4)
+
+
+def test_questions_reuse_the_document_state(tiny_engine, fact_pdf):
+    doc = tiny_engine.open_document(fact_pdf)
+    first = tiny_engine.ask(doc, "What is the launch code?")
+    second = tiny_engine.ask(doc, "What is the launch code?")
+    state, _ = tiny_engine.read(doc)
+    assert state.cache.get_seq_length() == state.prefix_len == len(doc.prefix_ids())
+    assert first.answer == second.answer  # greedy and the state was cropped back exactly
+    assert first.timings["prefill_s"] > 0 and second.timings["prefill_s"] == 0
+    assert second.document == first.document and first.document["tokens"] == doc.total_tokens
+
+
+def test_streamed_pieces_make_the_answer(tiny_engine, fact_pdf):
+    doc = tiny_engine.open_document(fact_pdf)
+    pieces: list[str] = []
+    answer = tiny_engine.ask(doc, "Anything?", on_text=pieces.append)
+    assert "".join(pieces).strip() == answer.answer
+    assert answer.timings["generated_tokens"] >= len([p for p in pieces if p])
+
+
+def test_stop_request_ends_generation(tiny_engine, fact_pdf):
+    doc = tiny_engine.open_document(fact_pdf)
+    tiny_engine.read(doc)
+    pieces: list[str] = []
+    answer = tiny_engine.ask(doc, "Anything?", on_text=pieces.append, should_stop=lambda: len(pieces) >= 1,
+                             max_new_tokens=50)
+    assert answer.stopped and answer.timings["generated_tokens"] <= 2
+
+
+def test_cancel_while_reading(tiny_model_dir, library, fact_pdf):
+    engine = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu"), library=library)
+    with pytest.raises(CancelledError):
+        engine.ask(engine.open_document(fact_pdf), "q", should_stop=lambda: True)
+
+
+def test_document_longer_than_window_is_truncated_and_said(tmp_path, bundled_dir, library):
+    from conftest import make_tiny_model
+
+    small = make_tiny_model(tmp_path / "small", bundled_dir, window=700)
+    engine = Engine(EngineSettings(model=str(small), device="cpu", max_new_tokens=4), library=library)
+    path = pdfs.paragraphs_pdf(tmp_path / "long.pdf", [pdfs.FILLER * 6] * 5)
+    doc = engine.open_document(path)
+    assert doc.truncated and doc.total_tokens > 700
+    assert doc.used_tokens + len(doc.layout.head_ids) + 512 <= 700
+    notice = doc.notice()
+    assert f"{doc.total_tokens:,} tokens" in notice and "700" in notice and f"pages 1-{doc.pages_used} of 5" in notice
+    answer = engine.ask(doc, "What happened?")
+    assert answer.notice == notice and answer.document["tokens_used"] == doc.used_tokens
+
+
+def test_empty_question_is_refused(tiny_engine, fact_pdf):
+    with pytest.raises(QuestionError):
+        tiny_engine.ask(tiny_engine.open_document(fact_pdf), "   ")
+
+
+def test_out_of_memory_while_reading_is_explained(tiny_model_dir, library, fact_pdf, monkeypatch):
+    engine = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu"), library=library)
+    engine.load()
+
+    def exhausted(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(engine.loaded.model, "forward", exhausted)
+    with pytest.raises(OutOfMemoryError) as caught:
+        engine.ask(engine.open_document(fact_pdf), "q")
+    assert "--device cpu" in caught.value.user_message()
+
+
+@pytest.mark.parametrize("model", ["/no/such/model", "./missing-folder"])
+def test_missing_model_path(model):
+    with pytest.raises(ModelLoadError, match="not found"):
+        Engine(EngineSettings(model=model)).load()
+
+
+def test_folder_that_is_not_a_causal_lm(tmp_path):
+    (tmp_path / "config.json").write_text('{"model_type": "bert", "hidden_size": 8}')
+    with pytest.raises(ModelLoadError):
+        Engine(EngineSettings(model=str(tmp_path))).load()
+
+
+def test_library_reopens_without_parsing(tiny_engine, fact_pdf, monkeypatch):
+    tiny_engine.open_document(fact_pdf)
+    import engine.api as api
+
+    monkeypatch.setattr(api, "ingest_pdf", lambda *a, **k: pytest.fail("parsed the PDF again"))
+    again = tiny_engine.open_document(fact_pdf)
+    assert pdfs.FACT in " ".join(again.ingested.text.split())
