@@ -40,6 +40,12 @@ class EngineSettings:
     device: str = "auto"
     device_map: str | None = None  # "auto" spreads a large model over several GPUs
     max_new_tokens: int = 200
+    # Attention used for answering: "dense" or "dga" (Dynamic Group Attention, engine/dga.py).
+    attention_mode: str = "dga"
+    gamma: float = 0.1  # DGA: fraction of document tokens kept exactly (focal tokens)
+    group_size: int = 16  # DGA: the other tokens are folded into groups of this many
+    # State cache (engine/state_cache.py): size cap in bytes for stored document states.
+    cache_cap_bytes: int = 4 * 1024**3
 
 
 @dataclass

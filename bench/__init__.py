@@ -1,0 +1,1 @@
+"""DocFocus benchmarks: `python -m bench [--quick] [--only SECTION ...]`."""

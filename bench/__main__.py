@@ -1,0 +1,51 @@
+"""Run the benchmark sections and write JSON + Markdown (+ PNG plots) under bench/results/.
+
+Each section is a module with ``run(quick: bool, out_dir: Path) -> dict`` that returns its
+results (JSON-serialisable) and may write plots into ``out_dir``; it also returns a
+``"markdown"`` entry with its table. Dense and DGA always run in the same process.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+SECTIONS = {
+    "needle": "bench.needle",  # needle-in-a-haystack accuracy + evidence hit rate (DGA vs dense vs baselines)
+    "speed": "bench.speed",  # decode ms/token and the attention microbenchmark
+    "rdata": "bench.rdata",  # R Data Import/Export manual questions
+    "cache": "bench.cache",  # state cache: warm vs cold first token, bytes per token
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small run, a few minutes on a 2-core CPU")
+    parser.add_argument("--only", nargs="+", choices=sorted(SECTIONS), help="run only these sections")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    out_dir = args.out / ("quick" if args.quick else "full")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in args.only or list(SECTIONS):
+        module = importlib.import_module(SECTIONS[name])
+        started = time.perf_counter()
+        print(f"== {name} ==", flush=True)
+        result = module.run(args.quick, out_dir)
+        result["elapsed_s"] = round(time.perf_counter() - started, 1)
+        result["machine"] = {"platform": platform.platform(), "python": sys.version.split()[0],
+                             "cpus": os.cpu_count()}
+        markdown = result.pop("markdown", "")
+        (out_dir / f"{name}.json").write_text(json.dumps(result, indent=2))
+        (out_dir / f"{name}.md").write_text(markdown)
+        print(markdown, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
