@@ -1,0 +1,97 @@
+"""Shared benchmark helpers: the engine on the bundled model, haystack text, PDFs from text, scoring."""
+from __future__ import annotations
+
+import os
+import random
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pymupdf
+
+R_MANUALS = Path("/usr/share/R/doc/manual")
+
+
+def r_manual(name: str) -> Path:
+    """A PDF from Debian's r-doc-pdf (installed on demand: apt-get install r-doc-pdf)."""
+    path = R_MANUALS / name
+    if not path.exists():
+        found = subprocess.run(["dpkg", "-L", "r-doc-pdf"], capture_output=True, text=True).stdout.split()
+        match = [p for p in found if p.endswith("/" + name)]
+        if not match:
+            raise SystemExit(f"{name} not found: install Debian's r-doc-pdf (apt-get install r-doc-pdf)")
+        path = Path(match[0])
+    return path
+
+
+def make_engine(**settings):
+    """An Engine on the bundled model (CPU unless DOCFOCUS_BENCH_DEVICE says otherwise), private data folder."""
+    os.environ.setdefault("DOCFOCUS_HOME", tempfile.mkdtemp(prefix="docfocus-bench-"))
+    from engine.api import Engine, EngineSettings
+    from engine.library import Library
+
+    device = os.environ.get("DOCFOCUS_BENCH_DEVICE", "cpu")
+    engine = Engine(EngineSettings(device=device, **settings),
+                    library=Library(Path(tempfile.mkdtemp(prefix="docfocus-bench-lib-")) / "library.sqlite"))
+    engine.load()
+    return engine
+
+
+def haystack_sentences(seed: int = 0) -> list[str]:
+    """Sentences of real manual prose (R's 'An Introduction to R'), for needle haystacks."""
+    with pymupdf.open(r_manual("R-intro.pdf")) as pdf:
+        text = " ".join(page.get_text() for page in pdf)
+    text = re.sub(r"\s+", " ", text)
+    sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if 40 <= len(s.strip()) <= 300]
+    return sentences
+
+
+def text_pdf(path: Path, paragraphs: list[str], words_per_page: int = 420) -> Path:
+    """Lay paragraphs out on A4 pages (about ``words_per_page`` words each) with PyMuPDF."""
+    document = pymupdf.open()
+    page_words: list[str] = []
+    pages: list[str] = []
+    for paragraph in paragraphs:
+        page_words.append(paragraph)
+        if sum(len(p.split()) for p in page_words) >= words_per_page:
+            pages.append(" ".join(page_words))
+            page_words = []
+    if page_words:
+        pages.append(" ".join(page_words))
+    for body in pages:
+        page = document.new_page(width=595, height=842)
+        rect = pymupdf.Rect(40, 40, 555, 802)
+        if page.insert_textbox(rect, body, fontsize=8) < 0:  # overflow: smaller font
+            page.clean_contents()
+            page = document[-1]
+            page.insert_textbox(rect, body, fontsize=6)
+    document.save(path)
+    return path
+
+
+@dataclass
+class Config:
+    """One attention configuration to compare on the same document state."""
+
+    name: str
+    mode: str = "dga"
+    gamma: float = 0.1
+    group_size: int = 16
+    options: dict | None = None
+
+    def apply(self, engine) -> None:
+        engine.settings.attention_mode = self.mode
+        engine.settings.gamma = self.gamma
+        engine.settings.group_size = self.group_size
+        engine.settings.dga_options = dict(self.options or {})
+
+
+def contains_answer(answer: str, expected: list[str]) -> bool:
+    flat = answer.lower().replace(" ", "")
+    return any(item.lower().replace(" ", "") in flat for item in expected)
+
+
+def rng(seed: int) -> random.Random:
+    return random.Random(seed)

@@ -1,0 +1,67 @@
+"""From per-token relevance to evidence passages on the page.
+
+Token scores (the attention mass of the tokens DGA kept, or of all tokens in
+dense mode) are mapped to words through the ingest map; the best words are
+merged into passages of neighbouring words on one page, and the passages are
+ranked by the relevance they hold.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .ingest import IngestedDocument
+
+KEEP_FRACTION = 0.03  # share of document tokens whose words seed passages
+MIN_KEPT = 12
+MAX_GAP_WORDS = 3  # kept words this close together join one passage
+CONTEXT_WORDS = 4  # words of context either side of a passage in its text
+
+
+def word_scores(document: IngestedDocument, token_word: np.ndarray, token_scores: np.ndarray) -> np.ndarray:
+    """(W,) relevance per word: the sum of its tokens' scores."""
+    scores = np.zeros(len(document.words), dtype=np.float64)
+    mapped = token_word[: len(token_scores)]
+    valid = mapped >= 0
+    np.add.at(scores, mapped[valid], token_scores[: len(mapped)][valid])
+    return scores
+
+
+def kept_words(scores: np.ndarray, total_tokens: int) -> np.ndarray:
+    """Indices of the most relevant words, in document order."""
+    count = min(int(np.count_nonzero(scores)), max(MIN_KEPT, int(KEEP_FRACTION * total_tokens)))
+    if count == 0:
+        return np.empty(0, dtype=np.int64)
+    return np.sort(np.argsort(-scores, kind="stable")[:count])
+
+
+def passages(document: IngestedDocument, token_word: np.ndarray, token_scores: np.ndarray,
+             limit: int = 8) -> list[dict]:
+    """Top passages, best first: {page (1-based), text, score, boxes [[x0, y0, x1, y1], ...]}."""
+    scores = word_scores(document, token_word, token_scores)
+    kept = kept_words(scores, len(token_scores))
+    runs: list[list[int]] = []
+    for index in kept.tolist():
+        last = runs[-1][-1] if runs else None
+        if last is not None and index - last <= MAX_GAP_WORDS + 1 and \
+                document.words[index].page == document.words[last].page:
+            runs[-1].append(index)
+        else:
+            runs.append([index])
+    total = scores.sum() or 1.0
+    found = []
+    for run in runs:
+        first, last = run[0], run[-1]
+        span = range(first, last + 1)
+        page = document.words[first].page
+        context = [i for i in range(max(0, first - CONTEXT_WORDS), min(len(document.words), last + CONTEXT_WORDS + 1))
+                   if document.words[i].page == page]
+        found.append({
+            "page": page + 1,
+            "text": " ".join(document.words[i].text for i in context),
+            "score": round(float(scores[first:last + 1].sum() / total), 4),
+            "boxes": [[round(w.x0, 1), round(w.y0, 1), round(w.x1, 1), round(w.y1, 1)]
+                      for w in (document.words[i] for i in span)],
+            "words": [first, last + 1],
+        })
+    found.sort(key=lambda item: -item["score"])
+    return found[:limit]

@@ -1,0 +1,149 @@
+"""Dynamic Group Attention: exactness limits, GQA, confinement, relevance and evidence."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+import pdfs
+from engine import dga, generation
+from engine.api import Engine, EngineSettings
+
+
+def _answer_logits(model, prefix, question, settings, steps=6):
+    """Logits of the question's last position and of ``steps`` greedy decode steps (teacher-forced)."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache(config=model.config)
+    generation.prefill(model, prefix, cache)
+    run = dga.DgaRun(settings, doc_start=2, doc_end=len(prefix)) if settings else None
+    kwargs = {"dga_run": run} if run else {}
+    outputs = []
+    with torch.inference_mode():
+        kwargs[generation._cache_kwarg(model)] = cache
+        logits = model(input_ids=torch.tensor([question]), use_cache=True, **kwargs).logits
+        outputs.append(logits[0, -1])
+        if run:
+            run.phase = "decode"
+        for step in range(steps):
+            token = torch.tensor([[int(outputs[-1].argmax())]])
+            outputs.append(model(input_ids=token, use_cache=True, **kwargs).logits[0, -1])
+    return torch.stack(outputs), run
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_engine):
+    model = copy.deepcopy(tiny_engine.loaded.model)
+    dga.enable(model)
+    return model
+
+
+PREFIX = list(range(100, 400))
+QUESTION = [17, 29, 31, 45, 12]
+
+
+def test_gamma_one_reproduces_dense_logits(tiny):
+    dense, _ = _answer_logits(tiny, PREFIX, QUESTION, None)
+    full, run = _answer_logits(tiny, PREFIX, QUESTION, dga.DgaSettings(gamma=1.0, reselect_every=2))
+    torch.testing.assert_close(full, dense, rtol=1e-5, atol=1e-5)
+    assert run.attended_fraction() == 1.0
+
+
+@pytest.mark.parametrize("bias", ["lse", "log_m"])
+def test_singleton_groups_reproduce_dense_logits(tiny, bias):
+    dense, _ = _answer_logits(tiny, PREFIX, QUESTION, None)
+    grouped, _ = _answer_logits(tiny, PREFIX, QUESTION,
+                                dga.DgaSettings(gamma=0.0, group_size=1, sinks=0, bias=bias, reselect_every=3))
+    torch.testing.assert_close(grouped, dense, rtol=1e-4, atol=1e-4)
+
+
+def test_compression_changes_logits_and_attends_a_fraction(tiny):
+    dense, _ = _answer_logits(tiny, PREFIX, QUESTION, None)
+    sparse, run = _answer_logits(tiny, PREFIX, QUESTION, dga.DgaSettings(gamma=0.1, group_size=16))
+    assert not torch.allclose(sparse[1:], dense[1:], atol=1e-4)  # decode really used the compressed keys
+    torch.testing.assert_close(sparse[0], dense[0])  # the question itself is read densely
+    length = len(PREFIX) - 2
+    expected = (torch.tensor(0.1 * length).ceil() + torch.tensor((length - 30) / 16).ceil()) / length
+    assert run.attended_fraction() == pytest.approx(float(expected), abs=1e-3)
+
+
+def test_grouped_query_model_is_used(tiny):
+    config = tiny.config
+    assert config.num_key_value_heads < config.num_attention_heads  # the fixture is a GQA model
+    _, run = _answer_logits(tiny, PREFIX, QUESTION, dga.DgaSettings())
+    selection = run.layers[0].selection
+    assert selection.keys.shape[1] == config.num_key_value_heads
+    assert selection.focal.shape[-1] == 30  # ceil(0.1 * 298) per KV head
+
+
+def test_patch_is_confined_to_the_model_instance(tiny_engine, tiny):
+    from transformers import AutoModelForCausalLM
+
+    other = AutoModelForCausalLM.from_pretrained(tiny_engine.loaded.model.name_or_path)
+    assert tiny.config._attn_implementation == dga.ATTENTION_NAME
+    assert other.config._attn_implementation != dga.ATTENTION_NAME
+    for module in tiny.modules():  # the attention modules' forward methods are the library's own
+        if module.__class__.__name__.endswith("Attention"):
+            assert "forward" not in vars(module)
+
+
+def test_select_groups_by_hand():
+    keys = torch.randn(1, 1, 10, 4)
+    values = torch.randn(1, 1, 10, 4)
+    scores = torch.zeros(1, 1, 10)
+    scores[0, 0, 6] = 1.0
+    settings = dga.DgaSettings(gamma=0.1, group_size=4, sinks=0, smoothing=1, weighting="mean", bias="log_m")
+    selection = dga.select(keys, values, scores, torch.zeros(1, 1, 4), settings, 0.5)
+    assert selection.focal.tolist() == [[[6]]]
+    rest = [0, 1, 2, 3, 4, 5, 7, 8, 9]  # in order, without the focal token: groups [0-3], [4,5,7,8], [9]
+    torch.testing.assert_close(selection.keys[0, 0, 0], keys[0, 0, 6])
+    torch.testing.assert_close(selection.keys[0, 0, 1], keys[0, 0, rest[:4]].mean(0))
+    torch.testing.assert_close(selection.keys[0, 0, 2], keys[0, 0, rest[4:8]].mean(0))
+    torch.testing.assert_close(selection.values[0, 0, 3], values[0, 0, 9])
+    torch.testing.assert_close(selection.bias[0, 0], torch.log(torch.tensor([1.0, 4.0, 4.0, 1.0])) * torch.tensor(
+        [0.0, 1.0, 1.0, 1.0]))
+
+
+def test_lse_bias_matches_member_mass_at_reference_query():
+    keys = torch.randn(1, 2, 40, 8)
+    query = torch.randn(1, 2, 8)
+    settings = dga.DgaSettings(gamma=0.0, group_size=8, sinks=0)
+    selection = dga.select(keys, torch.randn(1, 2, 40, 8), torch.rand(1, 2, 40), query, settings, 0.3)
+    grouped = torch.einsum("bhgd,bhd->bhg", selection.keys, query) * 0.3 + selection.bias
+    members = (torch.einsum("bhnd,bhd->bhn", keys, query) * 0.3).view(1, 2, 5, 8).logsumexp(-1)
+    torch.testing.assert_close(grouped, members, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["dense", "dga"])
+def test_answers_report_relevance_and_evidence(tiny_model_dir, library, fact_pdf, mode):
+    engine = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu", max_new_tokens=6, attention_mode=mode),
+                    library=library)
+    doc = engine.open_document(fact_pdf)
+    answer = engine.ask(doc, "What is the code?")
+    assert answer.attention["mode"] == mode
+    assert (answer.attention["attended_fraction"] == 1.0) == (mode == "dense")
+    assert answer.token_scores.shape == (doc.total_tokens,) and answer.token_scores.sum() > 0
+    assert answer.evidence and answer.evidence == sorted(answer.evidence, key=lambda e: -e.score)
+    for item in answer.evidence:
+        assert 1 <= item.page <= 3 and item.boxes and item.text
+        first, last = item.words
+        words = doc.ingested.words[first:last]
+        assert [[round(w.x0, 1), round(w.y0, 1), round(w.x1, 1), round(w.y1, 1)] for w in words] == item.boxes
+
+
+def test_unknown_attention_mode_is_refused(tiny_model_dir, library, fact_pdf):
+    from engine.errors import DocFocusError
+
+    engine = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu", attention_mode="magic"), library=library)
+    with pytest.raises(DocFocusError, match="attention mode"):
+        engine.ask(engine.open_document(fact_pdf), "q")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_on_gpu(tiny, dtype):
+    model = copy.deepcopy(tiny).to("cuda", dtype)
+    dense, _ = _answer_logits(model, PREFIX, QUESTION, None)
+    full, _ = _answer_logits(model, PREFIX, QUESTION, dga.DgaSettings(gamma=1.0))
+    torch.testing.assert_close(full.float(), dense.float(), rtol=2e-2, atol=2e-2)
