@@ -29,7 +29,34 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(ask)
     ask.add_argument("--max-new-tokens", type=int, default=200, help="longest answer in tokens (default 200)")
     ask.add_argument("--password", help="password of an encrypted PDF")
+    add_cache_options(ask)
+    add_cache_commands(commands)
     return parser
+
+
+def add_cache_options(ask: argparse.ArgumentParser) -> None:
+    ask.add_argument("--cache-format", choices=["model", "fp16", "int8"], default="model",
+                     help="how the document's state is stored for later questions: model (the model's dtype, "
+                          "exact; default), fp16, or int8 (about half of fp16)")
+    ask.add_argument("--no-cache", action="store_true",
+                     help="neither use nor save the document state cache (the chat history is still kept)")
+
+
+def add_cache_commands(commands) -> None:
+    cache = commands.add_parser("cache", help="list or clear stored document states",
+                                description="Stored document states let DocFocus answer without reading a "
+                                            "document again. They are a cache: clearing them never touches "
+                                            "the chat history.")
+    actions = cache.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
+    listing = actions.add_parser("list", help="stored states: document, model, tokens, size, last used")
+    listing.add_argument("--json", action="store_true", help="print one JSON object")
+    clear = actions.add_parser("clear", help="remove stored states (all, or one document's)")
+    clear.add_argument("--document", metavar="PDF", help="only this PDF's states")
+    history = commands.add_parser("history", help="print the questions and answers about a PDF",
+                                  description="Print the chat history of a PDF (oldest first).")
+    history.add_argument("pdf", help="the PDF file")
+    history.add_argument("--json", action="store_true", help="print one JSON object per answer, one per line")
+    history.add_argument("--clear", action="store_true", help="delete this PDF's history instead")
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -70,7 +97,8 @@ def run_ask(args: argparse.Namespace) -> int:
     from engine.api import Engine, EngineSettings
 
     engine = Engine(EngineSettings(model=args.model, device=args.device, device_map=args.device_map,
-                                   max_new_tokens=args.max_new_tokens))
+                                   max_new_tokens=args.max_new_tokens,
+                                   cache_format=args.cache_format, use_cache=not args.no_cache))
     progress = ProgressBar(enabled=sys.stderr.isatty() or not args.json)
     try:
         for question in args.questions:  # fail fast on an empty question before any heavy work
@@ -90,6 +118,9 @@ def run_ask(args: argparse.Namespace) -> int:
                 answer = engine.ask(doc, question, progress=progress, on_text=_print_piece)
                 print(flush=True)
                 print_evidence(answer)
+            cache_notice = (answer.notice or "").removeprefix(doc.notice() or "").strip()
+            if cache_notice:  # a cache problem (not saved, set aside), said once
+                print(f"Note: {cache_notice}", file=sys.stderr)
     finally:
         progress.close()
     return 0
@@ -113,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return {"ask": run_ask}[args.command](args)
+        from app.cache_commands import run_cache, run_history
+
+        return {"ask": run_ask, "cache": run_cache, "history": run_history}[args.command](args)
     except DocFocusError as error:
         print(f"docfocus: {error.user_message()}", file=sys.stderr)
         return error.exit_code

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-COMMANDS = {"ask"}
+COMMANDS = {"ask", "cache", "history"}
 
 
 def main(argv: list[str] | None = None) -> int:

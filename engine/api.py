@@ -10,6 +10,8 @@ run them in a worker thread and pass ``should_stop`` to cancel.
 """
 from __future__ import annotations
 
+import logging
+import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,13 +20,16 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import generation
+from . import generation, paths
 from .errors import DocFocusError
+from .history import History
+from .state_cache import FORMATS, StateCache, StateKey, StateTooLarge, dtype_name, layout_hash
 from .ingest import IngestedDocument, file_sha256, ingest_pdf
 from .library import Library
 from .models import LoadedModel, load_model
 from .prompt import PromptLayout, build_layout, question_ids, token_words
 
+log = logging.getLogger("docfocus")
 Progress = Callable[[str, int, int], None]
 ShouldStop = Callable[[], bool]
 # Tokens kept free after the document: the question plus the longest answer.
@@ -46,6 +51,8 @@ class EngineSettings:
     group_size: int = 16  # DGA: the other tokens are folded into groups of this many
     # State cache (engine/state_cache.py): size cap in bytes for stored document states.
     cache_cap_bytes: int = 4 * 1024**3
+    cache_format: str = "model"  # "model" (model dtype, exact), "fp16" or "int8" (see state_cache.py)
+    use_cache: bool = True  # False: neither restore nor store document states
 
 
 @dataclass
@@ -103,6 +110,10 @@ class DocumentState:
     cache: object  # transformers Cache, cropped back to ``prefix_len`` after every answer
     prefix_len: int
     last_logits: torch.Tensor
+    source: str = "prefill"  # how the latest read() got it: "prefill", "disk" (state cache) or "memory"
+    restore_s: float = 0.0  # seconds spent restoring it from the state cache
+    store_s: float = 0.0  # seconds spent saving it to the state cache
+    cache_notice: str | None = None  # a cache problem to tell the user once (with the next answer)
 
 
 @dataclass
@@ -143,6 +154,8 @@ class Engine:
         self._library = library
         self.loaded: LoadedModel | None = None
         self._states: dict[str, DocumentState] = {}
+        self._state_cache: StateCache | None = None
+        self._pending_notice: str | None = None  # a cache problem found while restoring, told with the answer
 
     @property
     def library(self) -> Library:
@@ -175,18 +188,115 @@ class Engine:
         """The document's state, computing it if this engine has not read it yet; returns (state, seconds spent)."""
         state = self._states.get(doc.sha256)
         if state is not None:
+            state.source, state.restore_s, state.store_s = "memory", 0.0, 0.0
             return state, 0.0
         from transformers import DynamicCache
 
         loaded = self.load()
+        ids = doc.prefix_ids()
+        state = self._restore_state(doc, ids)  # the state cache first: no prefill at all on a hit
+        if state is not None:
+            self._states[doc.sha256] = state
+            return state, 0.0
         started = time.perf_counter()
         cache = DynamicCache(config=loaded.model.config)
-        ids = doc.prefix_ids()
         report = (lambda done, total: progress("Reading the document", done, total)) if progress else None
         logits = generation.prefill(loaded.model, ids, cache, progress=report, should_stop=should_stop)
         state = DocumentState(doc.sha256, cache, len(ids), logits)
+        prefill_s = time.perf_counter() - started
+        self._store_state(doc, ids, state)
         self._states[doc.sha256] = state
-        return state, time.perf_counter() - started
+        return state, prefill_s
+
+    # ---- state cache and history (engine/state_cache.py, engine/history.py)
+
+    @property
+    def state_cache(self) -> StateCache:
+        """The document state cache, in ``states.sqlite`` beside the library database."""
+        if self._state_cache is None:
+            rows = self.library.db.execute("PRAGMA database_list").fetchall()
+            main = next((row[2] for row in rows if row[1] == "main" and row[2]), None)
+            folder = Path(main).parent if main else paths.data_dir()
+            self._state_cache = StateCache(folder / "states.sqlite", self.settings.cache_cap_bytes)
+        return self._state_cache
+
+    def state_key(self, doc: DocumentHandle, ids: list[int] | None = None) -> StateKey:
+        """What identifies ``doc``'s stored state for this model and these settings."""
+        import transformers
+
+        loaded = self.load()
+        ids = doc.prefix_ids() if ids is None else ids
+        storage = self.settings.cache_format
+        if storage not in FORMATS:
+            raise DocFocusError(f"Unknown cache format {storage!r}; use one of {', '.join(FORMATS)}.")
+        # Prefill is dense today; a prefill-time DGA must add its settings here (they change the tensors).
+        version = ".".join(transformers.__version__.split(".")[:2])
+        return StateKey(doc.sha256, loaded.id, loaded.revision, dtype_name(loaded.dtype), len(ids),
+                        layout_hash(ids), storage, f"prefill=dense;transformers={version}")
+
+    def _restore_state(self, doc: DocumentHandle, ids: list[int]) -> DocumentState | None:
+        if not self.settings.use_cache:
+            return None
+        from transformers import DynamicCache
+
+        loaded = self.load()
+        started = time.perf_counter()
+        layers = len(getattr(loaded.model.config, "layer_types", None) or []) or loaded.model.config.num_hidden_layers
+        restored = self.state_cache.load(self.state_key(doc, ids), loaded.dtype, _layer_devices(loaded.model, layers))
+        notice = " ".join(self.state_cache.take_notices()) or None
+        if restored is None:
+            self._pending_notice = notice
+            return None
+        cache = DynamicCache(config=loaded.model.config)
+        for layer, (keys, values) in enumerate(restored.layers):
+            cache.update(keys, values, layer)  # (1, H_kv, L, D) each
+        return DocumentState(doc.sha256, cache, len(ids), restored.last_logits, source="disk",
+                             restore_s=time.perf_counter() - started, cache_notice=notice)
+
+    def _store_state(self, doc: DocumentHandle, ids: list[int], state: DocumentState) -> None:
+        """Save a freshly read state; a state that cannot be saved is answered from anyway, said once."""
+        notice, self._pending_notice = self._pending_notice, None
+        if self.settings.use_cache:
+            started = time.perf_counter()
+            layers = [(layer.keys, layer.values) for layer in state.cache.layers]
+            try:
+                self.state_cache.store(self.state_key(doc, ids), layers, state.last_logits,
+                                       title=doc.ingested.title, path=doc.ingested.path)
+            except StateTooLarge as error:
+                notice = " ".join(filter(None, [notice, str(error)]))
+            state.store_s = time.perf_counter() - started
+            notice = " ".join(filter(None, [notice, *self.state_cache.take_notices()])) or None
+        state.cache_notice = notice
+
+    def history(self, sha256: str) -> list[dict]:
+        """Recorded answers about a document, oldest first: id, question, answer, evidence (list of
+        {page, text, score, boxes}), token_scores ((L,) float32 or None), attention, created (epoch), ..."""
+        return History(self.library.db).entries(sha256)
+
+    def clear_history(self, sha256: str) -> int:
+        """Forget a document's chat history; returns the number of answers removed."""
+        return History(self.library.db).clear(sha256)
+
+    def _finish_answer(self, answer: Answer, state: DocumentState, max_new_tokens: int) -> Answer:
+        """Cache facts into the answer (said once) and record it in the document's history."""
+        answer.cache_hit = state.source != "prefill"
+        answer.timings["restore_s"] = round(state.restore_s, 3)
+        answer.timings["store_s"] = round(state.store_s, 3)
+        answer.timings["state_from"] = state.source
+        if state.cache_notice:
+            answer.notice = " ".join(filter(None, [answer.notice, state.cache_notice]))
+            state.cache_notice = None
+        if answer.stopped and not answer.answer:
+            return answer
+        settings = {"attention_mode": self.settings.attention_mode, "gamma": self.settings.gamma,
+                    "group_size": self.settings.group_size, "max_new_tokens": max_new_tokens,
+                    "cache_format": self.settings.cache_format,
+                    "dga_options": dict(getattr(self.settings, "dga_options", {}) or {})}
+        try:
+            History(self.library.db).record(answer, settings)
+        except sqlite3.Error as error:  # history must never cost the user the answer
+            log.warning("could not record the answer in the history: %s", error)
+        return answer
 
     def ask(self, doc: DocumentHandle, question: str, on_text: Callable[[str], None] | None = None,
             should_stop: ShouldStop | None = None, progress: Progress | None = None,
@@ -226,8 +336,19 @@ class Engine:
             "total_s": round(time.perf_counter() - started, 3),
             "generated_tokens": generated,
         }
-        return Answer(
+        answer = Answer(
             question=question.strip(), answer=stream.text.strip(), document=doc.info(), model=loaded.info(),
             attention={"mode": "dense"}, timings=timings, evidence=[], cache_hit=False,
             stopped=bool(should_stop and should_stop()), notice=doc.notice(),
         )
+        return self._finish_answer(answer, state, limit)
+
+
+def _layer_devices(model, layers: int) -> list[torch.device]:
+    """The device of each decoder layer (``device_map="auto"`` may spread them over several GPUs)."""
+    default = next(model.parameters()).device
+    try:
+        decoder_layers = model.get_decoder().layers
+        return [next(decoder_layers[i].parameters()).device for i in range(layers)]
+    except (AttributeError, IndexError, StopIteration, TypeError):
+        return [default] * layers
