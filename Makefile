@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 run: setup
-	$(BIN)/docfocus ask resources/sample.pdf "Who was the lighthouse keeper?" "How tall is the tower?"
+	$(BIN)/docfocus resources/sample.pdf
 
 test: setup
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q

@@ -2,12 +2,27 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 COMMANDS = {"ask", "cache", "history"}
 
 
+def wants_gui(argv: list[str]) -> bool:
+    """No arguments, or a first argument that is a file rather than a command or an option."""
+    if not argv:
+        return True
+    first = argv[0]
+    if first in COMMANDS or first.startswith("-") or len(argv) > 1:
+        return False
+    return first.lower().endswith(".pdf") or Path(first).is_file()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if wants_gui(argv):
+        from app.gui import run_gui  # Qt is imported only for the window
+
+        return run_gui(argv[0] if argv else None)
     from app import cli
 
     return cli.main(argv)

@@ -87,6 +87,12 @@ class Library:
         return list(self.db["documents"].rows_where(select="sha256, path, title, pages, last_opened, last_page",
                                                     order_by="last_opened desc", limit=limit))
 
+    def touch(self, sha256: str, path: str) -> None:
+        """Record that the document was opened now, from ``path`` (it may have moved)."""
+        with self.db.conn:
+            self.db.execute("UPDATE documents SET last_opened = ?, path = ? WHERE sha256 = ?",
+                            [time.time(), str(path), sha256])
+
     def set_last_page(self, sha256: str, page: int) -> None:
         with self.db.conn:
             self.db.execute("UPDATE documents SET last_page = ? WHERE sha256 = ?", [page, sha256])

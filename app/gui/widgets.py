@@ -1,0 +1,211 @@
+"""Small widgets of the main window: banners, the find bar, the relevance legend, the side panel."""
+from __future__ import annotations
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QIcon, QImage, QLinearGradient, QPainter, QPixmap
+from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QPushButton,
+                               QTabWidget, QToolButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
+
+from .pdf_view import highlight_color
+
+BANNER_STYLES = {
+    "info": "background: #dbeafe; color: #1e3a8a; border: 1px solid #93c5fd;",
+    "warning": "background: #fef3c7; color: #78350f; border: 1px solid #fcd34d;",
+    "error": "background: #fee2e2; color: #7f1d1d; border: 1px solid #fca5a5;",
+}
+
+
+class Banner(QFrame):
+    def __init__(self, kind: str, text: str, parent=None) -> None:
+        super().__init__(parent)
+        self.kind = kind
+        self.setObjectName(f"banner_{kind}")
+        self.setStyleSheet(f"#banner_{kind} {{ {BANNER_STYLES[kind]} border-radius: 4px; }}"
+                           f"#banner_{kind} QLabel {{ color: inherit; background: transparent; border: none; }}")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(8, 4, 4, 4)
+        self.label = QLabel(text)
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        close = QToolButton()
+        close.setText("✕")
+        close.setAutoRaise(True)
+        close.setToolTip("Dismiss")
+        close.clicked.connect(self.hide)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(close)
+
+    def text(self) -> str:
+        return self.label.text()
+
+
+class BannerArea(QWidget):
+    """A column of dismissable banners, at most one per key (a new one replaces the old)."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(4, 2, 4, 2)
+        self._banners: dict[str, Banner] = {}
+
+    def show_banner(self, key: str, kind: str, text: str) -> Banner:
+        self.remove(key)
+        banner = Banner(kind, text)
+        self._banners[key] = banner
+        self._layout.addWidget(banner)
+        banner.show()  # a layout would only show it on the next event loop pass
+        return banner
+
+    def remove(self, key: str) -> None:
+        banner = self._banners.pop(key, None)
+        if banner is not None:
+            banner.setParent(None)
+            banner.deleteLater()
+
+    def clear(self) -> None:
+        for key in list(self._banners):
+            self.remove(key)
+
+    def texts(self) -> dict[str, str]:
+        """Visible banners by key (for tests and the status line)."""
+        return {key: banner.text() for key, banner in self._banners.items() if not banner.isHidden()}
+
+
+class FindBar(QWidget):
+    """Find in the document: ``sig_find(text)`` on a new text, ``sig_next(step)`` for F3/Shift+F3, ``sig_closed``."""
+
+    sig_find = Signal(str)
+    sig_next = Signal(int)
+    sig_closed = Signal()
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(4, 2, 4, 2)
+        self.edit = QLineEdit()
+        self.edit.setPlaceholderText("Find in document")
+        self.edit.setClearButtonEnabled(True)
+        self.edit.returnPressed.connect(self._return_pressed)
+        self.previous = QPushButton("◀")
+        self.previous.setToolTip("Previous hit (Shift+F3)")
+        self.previous.clicked.connect(lambda: self.sig_next.emit(-1))
+        self.next = QPushButton("▶")
+        self.next.setToolTip("Next hit (F3)")
+        self.next.clicked.connect(lambda: self.sig_next.emit(1))
+        self.count = QLabel("")
+        close = QToolButton()
+        close.setText("✕")
+        close.setAutoRaise(True)
+        close.clicked.connect(self.close_bar)
+        layout.addWidget(QLabel("Find:"))
+        layout.addWidget(self.edit, 1)
+        layout.addWidget(self.previous)
+        layout.addWidget(self.next)
+        layout.addWidget(self.count)
+        layout.addWidget(close)
+        self._searched = ""
+
+    def _return_pressed(self) -> None:
+        text = self.edit.text()
+        if text != self._searched:
+            self._searched = text
+            self.count.setText("searching…")
+            self.sig_find.emit(text)
+        else:
+            self.sig_next.emit(1)
+
+    def set_count(self, count: int, index: int = -1) -> None:
+        if not self._searched:
+            self.count.setText("")
+        elif count == 0:
+            self.count.setText("no hits")
+        else:
+            self.count.setText(f"{index + 1} of {count}" if index >= 0 else f"{count} hits")
+
+    def close_bar(self) -> None:
+        self._searched = ""
+        self.hide()
+        self.sig_closed.emit()
+
+    def keyPressEvent(self, event) -> None:
+        if event.key() == Qt.Key.Key_Escape:
+            self.close_bar()
+            return
+        super().keyPressEvent(event)
+
+
+class RelevanceLegend(QWidget):
+    """'low → high' with the highlight colour ramp used on the pages."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(6, 0, 6, 0)
+        ramp = QLabel()
+        ramp.setPixmap(self._ramp(QSize(70, 12)))
+        ramp.setToolTip("Highlight strength follows how much the model relied on a word")
+        layout.addWidget(QLabel("low"))
+        layout.addWidget(ramp)
+        layout.addWidget(QLabel("high relevance"))
+
+    @staticmethod
+    def _ramp(size: QSize) -> QPixmap:
+        pixmap = QPixmap(size)
+        pixmap.fill(Qt.GlobalColor.white)
+        painter = QPainter(pixmap)
+        gradient = QLinearGradient(0, 0, size.width(), 0)
+        gradient.setColorAt(0.0, highlight_color(0.0))
+        gradient.setColorAt(1.0, highlight_color(1.0))
+        painter.fillRect(pixmap.rect(), gradient)
+        painter.end()
+        return pixmap
+
+
+class SidePanel(QTabWidget):
+    """Outline and thumbnails; ``sig_go(page)`` when the user picks one (0-based page)."""
+
+    sig_go = Signal(int)
+    THUMB_SIZE = QSize(90, 120)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.outline = QTreeWidget()
+        self.outline.setHeaderHidden(True)
+        self.outline.itemClicked.connect(lambda item, _=0: self.sig_go.emit(item.data(0, Qt.ItemDataRole.UserRole)))
+        self.outline.itemActivated.connect(
+            lambda item, _=0: self.sig_go.emit(item.data(0, Qt.ItemDataRole.UserRole)))
+        self.thumbnails = QListWidget()
+        self.thumbnails.setViewMode(QListWidget.ViewMode.IconMode)
+        self.thumbnails.setIconSize(self.THUMB_SIZE)
+        self.thumbnails.setMovement(QListWidget.Movement.Static)
+        self.thumbnails.setResizeMode(QListWidget.ResizeMode.Adjust)
+        self.thumbnails.setFlow(QListWidget.Flow.TopToBottom)
+        self.thumbnails.setWrapping(False)
+        self.thumbnails.itemClicked.connect(lambda item: self.sig_go.emit(item.data(Qt.ItemDataRole.UserRole)))
+        self.addTab(self.outline, "Outline")
+        self.addTab(self.thumbnails, "Pages")
+
+    def set_document(self, outline: list[tuple[int, str, int]], page_count: int) -> None:
+        self.outline.clear()
+        parents: list[QTreeWidgetItem] = []
+        for level, title, page in outline:
+            parents = parents[:max(0, level - 1)]
+            item = QTreeWidgetItem([title])
+            item.setData(0, Qt.ItemDataRole.UserRole, page)
+            item.setToolTip(0, f"page {page + 1}")
+            (parents[-1].addChild(item) if parents else self.outline.addTopLevelItem(item))
+            parents.append(item)
+        self.outline.expandToDepth(0)
+        self.thumbnails.clear()
+        blank = QPixmap(self.THUMB_SIZE)
+        blank.fill(Qt.GlobalColor.white)
+        for page in range(page_count):
+            item = QListWidgetItem(QIcon(blank), str(page + 1))
+            item.setData(Qt.ItemDataRole.UserRole, page)
+            self.thumbnails.addItem(item)
+        self.setCurrentIndex(0 if outline else 1)
+
+    def set_thumbnail(self, page: int, image: QImage) -> None:
+        item = self.thumbnails.item(page)
+        if item is not None:
+            item.setIcon(QIcon(QPixmap.fromImage(image)))

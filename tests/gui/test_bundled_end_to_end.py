@@ -1,0 +1,38 @@
+"""End to end with the real bundled model: ask through the window about a fact in a generated PDF."""
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+
+pytestmark = pytest.mark.model
+
+
+@pytest.fixture()
+def dense_bundled_engine(bundled_dir, tmp_path):
+    """The bundled model with dense answering: the GUI is under test here, not DGA's accuracy
+    (at the time of writing DGA on this 135M model answered "444" to this question)."""
+    from engine.api import Engine, EngineSettings
+    from engine.library import Library
+
+    return Engine(EngineSettings(model=None, device="cpu", attention_mode="dense", max_new_tokens=30),
+                  library=Library(tmp_path / "library.sqlite"))
+
+
+def test_bundled_model_answers_in_chat_pane_and_highlights_fact_page(qtbot, make_window, dense_bundled_engine,
+                                                                     fact_pdf):
+    window = make_window(engine=dense_bundled_engine, auto_prepare=True)
+    with qtbot.waitSignal(window.sig_document_ready, timeout=120_000):
+        window.open_pdf(fact_pdf)
+    window.chat.question.setPlainText("What is the observatory's secret launch code?")
+    with qtbot.waitSignal(window.sig_answer_shown, timeout=300_000) as blocker:
+        qtbot.keyClick(window.chat.question, Qt.Key.Key_Return)
+    entry = blocker.args[0]
+    card = window.chat.cards[-1]
+    assert "4417" in entry["answer"]
+    assert "4417" in card.answer_label.text()
+    assert window.chat.selected is card
+    # The fact is on page 2 (index 1): at least one highlight lands there.
+    assert window.view.pages[1].highlights, [len(p.highlights) for p in window.view.pages]
+    fact_words = {(w.x0, w.y0) for w in window.handle.ingested.words if w.page == 1}
+    assert all((light.x0, light.y0) in fact_words for light in window.view.pages[1].highlights)
+    assert "Model:" in window.model_label.text() and "not loaded" not in window.model_label.text()
