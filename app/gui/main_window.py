@@ -265,6 +265,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{APP_NAME} — {info.title}")
         self.page_box.blockSignals(True)
         self.page_box.setMaximum(max(1, len(info.page_sizes)))
+        self.page_box.setValue(self.view.current_page() + 1)  # the view may have moved before the maximum was set
         self.page_box.blockSignals(False)
         self.page_total.setText(f" / {len(info.page_sizes)} ")
         self.side.set_document(info.outline, len(info.page_sizes))
@@ -364,6 +365,10 @@ class MainWindow(QMainWindow):
     def _on_answer(self, answer) -> None:
         entry = answer_entry(answer)
         self.chat.finish_answer(entry)
+        if entry["evidence"] and not answer.stopped:  # show where the answer came from
+            best = entry["evidence"][0]
+            boxes = best.get("boxes") or []
+            self.view.go_to_page(int(best["page"]) - 1, (min(b[1] for b in boxes) if boxes else None))
         self.attention_label.setText(self._attention_text(entry["attention"]))
         notice = answer.notice or ""
         if self.handle is not None and notice.startswith(self.handle.notice() or "\0"):

@@ -311,7 +311,7 @@ class PdfView(QGraphicsView):
         return len(self.pages) - 1
 
     def go_to_page(self, page: int, y: float | None = None) -> None:
-        """Scroll so that page ``page`` (0-based) starts at the top, or point ``y`` of it is centred."""
+        """Scroll so that page ``page`` (0-based) starts at the top, or point ``y`` of it is in view."""
         if not self.pages:
             self._pending_page = page
             return
@@ -321,8 +321,9 @@ class PdfView(QGraphicsView):
             top = self.mapFromScene(QPointF(rect.left(), rect.top() - PAGE_GAP / 2))
             bar = self.verticalScrollBar()
             bar.setValue(bar.value() + top.y())
-        else:
-            self.centerOn(QPointF(rect.center().x(), rect.top() + y))
+        else:  # the point a third of the way down the viewport: context above, room below
+            visible = self.mapToScene(self.viewport().rect()).boundingRect()
+            self.centerOn(QPointF(visible.center().x(), rect.top() + y + visible.height() / 6))
         self._on_scrolled()
 
     def _center_offset_in_page(self) -> float:

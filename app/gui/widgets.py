@@ -181,6 +181,7 @@ class SidePanel(QTabWidget):
         self.thumbnails.setResizeMode(QListWidget.ResizeMode.Adjust)
         self.thumbnails.setFlow(QListWidget.Flow.TopToBottom)
         self.thumbnails.setWrapping(False)
+        self.thumbnails.setGridSize(QSize(self.THUMB_SIZE.width() + 24, self.THUMB_SIZE.height() + 28))
         self.thumbnails.itemClicked.connect(lambda item: self.sig_go.emit(item.data(Qt.ItemDataRole.UserRole)))
         self.addTab(self.outline, "Outline")
         self.addTab(self.thumbnails, "Pages")
@@ -208,4 +209,9 @@ class SidePanel(QTabWidget):
     def set_thumbnail(self, page: int, image: QImage) -> None:
         item = self.thumbnails.item(page)
         if item is not None:
-            item.setIcon(QIcon(QPixmap.fromImage(image)))
+            framed = QPixmap(image.width() + 2, image.height() + 2)
+            framed.fill(Qt.GlobalColor.gray)
+            painter = QPainter(framed)
+            painter.drawImage(1, 1, image)
+            painter.end()
+            item.setIcon(QIcon(framed))

@@ -223,3 +223,4 @@ def test_reopens_at_last_page_and_lists_recent(qtbot, make_window, gui_engine, t
                     == [str(other.resolve()), str(book.resolve())], timeout=10_000)
     window.open_pdf(book)
     qtbot.waitUntil(lambda: window.view.current_page() == 7, timeout=10_000)
+    qtbot.waitUntil(lambda: window.page_box.value() == 8, timeout=10_000)

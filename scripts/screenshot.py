@@ -1,0 +1,82 @@
+"""Start the real DocFocus window on a PDF, ask a question with the bundled model, save a screenshot.
+
+    xvfb-run -s "-screen 0 1600x1000x24" python scripts/screenshot.py resources/sample.pdf \
+        "Who was the first lighthouse keeper?" docs/screenshot.png
+
+Uses a throw-away QSettings file, so the user's settings are neither read nor changed.
+Exits non-zero if no answer arrives within --timeout seconds.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("pdf")
+    parser.add_argument("question")
+    parser.add_argument("out", nargs="?", default="docs/screenshot.png")
+    parser.add_argument("--attention", choices=["dga", "dense"], default="dga")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--size", default="1440x900", help="window size, WIDTHxHEIGHT")
+    parser.add_argument("--timeout", type=float, default=600)
+    args = parser.parse_args()
+
+    from PySide6.QtCore import QSettings, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from app.gui import apply_palette
+    from app.gui.main_window import MainWindow
+    from app.gui.settings import save_engine_settings
+    from engine.api import EngineSettings
+
+    app = QApplication(sys.argv[:1])
+    app.setApplicationName("DocFocus")
+    apply_palette(app)
+    store = QSettings(str(Path(tempfile.mkdtemp()) / "docfocus.ini"), QSettings.Format.IniFormat)
+    save_engine_settings(store, EngineSettings(model=None, device=args.device, attention_mode=args.attention,
+                                               max_new_tokens=60))
+    window = MainWindow(settings=store)
+    width, height = (int(v) for v in args.size.split("x"))
+    window.resize(width, height)
+    window.show()
+    result = {"code": 1}
+
+    def ask(_handle) -> None:
+        window.chat.question.setPlainText(args.question)
+        window.chat.submit()
+
+    def save() -> None:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        if not window.grab().save(args.out):
+            print(f"could not write {args.out}", file=sys.stderr)
+        else:
+            print(f"saved {args.out}")
+            result["code"] = 0
+        window.close()
+        app.quit()
+
+    def answered(entry) -> None:
+        print("answer:", entry.get("answer"))
+        QTimer.singleShot(1500, save)  # let the pages with highlights render
+
+    def failed(job: str, message: str) -> None:
+        print(f"error ({job}): {message}", file=sys.stderr)
+
+    window.sig_document_ready.connect(ask)
+    window.sig_answer_shown.connect(answered)
+    window.sig_error_shown.connect(failed)
+    QTimer.singleShot(int(args.timeout * 1000), lambda: (print("timed out", file=sys.stderr), app.quit()))
+    window.open_pdf(args.pdf)
+    app.exec()
+    return result["code"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
