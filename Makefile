@@ -24,6 +24,11 @@ run: setup
 test: setup
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
 
+# The packaged app: dist/DocFocus/ (PyInstaller, one folder) and, on Linux, dist/DocFocus-*.tar.gz.
+package: setup
+	$(BIN)/pip install --quiet -c constraints.txt pyinstaller
+	$(BIN)/python packaging/build.py
+
 bench-quick: setup
 	$(BIN)/python -m bench --quick
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from engine import __version__
@@ -20,6 +21,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Read long PDFs with a local language model. With no command (or a PDF path) "
                     "DocFocus opens its window; the commands below work in a terminal.")
     parser.add_argument("--version", action="version", version=f"DocFocus {__version__}")
+    parser.add_argument("--self-test", action="store_true",
+                        help="check this install headless (bundled model, a DGA answer, the cache, the window) "
+                             "and exit 0 if it works")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     ask = commands.add_parser("ask", help="answer questions about a PDF",
                               description="Answer one or more questions about a PDF, reading it once.")
@@ -140,6 +144,10 @@ def print_evidence(answer) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.self_test:
+        from app.selftest import run as self_test
+
+        return self_test(verbose=os.environ.get("DOCFOCUS_SELFTEST_VERBOSE") == "1")
     if args.command is None:
         parser.print_help()
         return 0

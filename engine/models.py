@@ -11,6 +11,7 @@ import importlib.util
 import json
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,8 +97,36 @@ def device_name(device: torch.device) -> str:
     return "CPU"
 
 
+# Where a packaged app keeps the bundled model already converted (relative to the bundle's root).
+PRECONVERTED_SUBDIR = Path("models") / BUNDLED_NAME
+
+
+def preconverted_bundled_dir() -> Path | None:
+    """The bundled model shipped already converted, if this install has one.
+
+    ``DOCFOCUS_BUNDLED_MODEL`` names such a folder explicitly; a frozen (PyInstaller)
+    app looks in ``<bundle>/models/SmolLM2-135M-Instruct``. A folder counts only with
+    the ``docfocus.json`` stamp that ``converted_bundled_dir`` writes last.
+    """
+    override = os.environ.get("DOCFOCUS_BUNDLED_MODEL")
+    if override:
+        folder = Path(override)
+        if not (folder / "docfocus.json").is_file():
+            raise ModelLoadError(f"DOCFOCUS_BUNDLED_MODEL={override} is not a converted DocFocus model folder.")
+        return folder
+    bundle_root = getattr(sys, "_MEIPASS", None)
+    if bundle_root and getattr(sys, "frozen", False):
+        folder = Path(bundle_root) / PRECONVERTED_SUBDIR
+        if (folder / "docfocus.json").is_file():
+            return folder
+    return None
+
+
 def converted_bundled_dir(progress: Progress | None = None) -> Path:
     """The bundled model as safetensors, converting the GGUF once if needed."""
+    shipped = preconverted_bundled_dir()
+    if shipped is not None:
+        return shipped
     gguf = bundled_gguf_path()
     stamp = f"{gguf.stat().st_size}-{int(gguf.stat().st_mtime)}"
     target = paths.models_dir() / f"{BUNDLED_NAME}-{hashlib.sha256(stamp.encode()).hexdigest()[:12]}"

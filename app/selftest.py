@@ -1,0 +1,199 @@
+"""``docfocus --self-test``: check that an install (packaged or from source) works, headless.
+
+In a temporary data folder it loads the bundled model, reads resources/sample.pdf, answers one
+question with Dynamic Group Attention, checks the answer and its evidence, checks that the document
+and its state were written to SQLite and are read back by a fresh engine, and opens and closes the
+main window offscreen. It prints one summary line and exits 0, or prints the failing step and its
+reason and exits 1. Nothing is downloaded and the user's own data folder is not touched.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+QUESTION = "How tall is the tower?"
+EXPECTED = "38"  # resources/sample.pdf, page 2: "The tower is 38 meters tall ..."
+EXPECTED_PAGE = 2
+MAX_NEW_TOKENS = 24
+
+
+class SelfTestFailure(Exception):
+    """A check failed; the message says which and why."""
+
+
+def resources_dir() -> Path:
+    """resources/ of a frozen bundle or of the source tree."""
+    bundle = getattr(sys, "_MEIPASS", None)
+    if getattr(sys, "frozen", False) and bundle:
+        return Path(bundle) / "resources"
+    return Path(__file__).resolve().parents[1] / "resources"
+
+
+def process_age() -> float | None:
+    """Seconds since this process started (Linux), so frozen start-up time is counted too."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return uptime - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class _Steps:
+    def __init__(self, verbose: bool) -> None:
+        self.verbose = verbose
+        self.current = "start"
+        self.started = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        self.current = name
+        if self.verbose:
+            print(f"self-test: [{time.perf_counter() - self.started:5.1f} s] {name} ...", file=sys.stderr,
+                  flush=True)
+
+
+def run(device: str = "auto", verbose: bool = False, keep_home: bool = False) -> int:
+    """Run every check; print one line; return the exit status."""
+    started = time.perf_counter()
+    age0 = process_age()
+    home = Path(tempfile.mkdtemp(prefix="docfocus-selftest-"))
+    saved = {key: os.environ.get(key) for key in ("DOCFOCUS_HOME", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
+                                                  "QT_QPA_PLATFORM")}
+    os.environ.update(DOCFOCUS_HOME=str(home), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+                      QT_QPA_PLATFORM="offscreen")
+    step = _Steps(verbose)
+    try:
+        facts = _checks(step, device, started, age0)
+    except SelfTestFailure as failure:
+        print(f"DocFocus self-test FAILED at {step.current}: {failure}", flush=True)
+        return 1
+    except Exception as error:  # anything unexpected is a failure with its reason, not a traceback dump
+        if verbose:
+            traceback.print_exc()
+        print(f"DocFocus self-test FAILED at {step.current}: {type(error).__name__}: {error}", flush=True)
+        return 1
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        if keep_home:
+            print(f"self-test data kept in {home}", file=sys.stderr)
+        else:
+            shutil.rmtree(home, ignore_errors=True)
+    total = time.perf_counter() - started
+    print("DocFocus self-test OK: " + "; ".join(facts) + f"; total {total:.1f} s", flush=True)
+    return 0
+
+
+def _checks(step: _Steps, device: str, started: float, age0: float | None) -> list[str]:
+    step("importing the engine")
+    from engine import __version__
+    from engine.api import Engine, EngineSettings
+
+    facts = [f"DocFocus {__version__}", "frozen" if getattr(sys, "frozen", False) else "source"]
+    sample = resources_dir() / "sample.pdf"
+    if not sample.is_file():
+        raise SelfTestFailure(f"the sample PDF is missing: {sample}")
+
+    step("loading the bundled model")
+    settings = EngineSettings(model="bundled", device=device, attention_mode="dga",
+                              max_new_tokens=MAX_NEW_TOKENS)
+    engine = Engine(settings)
+    loaded = engine.load()
+    facts.append(f"{loaded.device_name} {str(loaded.dtype).replace('torch.', '')}")
+    converted = list((Path(os.environ["DOCFOCUS_HOME"]) / "models").glob("*"))
+    if getattr(sys, "frozen", False) and converted:
+        raise SelfTestFailure("the packaged app converted the model again instead of using the shipped one")
+
+    step("answering with DGA")
+    doc = engine.open_document(sample)
+    answer = engine.ask(doc, QUESTION)
+    first_answer_s = time.perf_counter() - started
+    mode = (answer.attention or {}).get("mode")
+    if mode != "dga":
+        raise SelfTestFailure(f"the answer used attention {mode!r}, not 'dga'")
+    if EXPECTED not in answer.answer:
+        raise SelfTestFailure(f"{QUESTION!r} was answered {answer.answer!r}; expected {EXPECTED} meters")
+    age = f", {age0 + first_answer_s:.1f} s after process start" if age0 is not None else ""
+    facts.append(f"answer {answer.answer!r} in {first_answer_s:.1f} s{age}")
+
+    step("checking the evidence")
+    if not answer.evidence:
+        raise SelfTestFailure("the answer came without evidence")
+    pages = [item.page for item in answer.evidence[:3]]
+    if EXPECTED_PAGE not in pages:
+        raise SelfTestFailure(f"the top evidence is on pages {pages}, not page {EXPECTED_PAGE}")
+    best = next(item for item in answer.evidence if item.page == EXPECTED_PAGE)
+    if not best.boxes or not all(len(box) == 4 for box in best.boxes):
+        raise SelfTestFailure("the evidence on page 2 has no word boxes to highlight")
+    facts.append(f"evidence p. {pages[0]} ({len(answer.evidence)} passages)")
+
+    step("re-reading the SQLite cache")
+    facts.append(_check_cache(engine, answer, sample))
+    del engine, loaded, doc
+
+    step("opening the main window")
+    facts.append(_check_window())
+    return facts
+
+
+def _check_cache(first_engine, first_answer, sample: Path) -> str:
+    """A fresh engine on the same data folder must find the document (and its state, if cached)."""
+    from engine.api import Engine
+    from engine.library import Library
+    from engine.paths import data_dir
+
+    databases = sorted(p.name for p in data_dir().glob("*.sqlite*"))
+    if not databases:
+        raise SelfTestFailure(f"nothing was written to SQLite in {data_dir()}")
+    library = Library()
+    if library.load(first_answer.document["sha256"]) is None:
+        raise SelfTestFailure("the document is not in the library database after reading it")
+    has_state_cache = importlib.util.find_spec("engine.state_cache") is not None
+    if not has_state_cache:
+        return f"library re-read ({', '.join(databases)}); no state cache in this build"
+    second = Engine(first_engine.settings)
+    second.load()
+    doc = second.open_document(sample)
+    again = second.ask(doc, QUESTION)
+    if not again.cache_hit:
+        raise SelfTestFailure("a fresh engine read the document again instead of restoring its cached state")
+    if again.answer != first_answer.answer:
+        raise SelfTestFailure(f"the answer from the cached state differs: {again.answer!r} "
+                              f"vs {first_answer.answer!r}")
+    return f"state cache hit in a fresh engine ({', '.join(databases)})"
+
+
+def _check_window() -> str:
+    if importlib.util.find_spec("app.gui") is None:
+        raise SelfTestFailure("the desktop app (app.gui) is not part of this install")
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from app.gui.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication(["docfocus", "-platform", "offscreen"])
+    # Settings in the temporary data folder: the user's own window and engine settings stay untouched.
+    from engine.paths import data_dir
+
+    store = QSettings(str(data_dir() / "selftest-settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(settings=store)
+    window.show()
+    for _ in range(5):
+        app.processEvents()
+    title = window.windowTitle()
+    if not window.isVisible():
+        raise SelfTestFailure("the main window did not show")
+    window.close()
+    app.processEvents()
+    window.deleteLater()
+    app.processEvents()
+    return f"window {title!r} opened and closed ({app.platformName()})"
