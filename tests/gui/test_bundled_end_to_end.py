@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import Qt
+from gui_support import make_window, qsettings  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.model
 

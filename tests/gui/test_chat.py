@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
+from gui_support import book, book_pdf, gui_engine, make_window, qsettings, wait_open  # noqa: F401 (fixtures)
 
-from conftest import wait_open
 
 QUESTION = "What is the secret launch code?"
 
@@ -208,8 +208,6 @@ def test_long_document_gets_window_banner(qtbot, make_window, gui_engine, tmp_pa
 
 
 def test_reopens_at_last_page_and_lists_recent(qtbot, make_window, gui_engine, tmp_path):
-    from conftest import book_pdf
-
     book = book_pdf(tmp_path / "book.pdf")
     other = book_pdf(tmp_path / "other.pdf", pages=3)
     window = make_window(engine=gui_engine, auto_prepare=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from gui_support import make_window, qsettings  # noqa: F401 (fixtures)
 
 ROOT = Path(__file__).resolve().parents[2]
 

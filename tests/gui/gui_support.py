@@ -1,4 +1,8 @@
-"""GUI fixtures: isolated QSettings, generated multi-page PDFs and windows on the tiny model."""
+"""GUI test support: isolated QSettings, generated multi-page PDFs, windows on the tiny model.
+
+A plain module imported by the GUI tests, not a conftest.py: tests/conftest.py owns that module name
+(tests import from it), and a second conftest would shadow it.
+"""
 from __future__ import annotations
 
 import os

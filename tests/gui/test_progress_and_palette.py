@@ -1,0 +1,85 @@
+"""Progress with time left and Cancel, a model load cancelled mid-way, Ctrl+wheel zoom, the dark palette."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QWheelEvent
+from gui_support import book, make_window, qsettings, wait_open  # noqa: F401 (fixtures)
+
+
+
+class SlowLoadingEngine:
+    """Stands in for engine.api.Engine: a model load that reports progress for ~10 s unless cancelled."""
+
+    def __init__(self) -> None:
+        from engine.api import EngineSettings
+
+        self.settings = EngineSettings(model="slow", device="cpu")
+        self.loaded = None
+        self.library = None
+        self.cancelled = threading.Event()
+
+    def load(self, progress):
+        for step in range(1000):
+            progress("Loading slow-model", step, 1000)  # raises CancelledError once the user cancels
+            time.sleep(0.01)
+        raise AssertionError("the load was never cancelled")
+
+
+def test_progress_shows_time_left_and_cancel_stops_loading(qtbot, make_window, book):
+    engine = SlowLoadingEngine()
+    window = make_window(engine=engine)
+    window.open_pdf(book)
+    wait_open(qtbot, window, 30)
+    window.prepare()
+    qtbot.waitUntil(lambda: window.cancel_button.isVisible() and window.eta.text().endswith("left"), timeout=10_000)
+    assert window.progress.maximum() == 1000 and 0 < window.progress.value() < 1000
+    assert window.activity.text() == "Loading slow-model"
+    started = time.monotonic()
+    with qtbot.waitSignal(window.worker.sig_busy, timeout=5_000, check_params_cb=lambda text: text == ""):
+        qtbot.mouseClick(window.cancel_button, Qt.MouseButton.LeftButton)
+    assert time.monotonic() - started < 2
+    qtbot.waitUntil(lambda: not window.cancel_button.isVisible(), timeout=5_000)
+    assert window.activity.text() in ("Cancelled", "Ready")
+    # The reader still works after the cancelled load.
+    window.view.go_to_page(12)
+    assert window.view.current_page() == 12
+
+
+def test_ctrl_wheel_zooms(qtbot, make_window, book):
+    window = make_window()
+    window.open_pdf(book)
+    wait_open(qtbot, window, 30)
+    view = window.view
+    before = view.zoom
+    event = QWheelEvent(QPointF(100, 100), QPointF(view.viewport().mapToGlobal(QPoint(100, 100))), QPoint(0, 0),
+                        QPoint(0, 120), Qt.MouseButton.NoButton, Qt.KeyboardModifier.ControlModifier,
+                        Qt.ScrollPhase.NoScrollPhase, False)
+    view.wheelEvent(event)
+    assert view.zoom == pytest.approx(before * 1.2)
+    assert view.fit_mode is None  # an explicit zoom ends "fit width"
+
+
+def test_palette_follows_dark_scheme(qtbot):
+    from PySide6.QtGui import QGuiApplication, QPalette
+    from PySide6.QtWidgets import QApplication
+
+    from app.gui import apply_palette
+
+    app = QApplication.instance()
+    hints = QGuiApplication.styleHints()
+    if not hasattr(hints, "setColorScheme"):
+        pytest.skip("Qt without QStyleHints.setColorScheme")
+    try:
+        hints.setColorScheme(Qt.ColorScheme.Dark)
+        apply_palette(app)
+        if hints.colorScheme() != Qt.ColorScheme.Dark:
+            pytest.skip("this platform plugin does not report a dark scheme")
+        assert app.palette().color(QPalette.ColorRole.Window).lightness() < 80
+        hints.setColorScheme(Qt.ColorScheme.Light)
+        qtbot.waitUntil(lambda: app.palette().color(QPalette.ColorRole.Window).lightness() > 150, timeout=3_000)
+    finally:
+        hints.unsetColorScheme() if hasattr(hints, "unsetColorScheme") else None
