@@ -66,6 +66,16 @@ def make_tarball(bundle: Path, dist: Path) -> Path:
     return tarball
 
 
+def _children_peak_rss() -> int | None:
+    """Largest resident memory of the finished child processes (model conversion, PyInstaller)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return kib * (1 if sys.platform == "darwin" else 1024)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dist", type=Path, default=ROOT / "dist")
@@ -85,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         model = convert_model(ROOT / "build" / "model-home")
         print(f"Bundled model: {model}", flush=True)
         run_pyinstaller(model, args.dist, args.work)
-        print(f"PyInstaller finished in {time.perf_counter() - started:.0f} s", flush=True)
+        peak = _children_peak_rss()
+        print(f"PyInstaller finished in {time.perf_counter() - started:.0f} s"
+              + (f" (peak memory {human(peak)})" if peak else ""), flush=True)
     report = size_report(bundle, int(args.budget_gb * 1e9) if args.budget_gb > 0 else 0)
     print("\n".join(report.lines()))
     if args.budget_gb > 0 and report.over_budget:

@@ -31,7 +31,6 @@ sed -e "s|^Exec=docfocus|Exec=\"$app_dir/docfocus\"|" -e "s|^TryExec=docfocus|Tr
     "$here/docfocus.desktop" > "$apps_dir/docfocus.desktop"
 chmod 644 "$apps_dir/docfocus.desktop"
 command -v update-desktop-database >/dev/null 2>&1 && update-desktop-database -q "$apps_dir" || true
-command -v gtk-update-icon-cache >/dev/null 2>&1 && gtk-update-icon-cache -q -t "${icon_dir%/512x512/apps}" || true
 
 echo "Done. Start DocFocus from your applications menu, or run: $bin_dir/docfocus"
 case ":$PATH:" in
