@@ -6,7 +6,8 @@
 #ifndef AppVersion
   #define AppVersion "0.1.0"
 #endif
-#define AppExe "docfocus.exe"
+; docfocusw.exe opens the window without a console; docfocus.exe is the command line (ask, --self-test).
+#define AppExe "docfocusw.exe"
 
 [Setup]
 AppId={{6F0C9B2E-5D43-4B8A-9C1E-D0CF0C05D0C5}
