@@ -48,7 +48,7 @@ class EngineWorker(QObject):
 
     req_configure = Signal(object)  # EngineSettings
     req_lookup = Signal(str)  # path: library row (last page)
-    req_prepare = Signal(str, int)  # path, stop generation: load model, open and read the document
+    req_prepare = Signal(str, object, int)  # path, password or None, stop generation: load, open and read
     req_ask = Signal(object, str, int)  # handle, question, stop generation
     req_history = Signal(str)
     req_clear_history = Signal(str)
@@ -136,13 +136,13 @@ class EngineWorker(QObject):
             self.sig_document_row.emit(path, sha, int(row["last_page"] or 0) if row else 0)
         self._run("library", work)
 
-    @Slot(str, int)
-    def _prepare(self, path: str, generation: int) -> None:
+    @Slot(str, object, int)
+    def _prepare(self, path: str, password, generation: int) -> None:
         def work() -> None:
             engine = self._load(generation)
             self.sig_busy.emit("Opening the document")
             with PDF_LOCK:
-                handle = engine.open_document(path)
+                handle = engine.open_document(path, password)
             if hasattr(self.library, "touch"):
                 self.library.touch(handle.sha256, path)  # a library hit is a fresh open for "recent"
             self.sig_document.emit(path, handle)

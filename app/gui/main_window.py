@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QProgressBar, QPushButton, QSpinBox, QSplitter,
-                               QToolBar, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QFileDialog, QInputDialog, QLabel, QLineEdit, QMainWindow, QProgressBar,
+                               QPushButton, QSpinBox, QSplitter, QToolBar, QVBoxLayout, QWidget)
 
 from .chat_pane import ChatPane
 from .engine_worker import EngineThread, EngineWorker
@@ -58,6 +58,7 @@ class MainWindow(QMainWindow):
         self.engine_settings = engine.settings if engine is not None else load_engine_settings(self.store)
         self.auto_prepare = auto_prepare
         self.path: str | None = None
+        self.password: str | None = None  # of the open PDF, when it is encrypted (kept in memory only)
         self.sha256: str | None = None
         self.handle = None  # engine DocumentHandle of the open document, once read
         self.model_info: dict | None = None
@@ -211,6 +212,7 @@ class MainWindow(QMainWindow):
         view, chat, worker = self.view, self.chat, self.worker
         view.sig_opened.connect(self._on_pdf_opened)
         view.sig_failed.connect(lambda message: self.show_error("pdf", message))
+        view.worker.sig_needs_password.connect(self._ask_password)
         view.sig_page_changed.connect(self._on_page_changed)
         view.sig_zoom_changed.connect(lambda zoom: self.zoom_label.setText(f"{zoom * 100:.0f}%"))
         view.sig_find_done.connect(self._on_find_done)
@@ -250,7 +252,7 @@ class MainWindow(QMainWindow):
         self._save_page()
         if self.chat.busy:
             self.stop()
-        self.path, self.sha256, self.handle = path, None, None
+        self.path, self.sha256, self.handle, self.password = path, None, None, None
         self._pending_question = None
         self._prepare_requested = False
         self._restore_page = page
@@ -260,6 +262,17 @@ class MainWindow(QMainWindow):
         self.view.open(path, page or 0)
         self.worker.req_lookup.emit(path)
         self.activity.setText(f"Opening {Path(path).name}")
+
+    def _ask_password(self, path: str, wrong: bool) -> None:
+        if path != self.path:
+            return
+        prompt = ("Wrong password. " if wrong else "") + f"{Path(path).name} is encrypted. Password:"
+        password, ok = QInputDialog.getText(self, "Password", prompt, QLineEdit.EchoMode.Password)
+        if ok and password:
+            self.password = password
+            self.view.open(path, self._restore_page or 0, password)
+        else:
+            self.show_error("pdf", f"{Path(path).name} is encrypted; it stays closed without its password.")
 
     def _on_pdf_opened(self, info) -> None:
         self.setWindowTitle(f"{APP_NAME} — {info.title}")
@@ -284,7 +297,7 @@ class MainWindow(QMainWindow):
         if self.path and not self._prepare_requested:
             self._prepare_requested = True
             self.worker.req_configure.emit(self.engine_settings)
-            self.worker.req_prepare.emit(self.path, self.worker.stop_generation)
+            self.worker.req_prepare.emit(self.path, self.password, self.worker.stop_generation)
 
     def _on_document_row(self, path: str, sha256: str, last_page: int) -> None:
         if path != self.path:

@@ -178,11 +178,11 @@ class PdfView(QGraphicsView):
         self.horizontalScrollBar().valueChanged.connect(lambda _: self._schedule_render())
 
     # --- document -------------------------------------------------------------------------
-    def open(self, path: str, page: int = 0) -> None:
+    def open(self, path: str, page: int = 0, password: str | None = None) -> None:
         """Open ``path`` in the background; ``sig_opened`` follows, then the view shows ``page``."""
         self.close_document()  # until it opens, "go to page" requests wait for the new document
         self._pending_page = page
-        self.worker.open(path)
+        self.worker.open(path, password)
 
     def close_document(self) -> None:
         self.scene().clear()

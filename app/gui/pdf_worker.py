@@ -11,6 +11,7 @@ Signals (all emitted from this thread, delivered queued to the GUI):
 - ``sig_words(page, words)``: the page's words as ``PageWord`` tuples, once per page.
 - ``sig_found(generation, text, hits)``: ``[(page, (x0, y0, x1, y1)), ...]`` for a find request.
 - ``sig_failed(message)``: the file could not be opened.
+- ``sig_needs_password(path, wrong)``: the file is encrypted; ``wrong`` when a password was given and failed.
 """
 from __future__ import annotations
 
@@ -54,11 +55,13 @@ class PdfWorker(QThread):
     sig_words = Signal(int, object)
     sig_found = Signal(int, str, object)
     sig_failed = Signal(str)
+    sig_needs_password = Signal(str, bool)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self._wake = threading.Condition()
         self._open_path: str | None = None
+        self._password: str | None = None
         self._renders: list[tuple[int, float]] = []  # most wanted first
         self._thumbnails: list[tuple[int, float]] = []
         self._find: tuple[int, str] | None = None
@@ -67,9 +70,9 @@ class PdfWorker(QThread):
         self._words_sent: set[int] = set()
 
     # --- called from the GUI thread -------------------------------------------------------
-    def open(self, path: str) -> None:
+    def open(self, path: str, password: str | None = None) -> None:
         with self._wake:
-            self._open_path = path
+            self._open_path, self._password = path, password
             self._renders, self._thumbnails, self._find = [], [], None
             self._wake.notify()
 
@@ -114,8 +117,8 @@ class PdfWorker(QThread):
 
     def _next_job(self):
         if self._open_path:
-            path, self._open_path = self._open_path, None
-            return lambda: self._do_open(path)
+            path, password, self._open_path = self._open_path, self._password, None
+            return lambda: self._do_open(path, password)
         if self._find:
             generation, text = self._find
             self._find = None
@@ -126,17 +129,16 @@ class PdfWorker(QThread):
             page, scale = self._thumbnails.pop(0)
         return lambda: self._do_render(page, scale)
 
-    def _do_open(self, path: str) -> None:
+    def _do_open(self, path: str, password: str | None = None) -> None:
         with PDF_LOCK:
             if self._document is not None:
                 self._document.close()
                 self._document = None
             self._words_sent.clear()
             try:
-                document = open_pdf(path)  # says plainly what is wrong: missing, not a PDF, damaged, no pages
+                document = open_pdf(path, password)  # says what is wrong: missing, not a PDF, damaged, no pages
             except PdfPasswordError:
-                self.sig_failed.emit(f"{_name(path)} is encrypted; DocFocus cannot open password-protected PDFs "
-                                     f"in the window yet (the command line takes --password).")
+                self.sig_needs_password.emit(path, bool(password))
                 return
             except DocFocusError as error:
                 self.sig_failed.emit(error.user_message())
@@ -179,6 +181,3 @@ class PdfWorker(QThread):
 def _stem(path: str) -> str:
     return Path(path).stem
 
-
-def _name(path: str) -> str:
-    return Path(path).name

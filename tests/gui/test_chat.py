@@ -222,3 +222,23 @@ def test_reopens_at_last_page_and_lists_recent(qtbot, make_window, gui_engine, t
     window.open_pdf(book)
     qtbot.waitUntil(lambda: window.view.current_page() == 7, timeout=10_000)
     qtbot.waitUntil(lambda: window.page_box.value() == 8, timeout=10_000)
+
+
+def test_encrypted_pdf_asks_for_its_password(qtbot, make_window, gui_engine, tmp_path, monkeypatch):
+    import pdfs
+    from PySide6.QtWidgets import QInputDialog
+
+    answers = iter([("wrong", True), ("s3cret", True)])
+    prompts = []
+
+    def get_text(parent, title, prompt, *args, **kwargs):
+        prompts.append(prompt)
+        return next(answers)
+
+    monkeypatch.setattr(QInputDialog, "getText", staticmethod(get_text))
+    window = make_window(engine=gui_engine, auto_prepare=True)
+    with qtbot.waitSignal(window.sig_document_ready, timeout=60_000) as blocker:
+        window.open_pdf(pdfs.encrypted_pdf(tmp_path / "locked.pdf"))
+    assert len(prompts) == 2 and prompts[1].startswith("Wrong password")
+    assert window.view.page_count() == 1
+    assert "vault" in blocker.args[0].ingested.text
