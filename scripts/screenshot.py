@@ -26,6 +26,7 @@ def main() -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--size", default="1440x900", help="window size, WIDTHxHEIGHT")
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--dark", action="store_true", help="use the dark palette whatever the system says")
     args = parser.parse_args()
 
     from PySide6.QtCore import QSettings, QTimer
@@ -38,7 +39,7 @@ def main() -> int:
 
     app = QApplication(sys.argv[:1])
     app.setApplicationName("DocFocus")
-    apply_palette(app)
+    apply_palette(app, dark=True if args.dark else None)
     store = QSettings(str(Path(tempfile.mkdtemp()) / "docfocus.ini"), QSettings.Format.IniFormat)
     save_engine_settings(store, EngineSettings(model=None, device=args.device, attention_mode=args.attention,
                                                max_new_tokens=60))

@@ -4,8 +4,9 @@ from __future__ import annotations
 import sys
 
 
-def apply_palette(app) -> None:
-    """Fusion style with a palette that follows the system's light or dark scheme (and its changes)."""
+def apply_palette(app, dark: bool | None = None) -> None:
+    """Fusion style with a palette that follows the system's light or dark scheme (and its changes);
+    ``dark`` forces one (screenshots, tests)."""
     from PySide6.QtCore import Qt
     from PySide6.QtGui import QColor, QPalette
 
@@ -13,8 +14,9 @@ def apply_palette(app) -> None:
     hints = app.styleHints()
 
     def update(*_) -> None:
-        dark = hasattr(hints, "colorScheme") and hints.colorScheme() == Qt.ColorScheme.Dark
-        if not dark:
+        use_dark = dark if dark is not None else (
+            hasattr(hints, "colorScheme") and hints.colorScheme() == Qt.ColorScheme.Dark)
+        if not use_dark:
             app.setPalette(app.style().standardPalette())
             return
         palette = QPalette()
@@ -32,7 +34,7 @@ def apply_palette(app) -> None:
         app.setPalette(palette)
 
     update()
-    if hasattr(hints, "colorSchemeChanged"):
+    if dark is None and hasattr(hints, "colorSchemeChanged"):
         hints.colorSchemeChanged.connect(update)
 
 

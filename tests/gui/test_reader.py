@@ -190,3 +190,26 @@ def test_scanned_pdf_gets_no_text_layer_banner(qtbot, make_window, tmp_path):
     qtbot.waitUntil(lambda: "text" in window.banners.texts(), timeout=10_000)
     assert "no text layer" in window.banners.texts()["text"]
     assert "OCR" in window.banners.texts()["text"]
+
+
+def test_scrolling_a_100_page_book_renders_only_near_pages_and_stays_bounded(qtbot, make_window, tmp_path):
+    from gui_support import book_pdf
+
+    window = make_window()
+    view = window.view
+    view.cache.cap_bytes = 40 * 1024**2
+    rendered = []
+    view.worker.sig_rendered.connect(lambda page, scale, image: rendered.append(page) if scale != view.THUMB_SCALE
+                                     else None)
+    window.open_pdf(book_pdf(tmp_path / "long.pdf", pages=100))
+    wait_open(qtbot, window, 100)
+    bar = view.verticalScrollBar()
+    for step in range(0, 101, 5):  # a fast scroll from top to bottom
+        bar.setValue(bar.maximum() * step // 100)
+        qtbot.wait(5)
+    last = view.visible_pages()
+    qtbot.waitUntil(lambda: all(view.cache.get(p, view.render_scale()) for p in last), timeout=20_000)
+    assert view.current_page() >= 98
+    assert view.cache.bytes <= view.cache.cap_bytes
+    # Renders of pages that scrolled out of view before their turn were dropped.
+    assert 1 <= len(view.cache) < 30 and len(set(rendered)) < 50
