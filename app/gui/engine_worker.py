@@ -19,6 +19,7 @@ Signals to the GUI:
 - ``sig_cancelled(job)``: a job stopped at the user's request.
 - ``sig_error(job, message)``: a job failed; ``message`` is for the user.
 - ``sig_recent(rows)``: recent documents from the library.
+- ``sig_cache_cleared()``: the state cache was emptied.
 """
 from __future__ import annotations
 
@@ -194,6 +195,8 @@ class EngineWorker(QObject):
             engine = self._engine()
             if hasattr(engine, "clear_cache"):
                 engine.clear_cache()
+            elif hasattr(engine, "state_cache"):
+                engine.state_cache.clear()  # every stored document state; the in-memory one stays usable
             self.sig_cache_cleared.emit()
         self._run("cache", work)
 

@@ -27,6 +27,13 @@ RECENT_LIMIT = 10
 SAVE_PAGE_DELAY_MS = 800
 
 
+def can_clear_cache(engine=None) -> bool:
+    """Whether the engine (or, before one exists, the Engine class) has a state cache to clear."""
+    if engine is None:
+        from engine.api import Engine as engine  # noqa: N813 - the class stands in for an instance
+    return hasattr(engine, "clear_cache") or hasattr(engine, "state_cache")
+
+
 def answer_entry(answer) -> dict:
     """An ``engine.api.Answer`` as the dict the chat pane and history use."""
     return {"question": answer.question, "answer": answer.answer,
@@ -458,7 +465,8 @@ class MainWindow(QMainWindow):
             widget.setVisible(visible)
 
     def _on_cache_cleared(self) -> None:
-        self.activity.setText("Cache cleared")
+        self.banners.show_banner("cache", "info", "The state cache is empty: documents are read again "
+                                                  "(and stored again) at their next question.")
 
     def _on_model(self, info: dict) -> None:
         self.model_info = info
@@ -495,13 +503,7 @@ class MainWindow(QMainWindow):
 
     # --- settings -------------------------------------------------------------------------------------
     def show_settings(self) -> SettingsDialog:
-        engine = self.worker.engine
-        can_clear = engine is None or hasattr(engine, "clear_cache")
-        if engine is None:
-            from engine.api import Engine
-
-            can_clear = hasattr(Engine, "clear_cache")
-        dialog = SettingsDialog(self.engine_settings, can_clear, self)
+        dialog = SettingsDialog(self.engine_settings, can_clear_cache(self.worker.engine), self)
         dialog.sig_clear_cache.connect(self.worker.req_clear_cache)
         dialog.accepted.connect(lambda: self.apply_settings(dialog.result_settings()))
         dialog.open()
