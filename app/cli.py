@@ -42,6 +42,9 @@ def add_cache_options(ask: argparse.ArgumentParser) -> None:
     ask.add_argument("--cache-format", choices=["model", "fp16", "int8"], default="model",
                      help="how the document's state is stored for later questions: model (the model's dtype, "
                           "exact; default), fp16, or int8 (about half of fp16)")
+    ask.add_argument("--cache-cap-gb", type=float, default=4.0,
+                     help="size cap of the document state cache in GB (default 4); least recently used "
+                          "states are dropped to stay under it")
     ask.add_argument("--no-cache", action="store_true",
                      help="neither use nor save the document state cache (the chat history is still kept)")
 
@@ -102,7 +105,8 @@ def run_ask(args: argparse.Namespace) -> int:
 
     engine = Engine(EngineSettings(model=args.model, device=args.device, device_map=args.device_map,
                                    max_new_tokens=args.max_new_tokens,
-                                   cache_format=args.cache_format, use_cache=not args.no_cache))
+                                   cache_format=args.cache_format, use_cache=not args.no_cache,
+                                   cache_cap_bytes=int(args.cache_cap_gb * 1024**3)))
     progress = ProgressBar(enabled=sys.stderr.isatty() or not args.json)
     try:
         for question in args.questions:  # fail fast on an empty question before any heavy work

@@ -13,6 +13,7 @@ import sqlite_utils
 
 from . import paths
 from .ingest import IngestedDocument, Page, Word
+from .dbfile import damaged_reason, set_aside
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -20,6 +21,9 @@ BUSY_TIMEOUT_MS = 30_000
 def connect(path: str | Path | None = None) -> sqlite_utils.Database:
     """Open (creating if needed) the library database with WAL and a busy timeout."""
     path = Path(path) if path else paths.library_path()
+    reason = damaged_reason(path)
+    if reason:  # not SQLite, or truncated: keep it (it holds the chat history) and start a new library
+        set_aside(path, reason, "library database", "The damaged file is kept; PDFs are read again when opened.")
     conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA journal_mode=WAL")

@@ -153,3 +153,17 @@ def test_history_command(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "app", "history", str(tmp_path / "nope.pdf")],
                              capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
     assert missing.returncode != 0 and "not found" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_damaged_library_is_moved_aside_with_its_history_kept(tiny_model_dir, tmp_path, fact_pdf, caplog):
+    path = tmp_path / "library.sqlite"
+    path.write_bytes(b"garbage, not a database" * 50)
+    original = path.read_bytes()
+    engine = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu", max_new_tokens=4), library=Library(path))
+    doc = engine.open_document(fact_pdf)
+    answer = engine.ask(doc, "still answered?")
+    assert answer.timings["generated_tokens"] > 0 and len(engine.history(doc.sha256)) == 1
+    aside = list(tmp_path.glob("library.sqlite.damaged-*"))
+    assert len(aside) == 1 and aside[0].read_bytes() == original  # kept for the user, not deleted
+    assert any("library database library.sqlite could not be used (it is not a SQLite database)" in record.message
+               for record in caplog.records)
