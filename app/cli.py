@@ -33,6 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(ask)
     ask.add_argument("--max-new-tokens", type=int, default=200, help="longest answer in tokens (default 200)")
     ask.add_argument("--password", help="password of an encrypted PDF")
+    ask.add_argument("--attention", choices=["dga", "dense"], default="dga",
+                     help="dga: Dynamic Group Attention (default; attends to about gamma + 1/group of the "
+                          "document); dense: full attention")
+    ask.add_argument("--gamma", type=float, default=0.1, help="DGA: fraction of document tokens kept exactly")
+    ask.add_argument("--group", type=int, default=16, help="DGA: size of the groups the other tokens fold into")
+    ask.add_argument("--reselect-every", type=int, default=None,
+                     help="DGA: reselect kept tokens every N generated tokens (0: only at the question)")
     add_cache_options(ask)
     add_cache_commands(commands)
     return parser
@@ -103,8 +110,10 @@ class ProgressBar:
 def run_ask(args: argparse.Namespace) -> int:
     from engine.api import Engine, EngineSettings
 
+    options = {} if args.reselect_every is None else {"reselect_every": args.reselect_every}
     engine = Engine(EngineSettings(model=args.model, device=args.device, device_map=args.device_map,
-                                   max_new_tokens=args.max_new_tokens,
+                                   max_new_tokens=args.max_new_tokens, attention_mode=args.attention,
+                                   gamma=args.gamma, group_size=args.group, dga_options=options,
                                    cache_format=args.cache_format, use_cache=not args.no_cache,
                                    cache_cap_bytes=int(args.cache_cap_gb * 1024**3)))
     progress = ProgressBar(enabled=sys.stderr.isatty() or not args.json)

@@ -28,7 +28,7 @@ def r_manual(name: str) -> Path:
 
 def make_engine(**settings):
     """An Engine on the bundled model (CPU unless DOCFOCUS_BENCH_DEVICE says otherwise), private data folder."""
-    os.environ.setdefault("DOCFOCUS_HOME", tempfile.mkdtemp(prefix="docfocus-bench-"))
+    os.environ.setdefault("DOCFOCUS_HOME", str(Path(__file__).parent / "results" / ".home"))
     from engine.api import Engine, EngineSettings
     from engine.library import Library
 
@@ -40,9 +40,11 @@ def make_engine(**settings):
 
 
 def haystack_sentences(seed: int = 0) -> list[str]:
-    """Sentences of real manual prose (R's 'An Introduction to R'), for needle haystacks."""
-    with pymupdf.open(r_manual("R-intro.pdf")) as pdf:
-        text = " ".join(page.get_text() for page in pdf)
+    """Sentences of real manual prose (R's 'An Introduction to R' and 'R Language Definition')."""
+    text = ""
+    for name in ("R-intro.pdf", "R-lang.pdf"):
+        with pymupdf.open(r_manual(name)) as pdf:
+            text += " ".join(page.get_text() for page in pdf)
     text = re.sub(r"\s+", " ", text)
     sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if 40 <= len(s.strip()) <= 300]
     return sentences

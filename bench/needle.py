@@ -24,7 +24,7 @@ def build_case(engine, sentences, folder: Path, length: int, depth: float, index
     """A PDF of about ``length`` document tokens with the needle at ``depth`` (0-1) of the text."""
     needle, question, code = needle_case(index)
     r = rng(index * 7 + length)
-    start = r.randrange(0, len(sentences) - 2000)
+    start = r.randrange(0, len(sentences) - 700)
     tokenizer = engine.loaded.tokenizer
     chosen, tokens = [], 0
     for sentence in sentences[start:]:
@@ -67,12 +67,14 @@ def configs(quick: bool) -> list[Config]:
     baselines = [Config("evict (SnapKV-like)", options={"baseline": "evict"}),
                  Config("recent (StreamingLLM-like)", options={"baseline": "recent"})]
     if quick:
-        return base + baselines + [Config("dga g0.1 m16 r0", options={"reselect_every": 0})]
+        return base + baselines + [Config("dga r0 (select once)", options={"reselect_every": 0}),
+                                   Config("dga reselect=tokens", options={"reselect": "tokens"})]
     grid = [Config(f"dga g{g} m{m}", gamma=g, group_size=m) for g in (0.05, 0.1, 0.2) for m in (8, 16, 32)
             if (g, m) != (0.1, 16)]
     design = [Config("dga r0 (select once)", options={"reselect_every": 0}),
+              Config("dga reselect=tokens", options={"reselect": "tokens"}),
+              Config("dga follow=0", options={"follow": 0}),
               Config("dga r8", options={"reselect_every": 8}),
-              Config("dga weight=score", options={"weighting": "score"}),
               Config("dga weight=mean", options={"weighting": "mean"}),
               Config("dga bias=log_m", options={"bias": "log_m"}),
               Config("dga bias=none", options={"bias": "none"}),
@@ -81,9 +83,9 @@ def configs(quick: bool) -> list[Config]:
 
 
 def run(quick: bool, out_dir: Path) -> dict:
-    engine = make_engine(max_new_tokens=16)
+    engine = make_engine(max_new_tokens=24)
     sentences = haystack_sentences()
-    lengths = [1024, 4096] if quick else [1024, 2048, 4096, 7168]
+    lengths = [2048, 4096] if quick else [1024, 2048, 4096, 7168]
     cases = 6 if quick else 30
     chosen = configs(quick)
     folder = out_dir / "needle-pdfs"

@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import generation, paths
+from . import dga, generation, paths, relevance
 from .errors import DocFocusError
 from .history import History
 from .state_cache import FORMATS, StateCache, StateKey, StateTooLarge, dtype_name, layout_hash
@@ -53,6 +53,7 @@ class EngineSettings:
     cache_cap_bytes: int = 4 * 1024**3
     cache_format: str = "model"  # "model" (model dtype, exact), "fp16" or "int8" (see state_cache.py)
     use_cache: bool = True  # False: neither restore nor store document states
+    dga_options: dict = field(default_factory=dict)  # other DgaSettings fields (reselect_every, bias, ...)
 
 
 @dataclass
@@ -124,6 +125,7 @@ class Evidence:
     text: str
     score: float
     boxes: list[list[float]] = field(default_factory=list)
+    words: list[int] = field(default_factory=list)  # [first, last) word indices of the passage
 
 
 @dataclass
@@ -167,6 +169,7 @@ class Engine:
         if self.loaded is None:
             self.loaded = load_model(self.settings.model, self.settings.device, self.settings.device_map, progress)
             self._stop_ids = generation.stop_token_ids(self.loaded.tokenizer, self.loaded.model)
+            dga.enable(self.loaded.model)  # SDPA unless an answer passes a DgaRun
         return self.loaded
 
     def open_document(self, path: str | Path, password: str | None = None) -> DocumentHandle:
@@ -190,8 +193,6 @@ class Engine:
         if state is not None:
             state.source, state.restore_s, state.store_s = "memory", 0.0, 0.0
             return state, 0.0
-        from transformers import DynamicCache
-
         loaded = self.load()
         ids = doc.prefix_ids()
         state = self._restore_state(doc, ids)  # the state cache first: no prefill at all on a hit
@@ -199,7 +200,7 @@ class Engine:
             self._states[doc.sha256] = state
             return state, 0.0
         started = time.perf_counter()
-        cache = DynamicCache(config=loaded.model.config)
+        cache = generation.new_cache(loaded.model.config)
         report = (lambda done, total: progress("Reading the document", done, total)) if progress else None
         logits = generation.prefill(loaded.model, ids, cache, progress=report, should_stop=should_stop)
         state = DocumentState(doc.sha256, cache, len(ids), logits)
@@ -237,8 +238,6 @@ class Engine:
     def _restore_state(self, doc: DocumentHandle, ids: list[int]) -> DocumentState | None:
         if not self.settings.use_cache:
             return None
-        from transformers import DynamicCache
-
         loaded = self.load()
         started = time.perf_counter()
         layers = len(getattr(loaded.model.config, "layer_types", None) or []) or loaded.model.config.num_hidden_layers
@@ -247,7 +246,7 @@ class Engine:
         if restored is None:
             self._pending_notice = notice
             return None
-        cache = DynamicCache(config=loaded.model.config)
+        cache = generation.new_cache(loaded.model.config)
         for layer, (keys, values) in enumerate(restored.layers):
             cache.update(keys, values, layer)  # (1, H_kv, L, D) each
         return DocumentState(doc.sha256, cache, len(ids), restored.last_logits, source="disk",
@@ -259,6 +258,7 @@ class Engine:
         if self.settings.use_cache:
             started = time.perf_counter()
             layers = [(layer.keys, layer.values) for layer in state.cache.layers]
+            self.state_cache.cap_bytes = self.settings.cache_cap_bytes  # the user may have changed it
             try:
                 self.state_cache.store(self.state_key(doc, ids), layers, state.last_logits,
                                        title=doc.ingested.title, path=doc.ingested.path)
@@ -298,6 +298,18 @@ class Engine:
             log.warning("could not record the answer in the history: %s", error)
         return answer
 
+    def forget(self, doc: DocumentHandle) -> None:
+        """Drop this engine's in-memory state of a document (the next question reads or restores it again)."""
+        self._states.pop(doc.sha256, None)
+
+    def dga_settings(self) -> dga.DgaSettings:
+        """DGA settings for answering; dense mode runs the same scoring without compressing."""
+        mode = self.settings.attention_mode
+        if mode not in ("dense", "dga"):
+            raise DocFocusError(f"Unknown attention mode {mode!r}; use dense or dga.")
+        return dga.DgaSettings(gamma=self.settings.gamma, group_size=self.settings.group_size,
+                               compress=mode == "dga", **self.settings.dga_options)
+
     def ask(self, doc: DocumentHandle, question: str, on_text: Callable[[str], None] | None = None,
             should_stop: ShouldStop | None = None, progress: Progress | None = None,
             max_new_tokens: int | None = None) -> Answer:
@@ -314,9 +326,12 @@ class Engine:
         stream = generation.TextStream(loaded.tokenizer)
         first_token_s = None
         decode_started = None
+        run = dga.DgaRun(self.dga_settings(), doc.layout.doc_start, state.prefix_len)
+        hooks = _DgaHooks(run)
         try:
-            logits = generation.prefill(loaded.model, q_ids, state.cache, should_stop=should_stop, phase="question")
-            for token in generation.decode(loaded.model, state.cache, logits, limit, self._stop_ids,
+            logits = generation.prefill(loaded.model, q_ids, state.cache, hooks=hooks, should_stop=should_stop,
+                                        phase="question")
+            for token in generation.decode(loaded.model, state.cache, logits, limit, self._stop_ids, hooks=hooks,
                                            should_stop=should_stop):
                 if first_token_s is None:
                     first_token_s = time.perf_counter() - started
@@ -336,12 +351,33 @@ class Engine:
             "total_s": round(time.perf_counter() - started, 3),
             "generated_tokens": generated,
         }
+        token_scores = np.zeros(doc.total_tokens, dtype=np.float32)
+        kept = run.token_relevance()
+        if kept is not None:
+            token_scores[: len(kept)] = kept.cpu().numpy()
+        evidence = [Evidence(**item) for item in relevance.passages(doc.ingested, doc.token_word, token_scores)]
+        attention = {"mode": self.settings.attention_mode, **run.settings.to_dict(),
+                     "attended_fraction": run.attended_fraction()}
+        attention.pop("compress")
         answer = Answer(
             question=question.strip(), answer=stream.text.strip(), document=doc.info(), model=loaded.info(),
-            attention={"mode": "dense"}, timings=timings, evidence=[], cache_hit=False,
-            stopped=bool(should_stop and should_stop()), notice=doc.notice(),
+            attention=attention, timings=timings, evidence=evidence, cache_hit=False,
+            stopped=bool(should_stop and should_stop()), notice=doc.notice(), token_scores=token_scores,
         )
         return self._finish_answer(answer, state, limit)
+
+
+class _DgaHooks(generation.StepHooks):
+    """Passes the answer's DgaRun to the attention function; the question phase ends after its prefill."""
+
+    def __init__(self, run: dga.DgaRun) -> None:
+        self.run = run
+
+    def forward_kwargs(self, phase: str) -> dict:
+        return {"dga_run": self.run}
+
+    def after_step(self, phase: str) -> None:
+        self.run.phase = "decode"
 
 
 def _layer_devices(model, layers: int) -> list[torch.device]:

@@ -17,6 +17,64 @@ PREFILL_CHUNK = 512
 ShouldStop = Callable[[], bool]
 
 
+def new_cache(config):
+    """A transformers DynamicCache whose full-attention layers append in place (see GrowableLayer)."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    cache = DynamicCache(config=config)
+    cache.layers = [GrowableLayer() if type(layer) is DynamicLayer else layer for layer in cache.layers]
+    return cache
+
+
+def _growable_layer_class():
+    from transformers.cache_utils import DynamicLayer
+
+    class GrowableLayer(DynamicLayer):
+        """A DynamicLayer that appends into spare capacity instead of re-concatenating the whole cache on every
+        generated token (an O(length) copy per layer and step that dominates decoding long documents on CPU).
+        ``keys``/``values`` stay (B, H_kv, length, D) views, so everything reading them works unchanged."""
+
+        def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            length = self.keys.shape[-2] if self.keys.numel() else 0
+            total = length + key_states.shape[-2]
+            buffer = getattr(self, "_key_buffer", None)
+            stale = buffer is None or self.keys.numel() and self.keys.data_ptr() != buffer.data_ptr()
+            if stale or total > buffer.shape[-2] or buffer.dtype != key_states.dtype:
+                self._reserve(key_states, value_states, length, total + total // 4 + 256)
+            self._key_buffer[..., length:total, :] = key_states
+            self._value_buffer[..., length:total, :] = value_states
+            self.keys = self._key_buffer[..., :total, :]
+            self.values = self._value_buffer[..., :total, :]
+            return self.keys, self.values
+
+        def _reserve(self, key_states, value_states, length: int, capacity: int) -> None:
+            shape = (*key_states.shape[:-2], capacity, key_states.shape[-1])
+            keys, values = key_states.new_empty(shape), value_states.new_empty(shape[:-1] + value_states.shape[-1:])
+            if length:
+                keys[..., :length, :] = self.keys
+                values[..., :length, :] = self.values
+            self._key_buffer, self._value_buffer = keys, values
+
+    return GrowableLayer
+
+
+class _LazyGrowable:
+    """Builds the GrowableLayer class on first use, so importing this module does not import transformers."""
+
+    _class = None
+
+    def __call__(self):
+        if _LazyGrowable._class is None:
+            _LazyGrowable._class = _growable_layer_class()
+        return _LazyGrowable._class()
+
+
+GrowableLayer = _LazyGrowable()
+
+
 class StepHooks:
     """Default hooks: plain dense attention, nothing recorded."""
 

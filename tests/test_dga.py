@@ -54,27 +54,28 @@ def test_gamma_one_reproduces_dense_logits(tiny):
 def test_singleton_groups_reproduce_dense_logits(tiny, bias):
     dense, _ = _answer_logits(tiny, PREFIX, QUESTION, None)
     grouped, _ = _answer_logits(tiny, PREFIX, QUESTION,
-                                dga.DgaSettings(gamma=0.0, group_size=1, sinks=0, bias=bias, reselect_every=3))
+                                dga.DgaSettings(gamma=0.0, group_size=1, sinks=0, bias=bias, reselect_every=3, min_focal=0))
     torch.testing.assert_close(grouped, dense, rtol=1e-4, atol=1e-4)
 
 
 def test_compression_changes_logits_and_attends_a_fraction(tiny):
     dense, _ = _answer_logits(tiny, PREFIX, QUESTION, None)
-    sparse, run = _answer_logits(tiny, PREFIX, QUESTION, dga.DgaSettings(gamma=0.1, group_size=16))
+    sparse, run = _answer_logits(tiny, PREFIX, QUESTION, dga.DgaSettings(gamma=0.1, group_size=16, min_focal=0))
     assert not torch.allclose(sparse[1:], dense[1:], atol=1e-4)  # decode really used the compressed keys
     torch.testing.assert_close(sparse[0], dense[0])  # the question itself is read densely
-    length = len(PREFIX) - 2
-    expected = (torch.tensor(0.1 * length).ceil() + torch.tensor((length - 30) / 16).ceil()) / length
-    assert run.attended_fraction() == pytest.approx(float(expected), abs=1e-3)
+    length = len(PREFIX) - 2  # 298 document tokens: 4 sinks, 18 blocks of 16 (288), a remainder of 6
+    expected = (4 + 30 + 18 + 6) / length  # sinks + focal + groups + remainder, as in DESIGN (gamma + 1/m)
+    assert run.attended_fraction() == pytest.approx(expected, abs=2e-3)
 
 
 def test_grouped_query_model_is_used(tiny):
     config = tiny.config
     assert config.num_key_value_heads < config.num_attention_heads  # the fixture is a GQA model
-    _, run = _answer_logits(tiny, PREFIX, QUESTION, dga.DgaSettings())
-    selection = run.layers[0].selection
-    assert selection.keys.shape[1] == config.num_key_value_heads
-    assert selection.focal.shape[-1] == 30  # ceil(0.1 * 298) per KV head
+    _, run = _answer_logits(tiny, PREFIX, QUESTION, dga.DgaSettings(min_focal=0))
+    state = run.layers[0]
+    assert state.buffer.keys.shape[1] == config.num_key_value_heads
+    assert state.focal.shape[:2] == (1, config.num_key_value_heads)
+    assert state.focal.shape[-1] == 30  # ceil(0.1 * 298) per KV head
 
 
 def test_patch_is_confined_to_the_model_instance(tiny_engine, tiny):
@@ -88,37 +89,47 @@ def test_patch_is_confined_to_the_model_instance(tiny_engine, tiny):
             assert "forward" not in vars(module)
 
 
-def test_select_groups_by_hand():
-    keys = torch.randn(1, 1, 10, 4)
-    values = torch.randn(1, 1, 10, 4)
-    scores = torch.zeros(1, 1, 10)
-    scores[0, 0, 6] = 1.0
-    settings = dga.DgaSettings(gamma=0.1, group_size=4, sinks=0, smoothing=1, weighting="mean", bias="log_m")
-    selection = dga.select(keys, values, scores, torch.zeros(1, 1, 4), settings, 0.5)
-    assert selection.focal.tolist() == [[[6]]]
-    rest = [0, 1, 2, 3, 4, 5, 7, 8, 9]  # in order, without the focal token: groups [0-3], [4,5,7,8], [9]
-    torch.testing.assert_close(selection.keys[0, 0, 0], keys[0, 0, 6])
-    torch.testing.assert_close(selection.keys[0, 0, 1], keys[0, 0, rest[:4]].mean(0))
-    torch.testing.assert_close(selection.keys[0, 0, 2], keys[0, 0, rest[4:8]].mean(0))
-    torch.testing.assert_close(selection.values[0, 0, 3], values[0, 0, 9])
-    torch.testing.assert_close(selection.bias[0, 0], torch.log(torch.tensor([1.0, 4.0, 4.0, 1.0])) * torch.tensor(
-        [0.0, 1.0, 1.0, 1.0]))
+def _blocks(keys, values, query_ref, settings):
+    return dga.build_blocks(keys, values, 0, keys.shape[2], query_ref, settings, 0.5)
+
+
+def test_fold_blocks_by_hand():
+    keys, values = torch.randn(1, 1, 12, 4), torch.randn(1, 1, 12, 4)
+    settings = dga.DgaSettings(gamma=0.1, group_size=4, sinks=0, smoothing=1, follow=0, weighting="mean",
+                               bias="log_m")
+    blocks = _blocks(keys, values, torch.zeros(1, 1, 4), settings)
+    focal = torch.tensor([[[6, 8, 9, 10, 11]]])  # block 2 (8-11) is entirely focal
+    focal_keys, _, group_keys, group_values, bias = dga.fold_blocks(blocks, focal, settings, 0.5)
+    torch.testing.assert_close(focal_keys[0, 0], keys[0, 0, [6, 8, 9, 10, 11]])
+    torch.testing.assert_close(group_keys[0, 0, 0], keys[0, 0, 0:4].mean(0))
+    torch.testing.assert_close(group_keys[0, 0, 1], keys[0, 0, [4, 5, 7]].mean(0))  # focal 6 taken out
+    torch.testing.assert_close(group_values[0, 0, 1], values[0, 0, [4, 5, 7]].mean(0))
+    torch.testing.assert_close(bias[0, 0, :2], torch.log(torch.tensor([4.0, 3.0])))
+    assert bias[0, 0, 2] == float("-inf")  # an emptied group is never attended
 
 
 def test_lse_bias_matches_member_mass_at_reference_query():
     keys = torch.randn(1, 2, 40, 8)
     query = torch.randn(1, 2, 8)
     settings = dga.DgaSettings(gamma=0.0, group_size=8, sinks=0)
-    selection = dga.select(keys, torch.randn(1, 2, 40, 8), torch.rand(1, 2, 40), query, settings, 0.3)
-    grouped = torch.einsum("bhgd,bhd->bhg", selection.keys, query) * 0.3 + selection.bias
-    members = (torch.einsum("bhnd,bhd->bhn", keys, query) * 0.3).view(1, 2, 5, 8).logsumexp(-1)
-    torch.testing.assert_close(grouped, members, rtol=1e-4, atol=1e-4)
+    blocks = dga.build_blocks(keys, torch.randn(1, 2, 40, 8), 0, 40, query, settings, 0.3)
+    focal = torch.tensor([[[3, 17]], [[5, 30]]]).view(1, 2, 2)
+    _, _, group_keys, _, bias = dga.fold_blocks(blocks, focal, settings, 0.3)
+    grouped = torch.einsum("bhgd,bhd->bhg", group_keys, query) * 0.3 + bias
+    logits = (torch.einsum("bhnd,bhd->bhn", keys, query) * 0.3)
+    logits = logits.scatter(2, focal, float("-inf"))  # focal tokens are not in any group
+    torch.testing.assert_close(grouped, logits.view(1, 2, 5, 8).logsumexp(-1), rtol=1e-4, atol=1e-4)
+
+
+def test_follow_scores_spread_forward():
+    scores = torch.tensor([[[0.0, 5.0, 0.0, 0.0, 1.0, 0.0]]])
+    assert dga.follow_scores(scores, 2).tolist() == [[[0.0, 5.0, 5.0, 5.0, 1.0, 1.0]]]
 
 
 @pytest.mark.parametrize("mode", ["dense", "dga"])
 def test_answers_report_relevance_and_evidence(tiny_model_dir, library, fact_pdf, mode):
-    engine = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu", max_new_tokens=6, attention_mode=mode),
-                    library=library)
+    engine = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu", max_new_tokens=6, attention_mode=mode,
+                                   dga_options={"min_focal": 16}), library=library)
     doc = engine.open_document(fact_pdf)
     answer = engine.ask(doc, "What is the code?")
     assert answer.attention["mode"] == mode
@@ -130,6 +141,13 @@ def test_answers_report_relevance_and_evidence(tiny_model_dir, library, fact_pdf
         first, last = item.words
         words = doc.ingested.words[first:last]
         assert [[round(w.x0, 1), round(w.y0, 1), round(w.x1, 1), round(w.y1, 1)] for w in words] == item.boxes
+
+
+def test_short_documents_keep_at_least_min_focal_tokens(tiny):
+    _, run = _answer_logits(tiny, PREFIX, QUESTION, dga.DgaSettings(min_focal=100))
+    assert run.layers[0].focal.shape[-1] == 100  # more than ceil(0.1 * 298) = 30
+    _, run = _answer_logits(tiny, PREFIX, QUESTION, dga.DgaSettings(min_focal=1000))
+    assert run.attended_fraction() == 1.0  # a document shorter than the floor is kept whole
 
 
 def test_unknown_attention_mode_is_refused(tiny_model_dir, library, fact_pdf):

@@ -112,3 +112,23 @@ def test_library_reopens_without_parsing(tiny_engine, fact_pdf, monkeypatch):
     monkeypatch.setattr(api, "ingest_pdf", lambda *a, **k: pytest.fail("parsed the PDF again"))
     again = tiny_engine.open_document(fact_pdf)
     assert pdfs.FACT in " ".join(again.ingested.text.split())
+
+
+def test_growable_cache_matches_dynamic_cache(tiny_engine, fact_pdf):
+    """The in-place cache gives the same logits as transformers' DynamicCache, also after crop and regrowth."""
+    from transformers import DynamicCache
+
+    model = tiny_engine.loaded.model
+    ids = tiny_engine.open_document(fact_pdf).prefix_ids()
+    growable, dynamic = generation.new_cache(model.config), DynamicCache(config=model.config)
+    assert type(growable.layers[0]).__name__ == "GrowableLayer"
+    for cache in (growable, dynamic):
+        generation.prefill(model, ids, cache, chunk_size=64)
+    for round_ in range(2):  # a question, cropped back, then another one that grows past the spare room
+        steps = [list(generation.decode(model, cache, _logits(model, ids), 300 if round_ else 20, set()))
+                 for cache in (growable, dynamic)]
+        assert steps[0] == steps[1]
+        torch.testing.assert_close(growable.layers[0].keys, dynamic.layers[0].keys)
+        for cache in (growable, dynamic):
+            generation.crop_cache(cache, len(ids))
+        assert growable.get_seq_length() == dynamic.get_seq_length() == len(ids)
