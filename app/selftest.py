@@ -123,7 +123,9 @@ def _checks(step: _Steps, device: str, started: float, age0: float | None) -> li
     if EXPECTED not in answer.answer:
         raise SelfTestFailure(f"{QUESTION!r} was answered {answer.answer!r}; expected {EXPECTED} meters")
     age = f", {age0 + first_answer_s:.1f} s after process start" if age0 is not None else ""
-    facts.append(f"answer {answer.answer!r} in {first_answer_s:.1f} s{age}")
+    attended = answer.attention.get("attended_fraction")
+    attended = f", attending to {attended:.0%} of the document" if isinstance(attended, (int, float)) else ""
+    facts.append(f"DGA answer {answer.answer!r} in {first_answer_s:.1f} s{age}{attended}")
 
     step("checking the evidence")
     if not answer.evidence:
