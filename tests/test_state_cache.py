@@ -355,6 +355,10 @@ def test_cap_too_small_answers_anyway_and_says_so_once(tiny_model_dir, tmp_path,
     assert second.notice is None  # said once
     assert engine.state_cache.entries() == [] and engine.state_cache.used_bytes() == 0
     assert len(engine.history(doc.sha256)) == 2
+    engine.settings.cache_cap_bytes = 10**9  # raised in the settings: the next document read is stored
+    other = engine.open_document(pdfs.paragraphs_pdf(tmp_path / "other.pdf", [pdfs.PAGE_THREE]))
+    assert engine.ask(other, "When are tours?").notice is None
+    assert [e["sha256"] for e in engine.state_cache.entries()] == [other.sha256]
 
 
 def test_disk_full_answers_anyway(tmp_path):
