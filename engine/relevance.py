@@ -15,15 +15,27 @@ KEEP_FRACTION = 0.03  # share of document tokens whose words seed passages
 MIN_KEPT = 12
 MAX_GAP_WORDS = 3  # kept words this close together join one passage
 CONTEXT_WORDS = 4  # words of context either side of a passage in its text
+# Function words soak up attention everywhere (attention sinks), so they seed no passage and get no highlight.
+STOPWORDS = frozenset(
+    "a an the of to in on at by for and or but nor is are was were be been being it its this that these those "
+    "with as from has have had do does did not no so if then than there their they them he she his her we our "
+    "you your i me my which who whom what when where how".split())
+
+
+def is_content_word(text: str) -> bool:
+    """False for function words and bare punctuation, which carry no evidence on their own."""
+    core = text.strip(".,;:!?()[]{}\"'`“”‘’-").lower()
+    return bool(core) and core not in STOPWORDS
 
 
 def word_scores(document: IngestedDocument, token_word: np.ndarray, token_scores: np.ndarray) -> np.ndarray:
-    """(W,) relevance per word: the sum of its tokens' scores."""
+    """(W,) relevance per word: the sum of its tokens' scores (0 for function words)."""
     scores = np.zeros(len(document.words), dtype=np.float64)
     mapped = token_word[: len(token_scores)]
     valid = mapped >= 0
     np.add.at(scores, mapped[valid], token_scores[: len(mapped)][valid])
-    return scores
+    content = np.fromiter((is_content_word(w.text) for w in document.words), dtype=bool, count=len(document.words))
+    return np.where(content, scores, 0.0)
 
 
 def kept_words(scores: np.ndarray, total_tokens: int) -> np.ndarray:

@@ -165,3 +165,17 @@ def test_half_precision_on_gpu(tiny, dtype):
     dense, _ = _answer_logits(model, PREFIX, QUESTION, None)
     full, _ = _answer_logits(model, PREFIX, QUESTION, dga.DgaSettings(gamma=1.0))
     torch.testing.assert_close(full.float(), dense.float(), rtol=2e-2, atol=2e-2)
+
+
+def test_function_words_get_no_relevance(tmp_path):
+    import numpy as np
+
+    from engine.ingest import ingest_pdf
+    from engine.relevance import passages, word_scores
+
+    doc = ingest_pdf(pdfs.text_pdf(tmp_path / "w.pdf", [[(72, 100, "The tower is 38 meters tall")]]))
+    token_word = np.arange(len(doc.words))  # one token per word
+    scores = np.array([5.0, 1.0, 4.0, 2.0, 1.0, 1.0])  # "The" and "is" soak up the most attention
+    assert word_scores(doc, token_word, scores).tolist() == [0.0, 1.0, 0.0, 2.0, 1.0, 1.0]
+    best = passages(doc, token_word, scores)[0]
+    assert best["page"] == 1 and "38" in best["text"]

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.relevance import is_content_word
+
 # Show at most this fraction of the document's words (the focal share is ~10%),
 # and never words under this fraction of the best score.
 MAX_WORD_FRACTION = 0.12
@@ -53,6 +55,8 @@ def highlights_from_scores(words: list, scores: np.ndarray) -> list[Highlight]:
         if relative < MIN_RELATIVE_SCORE:
             break
         word = words[int(index)]
+        if not is_content_word(word.text):  # "the", "of": attention sinks, not evidence
+            continue
         result.append(Highlight(word.page, word.x0, word.y0, word.x1, word.y1, relative))
     return result
 
