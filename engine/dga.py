@@ -357,7 +357,8 @@ class DgaRun:
         m, dim = blocks.size, key.shape[-1]
         index = chosen[..., None, None].expand(-1, -1, -1, m, dim)
         opened = slice(state.opened, state.opened + chosen.shape[-1] * m)
-        buffer.keys[:, :, opened] = blocks.keys.gather(2, index).flatten(2, 3)
+        opened_keys = blocks.keys.gather(2, index).flatten(2, 3)  # (B, H_kv, C*m, D)
+        buffer.keys[:, :, opened] = opened_keys
         buffer.values[:, :, opened] = blocks.values.gather(2, index).flatten(2, 3)
         buffer.bias[:, :, opened] = 0
         is_open = torch.zeros_like(state.group_bias, dtype=torch.bool).scatter_(2, chosen, True)  # (B, H_kv, b)
@@ -368,6 +369,13 @@ class DgaRun:
         hidden = is_open.gather(2, focal_block)  # focal tokens inside a re-opened block
         buffer.bias[:, :, first_group - focal_block.shape[-1]:first_group] = torch.zeros_like(hidden, dtype=buffer.bias.dtype).masked_fill(
             hidden, float("-inf"))
+        # Relevance: how the recent queries spread over the re-opened tokens (an answer copying a passage).
+        queries = state.recent.reshape(*opened_keys.shape[:2], -1, dim).float()
+        mass = torch.softmax(torch.einsum("bhqd,bhcd->bhqc", queries, opened_keys.float()) * scaling, -1).sum(2)
+        positions = (chosen[..., None] * m + torch.arange(m, device=key.device)).flatten(2) + blocks.start
+        per_token = torch.zeros(self.doc_length, device=key.device)
+        per_token.index_add_(0, (positions - self.doc_start).flatten(), mass.flatten())
+        self._add_relevance(per_token)
 
     def _install(self, state: _LayerState, focal, scores, key, value, scaling: float) -> None:
         """Build the decode buffer from focal tokens (block-relative positions) and the folded blocks."""
