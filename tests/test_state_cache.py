@@ -38,12 +38,6 @@ def make_key(sha="a" * 64, storage="model", tokens=100, **changes) -> sc.StateKe
     return sc.StateKey(**{**fields, **changes})
 
 
-def run_python(code: str, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'tests'}", HF_HUB_OFFLINE="1")
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], capture_output=True, text=True,
-                          timeout=timeout, env=env, cwd=ROOT)
-
-
 # ---------------------------------------------------------------- restore is exact
 
 
@@ -410,9 +404,13 @@ def test_changed_pdf_at_the_same_path_is_a_new_document(tiny_model_dir, tmp_path
 
 
 def test_no_cache_setting_neither_reads_nor_writes(tiny_model_dir, tmp_path, fact_pdf):
+    first = make_engine(tiny_model_dir, tmp_path)
+    first.ask(first.open_document(fact_pdf), "q")
+    stored = first.state_cache.entries()
     engine = make_engine(tiny_model_dir, tmp_path, use_cache=False)
-    engine.ask(engine.open_document(fact_pdf), "q")
-    assert not (tmp_path / "states.sqlite").exists() or engine.state_cache.entries() == []
+    answer = engine.ask(engine.open_document(fact_pdf), "q")
+    assert answer.timings["state_from"] == "prefill" and not answer.cache_hit  # a stored state was not used
+    assert make_engine(tiny_model_dir, tmp_path).state_cache.entries() == stored  # nor written
 
 
 # ---------------------------------------------------------------- command line
