@@ -354,7 +354,7 @@ class Engine:
         token_scores = np.zeros(doc.total_tokens, dtype=np.float32)
         kept = run.token_relevance()
         if kept is not None:
-            token_scores[: len(kept)] = kept.cpu().numpy()
+            token_scores[: len(kept)] = relevance.detrend(kept.cpu().numpy())
         evidence = [Evidence(**item) for item in relevance.passages(doc.ingested, doc.token_word, token_scores)]
         attention = {"mode": self.settings.attention_mode, **run.settings.to_dict(),
                      "attended_fraction": run.attended_fraction()}

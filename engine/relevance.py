@@ -28,6 +28,23 @@ def is_content_word(text: str) -> bool:
     return bool(core) and core not in STOPWORDS
 
 
+TREND_WINDOW = 1025  # tokens: the moving average removed from the scores
+
+
+def detrend(token_scores: np.ndarray, window: int = TREND_WINDOW) -> np.ndarray:
+    """Scores minus their moving average (clipped at 0). Attention mass drifts with position (recent text
+    and the document's start get more of it whatever the question); what stands out locally is evidence."""
+    scores = np.asarray(token_scores, dtype=np.float64)
+    if len(scores) <= 2 or window <= 1:
+        return scores
+    half = min(window // 2, len(scores) - 1)
+    padded = np.concatenate([[0.0], np.cumsum(scores)])
+    index = np.arange(len(scores))
+    low, high = np.maximum(index - half, 0), np.minimum(index + half + 1, len(scores))
+    trend = (padded[high] - padded[low]) / (high - low)
+    return np.clip(scores - trend, 0.0, None)
+
+
 def word_scores(document: IngestedDocument, token_word: np.ndarray, token_scores: np.ndarray) -> np.ndarray:
     """(W,) relevance per word: the sum of its tokens' scores (0 for function words)."""
     scores = np.zeros(len(document.words), dtype=np.float64)
