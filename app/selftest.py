@@ -136,7 +136,8 @@ def _checks(step: _Steps, device: str, started: float, age0: float | None) -> li
     best = next(item for item in answer.evidence if item.page == EXPECTED_PAGE)
     if not best.boxes or not all(len(box) == 4 for box in best.boxes):
         raise SelfTestFailure("the evidence on page 2 has no word boxes to highlight")
-    facts.append(f"evidence p. {pages[0]} ({len(answer.evidence)} passages)")
+    rank = pages.index(EXPECTED_PAGE) + 1
+    facts.append(f"evidence p. {EXPECTED_PAGE} at rank {rank} of {len(answer.evidence)} passages")
 
     step("re-reading the SQLite cache")
     facts.append(_check_cache(engine, answer, sample))
