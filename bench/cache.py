@@ -21,7 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import contains_answer, haystack_sentences, make_engine, text_pdf
+from bench import common
+from bench.common import contains_answer, haystack_sentences, make_engine
 
 ROOT = Path(__file__).resolve().parents[1]
 FORMATS = ("model", "fp16", "int8")
@@ -32,18 +33,9 @@ NEEDLE = "The access code for the copper vault is 5831-22."
 def haystack_pdf(engine, sentences: list[str], folder: Path, tokens: int, seed: int = 0,
                  needle: str | None = None, depth: float = 0.5) -> Path:
     """A PDF of real manual prose of about ``tokens`` document tokens, with ``needle`` at ``depth``."""
-    tokenizer = engine.loaded.tokenizer
     start = (seed * 997) % max(1, len(sentences) - 2000)
-    chosen, count = [], 0
-    for sentence in sentences[start:]:
-        count += len(tokenizer(" " + sentence, add_special_tokens=False)["input_ids"])
-        if count > tokens:
-            break
-        chosen.append(sentence)
-    if needle:
-        chosen.insert(round(depth * len(chosen)), needle)
-    paragraphs = [" ".join(chosen[i:i + 6]) for i in range(0, len(chosen), 6)]
-    return text_pdf(folder / f"haystack-{tokens}-{seed}.pdf", paragraphs)
+    return common.haystack_pdf(engine, sentences, folder / f"haystack-{tokens}-{seed}.pdf", tokens, start, needle,
+                               depth)
 
 
 def worker(pdf: str, library: str, question: str, cache_format: str) -> None:

@@ -73,6 +73,22 @@ def text_pdf(path: Path, paragraphs: list[str], words_per_page: int = 420) -> Pa
     return path
 
 
+def haystack_pdf(engine, sentences: list[str], path: Path, tokens: int, start: int = 0, needle: str | None = None,
+                 depth: float = 0.5) -> Path:
+    """A PDF of real manual prose from ``sentences[start:]``, about ``tokens`` document tokens long, with an
+    optional ``needle`` sentence at ``depth`` (0-1) of the text."""
+    tokenizer = engine.loaded.tokenizer
+    chosen, count = [], 0
+    for sentence in sentences[start:]:
+        count += len(tokenizer(" " + sentence, add_special_tokens=False)["input_ids"])
+        if count > tokens:
+            break
+        chosen.append(sentence)
+    if needle:
+        chosen.insert(round(depth * len(chosen)), needle)
+    return text_pdf(path, [" ".join(chosen[i:i + 6]) for i in range(0, len(chosen), 6)])
+
+
 @dataclass
 class Config:
     """One attention configuration to compare on the same document state."""

@@ -6,7 +6,7 @@ import json
 import time
 from pathlib import Path
 
-from bench.common import Config, contains_answer, haystack_sentences, make_engine, rng, text_pdf
+from bench.common import Config, contains_answer, haystack_pdf, haystack_sentences, make_engine, rng
 
 PLACES = ["red archive", "north tower", "glass library", "copper vault", "blue workshop", "east cellar",
           "silver studio", "green office", "stone chapel", "west garage", "amber lab", "iron gate room",
@@ -25,16 +25,7 @@ def build_case(engine, sentences, folder: Path, length: int, depth: float, index
     needle, question, code = needle_case(index)
     r = rng(index * 7 + length)
     start = r.randrange(0, len(sentences) - 700)
-    tokenizer = engine.loaded.tokenizer
-    chosen, tokens = [], 0
-    for sentence in sentences[start:]:
-        tokens += len(tokenizer(" " + sentence, add_special_tokens=False)["input_ids"])
-        if tokens > length:
-            break
-        chosen.append(sentence)
-    chosen.insert(round(depth * len(chosen)), needle)
-    paragraphs = [" ".join(chosen[i:i + 6]) for i in range(0, len(chosen), 6)]
-    path = text_pdf(folder / f"needle-{length}-{index}.pdf", paragraphs)
+    path = haystack_pdf(engine, sentences, folder / f"needle-{length}-{index}.pdf", length, start, needle, depth)
     return path, needle, question, code
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from bench.common import haystack_sentences, make_engine, text_pdf
+from bench.common import haystack_pdf, haystack_sentences, make_engine
 
 DECODE_STEPS = 24
 WARMUP_STEPS = 4
@@ -23,7 +23,7 @@ def decode_ms_per_token(engine, doc, mode: str, steps: int = DECODE_STEPS) -> fl
     loaded = engine.loaded
     engine.settings.attention_mode = mode
     state, _ = engine.read(doc)
-    question = generation_ids = loaded.tokenizer("\nQuestion: What does this say?\n",
+    question = loaded.tokenizer("\nQuestion: What does this say?\n",
                                                  add_special_tokens=False)["input_ids"]
     run = dga.DgaRun(engine.dga_settings(), doc.layout.doc_start, state.prefix_len)
     hooks = _DgaHooks(run) if mode == "dga" else generation.StepHooks()  # dense: plain SDPA, no scoring
@@ -38,21 +38,11 @@ def decode_ms_per_token(engine, doc, mode: str, steps: int = DECODE_STEPS) -> fl
             last = now
     finally:
         generation.crop_cache(state.cache, state.prefix_len)
-    del generation_ids
     return 1000 * statistics.median(times[WARMUP_STEPS:])
 
 
 def document(engine, folder: Path, length: int):
-    sentences = haystack_sentences()
-    tokenizer = engine.loaded.tokenizer
-    chosen, tokens = [], 0
-    for sentence in sentences:
-        tokens += len(tokenizer(" " + sentence, add_special_tokens=False)["input_ids"])
-        if tokens > length:
-            break
-        chosen.append(sentence)
-    path = text_pdf(folder / f"speed-{length}.pdf", [" ".join(chosen[i:i + 6]) for i in range(0, len(chosen), 6)])
-    return engine.open_document(path)
+    return engine.open_document(haystack_pdf(engine, haystack_sentences(), folder / f"speed-{length}.pdf", length))
 
 
 def attention_micro(keys: int, reselect_every: int, repeats: int, device: str, dtype) -> dict:

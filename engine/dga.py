@@ -283,19 +283,19 @@ class DgaRun:
 
     # -- selection
 
-    def _exact_region(self) -> tuple[int, int, int]:
-        """(grouped region start, grouped region end, m): sinks before it and a short remainder after it stay exact."""
+    def _exact_region(self) -> tuple[int, int]:
+        """(start, end) of the grouped region: the sinks before it and a remainder shorter than a group stay exact."""
         m = self.settings.group_size
         start = min(self.doc_start + self.settings.sinks, self.doc_end)
         end = start + (self.doc_end - start) // m * m
-        return start, end, m
+        return start, end
 
     def _select_at_question(self, state: _LayerState, query, key, value, scaling: float, n_rep: int) -> None:
         mass = attention_mass(query, key, scaling, n_rep)  # (B, H_kv, N), exact for every document token
         if not self.settings.compress:
             self._add_relevance(mass[..., self.doc_start:self.doc_end])
             return
-        start, end, _ = self._exact_region()
+        start, end = self._exact_region()
         batch, kv_heads = key.shape[:2]
         query_ref = state.recent.reshape(batch, kv_heads, -1, query.shape[-1]).mean(2)  # (B, H_kv, D)
         state.blocks = build_blocks(key, value, start, end, query_ref, self.settings, scaling)
@@ -382,7 +382,7 @@ class DgaRun:
         blocks = state.blocks
         focal_keys, focal_values, group_keys, group_values, bias = fold_blocks(blocks, focal, self.settings,
                                                                                scaling)
-        start, end, _ = self._exact_region()
+        start, end = self._exact_region()
         parts_k = [key[:, :, :start], focal_keys]
         parts_v = [value[:, :, :start], focal_values]
         parts_b = [bias.new_zeros(*bias.shape[:2], start + focal_keys.shape[2])]
