@@ -1,0 +1,212 @@
+"""Prefill-time DGA: read a long document in chunks without attending to all of it from every chunk.
+
+Each chunk's queries attend exactly to
+
+* the sinks: the chat head and the first ``sinks`` document tokens,
+* a local window: the ``window`` tokens right before the chunk (plus the raw tokens of an incomplete last
+  block, the "complementary" tokens, so the older region ends on a block boundary),
+* the chunk itself, causally,
+
+and see the older text in between only through
+
+* focal tokens: per layer and KV head, the top ``gamma`` fraction of the old region by the attention mass of
+  a sample of the chunk's queries (``score_queries`` of them, strided over the chunk), kept exactly;
+* group tokens: the rest of the old region in fixed blocks of ``group_size``, each block minus its focal
+  members folded into one key/value (weights: softmax at the sampled queries' mean, the reference query) plus
+  a log-sum-exp logit bias so that a group stands for the attention mass of its members (engine/dga.py).
+
+So a chunk attends to about ``sinks + window + chunk + (gamma + 1/m) * old`` keys instead of all of them.
+Without an old region (a short cache) the layer is plain causal SDPA, and ``gamma=1`` reproduces dense
+prefill. One ``scaled_dot_product_attention`` call per layer and chunk: queries of a KV head's group are
+stacked (B, H_kv, n_rep*q, D) so keys are never repeated, and one additive float mask per chunk (causal
+triangle over the chunk's own keys, the groups' bias in their columns; only those columns change per layer).
+
+Usage (the model must have had ``engine.dga.enable(model)``, as ``Engine.load`` does)::
+
+    logits = prefill_dga(model, ids, cache, PrefillSettings(), doc_start=len(layout.head_ids))
+
+The cache it produces differs from a dense prefill's (later tokens were computed from a compressed view of
+older text), so anything that stores document states must key them by these settings (``PrefillSettings.tag``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from . import dga, generation
+
+
+@dataclass
+class PrefillSettings:
+    """Prefill-time DGA knobs; defaults measured with ``python -m bench --only prefill`` (see bench/prefill.py)."""
+
+    chunk: int = 512  # tokens per forward pass (also generation.PREFILL_CHUNK)
+    window: int = 512  # exact local window before each chunk (the chunk itself is always exact)
+    gamma: float = 0.1  # fraction of the old region kept exactly per layer and KV head (focal tokens)
+    group_size: int = 16  # m: the rest of the old region is folded into blocks of this many
+    sinks: int = 4  # leading document tokens always exact (the chat head before them always is)
+    score_queries: int = 32  # chunk queries (per head) whose attention mass picks the focal tokens
+    score_spread: str = "strided"  # "strided": spread over the chunk; "last": the chunk's last queries
+    smoothing: int = 3  # as DgaSettings: average pooling of scores so phrases stay whole
+    follow: int = 8  # as DgaSettings: the tokens after a strong token inherit half its score
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
+        if self.chunk < 1 or self.window < 0 or self.group_size < 1 or self.sinks < 0 or self.score_queries < 1:
+            raise ValueError("chunk, group_size and score_queries must be >= 1, window and sinks >= 0")
+        if self.score_spread not in ("strided", "last"):
+            raise ValueError(f"score_spread must be 'strided' or 'last', got {self.score_spread!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def tag(self) -> str:
+        """A short string that identifies the cache these settings produce (for state-cache keys)."""
+        return (f"dga-prefill:c{self.chunk}w{self.window}g{self.gamma}m{self.group_size}s{self.sinks}"
+                f"q{self.score_queries}{self.score_spread[0]}sm{self.smoothing}f{self.follow}")
+
+    def dga_settings(self) -> dga.DgaSettings:
+        """The engine/dga.py settings its helpers (build_blocks, fold_blocks, pick_focal) read."""
+        return dga.DgaSettings(gamma=self.gamma, group_size=self.group_size, sinks=self.sinks, min_focal=0,
+                               smoothing=self.smoothing, follow=self.follow, weighting="qref", bias="lse")
+
+
+@dataclass
+class PrefillRun:
+    """State of one DGA prefill, passed to the attention function as ``dga_run=`` (see ``dga.dga_attention``).
+
+    ``doc_start`` is the cache position of the first document token: everything before it (the chat head)
+    and the first ``sinks`` document tokens are always attended exactly.
+    """
+
+    settings: PrefillSettings
+    doc_start: int = 0
+    calls: int = 0  # layer-chunk calls seen
+    compressed_calls: int = 0  # calls that attended a compressed view (the others were plain SDPA)
+    max_keys: int = 0  # most keys one chunk's queries attended to in a compressed call
+    attended_keys: int = 0  # sum over compressed calls of keys attended ...
+    dense_keys: int = 0  # ... and of the keys dense attention would have used there
+    _helper: dga.DgaSettings | None = field(default=None, repr=False)
+    _mask: torch.Tensor | None = field(default=None, repr=False)
+    _mask_key: tuple | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self._helper = self.settings.dga_settings()
+
+    def attended_fraction(self) -> float:
+        """Keys attended / keys dense attention would use, over the compressed calls (1.0 if none)."""
+        return round(self.attended_keys / self.dense_keys, 4) if self.dense_keys else 1.0
+
+    def regions(self, total: int, chunk: int) -> tuple[int, int, int]:
+        """(sinks_end, old_end, blocks) for a cache of ``total`` positions whose last ``chunk`` are the
+        current queries: the old region is [sinks_end, old_end) = ``blocks`` whole blocks, and ends at least
+        ``window`` tokens before the chunk."""
+        s = self.settings
+        past = total - chunk
+        sinks_end = min(self.doc_start + s.sinks, past)
+        blocks = max(0, (past - s.window - sinks_end) // s.group_size)
+        return sinks_end, sinks_end + blocks * s.group_size, blocks
+
+    def attend(self, module, query, key, value, attention_mask, scaling: float):
+        """Output (B, q, H, D) of one layer for one chunk, or None where plain causal SDPA is exact."""
+        self.calls += 1
+        batch, q_heads, length, dim = query.shape
+        kv_heads, total = key.shape[1], key.shape[2]
+        n_rep = q_heads // kv_heads
+        sinks_end, old_end, blocks = self.regions(total, length)
+        if blocks == 0:
+            return None
+        old = old_end - sinks_end
+        focal_count = min(old, math.ceil(self.settings.gamma * old))
+
+        # Score the old region with a sample of the chunk's queries (softmax over every key they may see).
+        sample = self._sample(query)  # (B, H, n, D)
+        n = sample.shape[2]
+        grouped = sample.reshape(batch, kv_heads, n_rep * n, dim)
+        logits = torch.matmul(grouped, key.transpose(2, 3)).float() * scaling  # (B, H_kv, n_rep*n, N)
+        positions = self._sample_index(length).to(key.device) + (total - length)
+        future = torch.arange(total - length, total, device=key.device)[None, :] > positions[:, None]
+        logits[..., total - length:].masked_fill_(future.repeat(n_rep, 1), float("-inf"))
+        mass = torch.softmax(logits, dim=-1)[..., sinks_end:old_end].sum(2)  # (B, H_kv, old)
+
+        # Focal tokens and groups (engine/dga.py), at the sampled queries' mean as reference query.
+        query_ref = grouped.float().mean(2)  # (B, H_kv, D)
+        focal = dga.pick_focal(mass, focal_count, self._helper)  # block-relative, sorted
+        if focal_count == old:  # everything exact: no groups to fold
+            focal_keys, focal_values = key[:, :, sinks_end:old_end], value[:, :, sinks_end:old_end]
+            group_keys = key.new_zeros(batch, kv_heads, 0, dim)
+            group_values, bias = group_keys, key.new_zeros(batch, kv_heads, 0)
+        else:
+            built = dga.build_blocks(key, value, sinks_end, old_end, query_ref, self._helper, scaling)
+            focal_keys, focal_values, group_keys, group_values, bias = dga.fold_blocks(built, focal, self._helper,
+                                                                                       scaling)
+        # Keys: [sinks | focal | complementary + window + chunk | groups]; the chunk's causal triangle and
+        # the groups' bias are the only non-zero mask entries.
+        keys = torch.cat([key[:, :, :sinks_end], focal_keys, key[:, :, old_end:], group_keys.to(key.dtype)], 2)
+        values = torch.cat([value[:, :, :sinks_end], focal_values, value[:, :, old_end:],
+                            group_values.to(value.dtype)], 2)
+        mask = self._chunk_mask(batch, kv_heads, n_rep, length, keys.shape[2], bias.shape[-1], query)
+        if bias.shape[-1]:
+            mask[..., -bias.shape[-1]:] = bias[:, :, None, :].to(mask.dtype)
+        stacked = query.reshape(batch, kv_heads, n_rep * length, dim)  # GQA: a KV head's queries share keys
+        out = F.scaled_dot_product_attention(stacked, keys, values, attn_mask=mask, scale=scaling)
+
+        live = keys.shape[2] - int((bias[0, 0] == float("-inf")).sum()) if bias.numel() else keys.shape[2]
+        self.compressed_calls += 1
+        self.max_keys = max(self.max_keys, live)
+        self.attended_keys += live
+        self.dense_keys += total
+        return out.reshape(batch, q_heads, length, dim).transpose(1, 2)  # (B, q, H, D)
+
+    def _sample_index(self, length: int) -> torch.Tensor:
+        n = min(self.settings.score_queries, length)
+        if self.settings.score_spread == "last":
+            return torch.arange(length - n, length)
+        step = length / n  # spread evenly, the chunk's last query always included
+        return torch.tensor(sorted({length - 1 - int(i * step) for i in range(n)}))
+
+    def _sample(self, query: torch.Tensor) -> torch.Tensor:
+        index = self._sample_index(query.shape[2]).to(query.device)
+        return query.index_select(2, index)
+
+    def _chunk_mask(self, batch, kv_heads, n_rep, length, keys, groups, like) -> torch.Tensor:
+        """(B, H_kv, n_rep*q, keys) additive mask, made once per chunk and shared by its layers: zero except
+        -inf above the diagonal in the chunk's own columns (just before the ``groups`` last columns)."""
+        signature = (batch, kv_heads, n_rep, length, keys, groups, like.dtype, like.device)
+        if self._mask_key != signature:
+            mask = torch.zeros(batch, kv_heads, n_rep, length, keys, dtype=like.dtype, device=like.device)
+            chunk_end = keys - groups
+            future = torch.ones(length, length, dtype=torch.bool, device=like.device).triu(1)
+            mask[..., chunk_end - length:chunk_end].masked_fill_(future, float("-inf"))
+            self._mask = mask.view(batch, kv_heads, n_rep * length, keys)
+            self._mask_key = signature
+        return self._mask
+
+
+class PrefillHooks(generation.StepHooks):
+    """Hands a PrefillRun to the registered attention function on every prefill step."""
+
+    def __init__(self, run: PrefillRun) -> None:
+        self.run = run
+
+    def forward_kwargs(self, phase: str) -> dict:
+        return {"dga_run": self.run}
+
+
+def prefill_dga(model, ids, cache, settings: PrefillSettings | None = None, doc_start: int = 0,
+                progress: Callable[[int, int], None] | None = None,
+                should_stop: generation.ShouldStop | None = None, run: PrefillRun | None = None) -> torch.Tensor:
+    """``generation.prefill`` in chunks of ``settings.chunk`` with prefill-time DGA; returns the last logits (V,).
+
+    Pass ``run`` to read its statistics afterwards (attended_fraction, max_keys); raises
+    engine.errors.CancelledError when ``should_stop`` says so between chunks.
+    """
+    settings = settings or PrefillSettings()
+    run = run or PrefillRun(settings, doc_start)
+    return generation.prefill(model, ids, cache, hooks=PrefillHooks(run), chunk_size=settings.chunk,
+                              progress=progress, should_stop=should_stop)
