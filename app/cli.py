@@ -40,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--group", type=int, default=16, help="DGA: size of the groups the other tokens fold into")
     ask.add_argument("--reselect-every", type=int, default=None,
                      help="DGA: reselect kept tokens every N generated tokens (0: only at the question)")
+    ask.add_argument("--long", choices=["select", "truncate"], default="select",
+                     help="a document longer than the model's window: select (default) reads all of it and "
+                          "answers from the passages that match each question; truncate answers from the "
+                          "part that fits")
+    ask.add_argument("--focal", type=int, default=None,
+                     help="long documents: tokens each answer sees exactly (default 1536)")
     add_cache_options(ask)
     add_cache_commands(commands)
     return parser
@@ -115,6 +121,8 @@ def run_ask(args: argparse.Namespace) -> int:
                                    max_new_tokens=args.max_new_tokens, attention_mode=args.attention,
                                    gamma=args.gamma, group_size=args.group, dga_options=options,
                                    cache_format=args.cache_format, use_cache=not args.no_cache,
+                                   long_documents=args.long,
+                                   long_options={} if args.focal is None else {"focal": args.focal},
                                    cache_cap_bytes=int(args.cache_cap_gb * 1024**3)))
     progress = ProgressBar(enabled=sys.stderr.isatty() or not args.json)
     try:

@@ -104,7 +104,7 @@ def bytes_per_token(engine, sentences, folder: Path, tokens: int) -> dict:
                            "state_mb": round(stored / 1024**2, 2), "store_s": round(store_s, 3),
                            "load_s": round(time.perf_counter() - started, 3)}
     engine.settings.cache_format = "model"
-    engine._states.pop(doc.sha256, None)
+    engine.forget(doc)
     return result
 
 
@@ -134,7 +134,7 @@ def needle_formats(engine, sentences, folder: Path, cases: int, tokens: int) -> 
         reference = None
         for storage in FORMATS:
             engine.settings.cache_format = storage
-            engine._states.pop(doc.sha256, None)  # force a restore from this format
+            engine.forget(doc)  # force a restore from this format
             restored, _ = engine.read(doc)
             assert restored.source == "disk", restored.source
             q_ids = question_ids(engine.loaded.tokenizer, doc.layout, question)
@@ -149,7 +149,7 @@ def needle_formats(engine, sentences, folder: Path, cases: int, tokens: int) -> 
                 answer = engine.ask(doc, question, max_new_tokens=16)
                 answers[f"{mode}/{storage}"].append(answer.answer)
         engine.settings.attention_mode = "dga"
-        engine._states.pop(doc.sha256, None)
+        engine.forget(doc)
     engine.settings.cache_format = "model"
     codes = [needle_case(index)[2] for index in range(cases)]
     return {"cases": cases, "doc_tokens": tokens, "codes": codes,

@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import dga, generation, paths, relevance
+from . import dga, generation, longdoc, paths, relevance
 from .errors import DocFocusError
 from .history import History
 from .state_cache import FORMATS, StateCache, StateKey, StateTooLarge, dtype_name, layout_hash
@@ -54,6 +54,13 @@ class EngineSettings:
     cache_format: str = "model"  # "model" (model dtype, exact), "fp16" or "int8" (see state_cache.py)
     use_cache: bool = True  # False: neither restore nor store document states
     dga_options: dict = field(default_factory=dict)  # other DgaSettings fields (reselect_every, bias, ...)
+    # A document longer than the window: "select" reads all of it (engine/longdoc.py) and answers from the
+    # passages that matter to each question; "truncate" answers from the part that fits.
+    long_documents: str = "select"
+    long_options: dict = field(default_factory=dict)  # LongSettings fields (segment, focal, groups, ...)
+
+    def long_settings(self) -> longdoc.LongSettings:
+        return longdoc.LongSettings(**self.long_options)
 
 
 @dataclass
@@ -65,6 +72,11 @@ class DocumentHandle:
     token_word: np.ndarray  # (L,) word index per document token, -1 for none
     used_tokens: int  # document tokens given to the model
     window: int
+    method: str = "whole"  # "whole" (fits the window), "select" (read whole, selected per question), "truncate"
+    segments: int = 1  # segments read (method "select")
+    focal_tokens: int = 0  # document tokens each answer sees exactly (method "select")
+    segment: int = 0  # segment and overlap lengths the document is read with (method "select")
+    overlap: int = 0
 
     @property
     def sha256(self) -> str:
@@ -91,6 +103,11 @@ class DocumentHandle:
 
     def notice(self) -> str | None:
         """A plain sentence for the user when the document does not fit the model's window."""
+        if self.method == "select":
+            return (f"This document is {self.total_tokens:,} tokens long, longer than the model's window of "
+                    f"{self.window:,} tokens. DocFocus reads all of it ({self.segments} segments) and answers "
+                    f"each question from the passages that match it best (about {self.focal_tokens:,} tokens "
+                    f"exactly, the rest folded into groups).")
         if not self.truncated:
             return None
         return (f"This document is {self.total_tokens:,} tokens long but the model's window is "
@@ -100,7 +117,7 @@ class DocumentHandle:
     def info(self) -> dict:
         return {"sha256": self.sha256, "pages": len(self.ingested.pages), "tokens": self.total_tokens,
                 "tokens_used": self.used_tokens, "pages_used": self.pages_used, "title": self.ingested.title,
-                "path": self.ingested.path}
+                "path": self.ingested.path, "window": self.window, "method": self.method}
 
 
 @dataclass
@@ -115,6 +132,7 @@ class DocumentState:
     restore_s: float = 0.0  # seconds spent restoring it from the state cache
     store_s: float = 0.0  # seconds spent saving it to the state cache
     cache_notice: str | None = None  # a cache problem to tell the user once (with the next answer)
+    long: longdoc.LongState | None = None  # a document longer than the window (then ``cache`` is None)
 
 
 @dataclass
@@ -158,6 +176,9 @@ class Engine:
         self._states: dict[str, DocumentState] = {}
         self._state_cache: StateCache | None = None
         self._pending_notice: str | None = None  # a cache problem found while restoring, told with the answer
+        # Optional dict of segment keys/values by segment tokens (longdoc.read's memo); benchmarks that read many
+        # near-identical long documents set it so unchanged segments are not read again.
+        self.segment_memo: dict | None = None
 
     @property
     def library(self) -> Library:
@@ -182,14 +203,51 @@ class Engine:
             ingested = ingest_pdf(path, password)
             self.library.save(ingested)
         layout = build_layout(loaded.tokenizer, ingested)
-        budget = loaded.window - len(layout.head_ids) - QUESTION_RESERVE - ANSWER_RESERVE
+        budget = self._document_budget(layout)
         used = max(1, min(len(layout.doc_ids), budget))
-        return DocumentHandle(ingested, layout, token_words(ingested, layout.doc_offsets), used, loaded.window)
+        handle = DocumentHandle(ingested, layout, token_words(ingested, layout.doc_offsets), used, loaded.window)
+        if used < len(layout.doc_ids):
+            method = self.settings.long_documents
+            if method not in ("select", "truncate"):
+                raise DocFocusError(f"Unknown long-document method {method!r}; use select or truncate.")
+            reading = self._reading_settings(budget) if method == "select" else None
+            if reading is not None:
+                handle.method, handle.used_tokens = "select", len(layout.doc_ids)
+                handle.segment, handle.overlap = reading.segment, reading.overlap
+                handle.segments = len(longdoc.segment_bounds(layout.doc_ids, reading.segment))
+                handle.focal_tokens = self._long_settings(handle).focal
+            else:
+                handle.method = "truncate"
+        return handle
+
+    def _document_budget(self, layout: PromptLayout) -> int:
+        """Document tokens that fit the window with room for the question and the answer."""
+        return self.load().window - len(layout.head_ids) - QUESTION_RESERVE - ANSWER_RESERVE
+
+    def _reading_settings(self, budget: int) -> longdoc.LongSettings | None:
+        """How to read past the window with this model, or None where it cannot (no re-positionable RoPE keys,
+        or a window too small for segments): segments shrink to fit a small window."""
+        long = self.settings.long_settings()
+        try:
+            longdoc.rotary_frequencies(self.load().model)
+        except DocFocusError as error:
+            log.warning("%s Falling back to truncation.", error)
+            return None
+        long.overlap = min(long.overlap, budget // 8)
+        long.segment = min(long.segment, (budget - long.overlap) * 2 // 3)
+        return long if long.segment >= 64 else None
+
+    def _long_settings(self, doc: DocumentHandle) -> longdoc.LongSettings:
+        """The user's long-document settings with the reading fixed when ``doc`` was opened."""
+        long = self.settings.long_settings()
+        long.segment, long.overlap = doc.segment, doc.overlap
+        long.focal = min(long.focal, self._document_budget(doc.layout) // 2)
+        return long
 
     def read(self, doc: DocumentHandle, progress: Progress | None = None,
              should_stop: ShouldStop | None = None) -> tuple[DocumentState, float]:
         """The document's state, computing it if this engine has not read it yet; returns (state, seconds spent)."""
-        state = self._states.get(doc.sha256)
+        state = self._states.get(_state_id(doc))
         if state is not None:
             state.source, state.restore_s, state.store_s = "memory", 0.0, 0.0
             return state, 0.0
@@ -197,16 +255,21 @@ class Engine:
         ids = doc.prefix_ids()
         state = self._restore_state(doc, ids)  # the state cache first: no prefill at all on a hit
         if state is not None:
-            self._states[doc.sha256] = state
+            self._states[_state_id(doc)] = state
             return state, 0.0
         started = time.perf_counter()
-        cache = generation.new_cache(loaded.model.config)
         report = (lambda done, total: progress("Reading the document", done, total)) if progress else None
-        logits = generation.prefill(loaded.model, ids, cache, progress=report, should_stop=should_stop)
-        state = DocumentState(doc.sha256, cache, len(ids), logits)
+        if doc.method == "select":
+            long = longdoc.read(loaded.model, doc.layout.head_ids, doc.layout.doc_ids, self._long_settings(doc),
+                                progress=report, should_stop=should_stop, memo=self.segment_memo)
+            state = DocumentState(doc.sha256, None, len(ids), torch.zeros(1), long=long)
+        else:
+            cache = generation.new_cache(loaded.model.config)
+            logits = generation.prefill(loaded.model, ids, cache, progress=report, should_stop=should_stop)
+            state = DocumentState(doc.sha256, cache, len(ids), logits)
         prefill_s = time.perf_counter() - started
         self._store_state(doc, ids, state)
-        self._states[doc.sha256] = state
+        self._states[_state_id(doc)] = state
         return state, prefill_s
 
     # ---- state cache and history (engine/state_cache.py, engine/history.py)
@@ -230,10 +293,11 @@ class Engine:
         storage = self.settings.cache_format
         if storage not in FORMATS:
             raise DocFocusError(f"Unknown cache format {storage!r}; use one of {', '.join(FORMATS)}.")
-        # Prefill is dense today; a prefill-time DGA must add its settings here (they change the tensors).
+        # How the state was read is part of the key: other reading settings give other tensors.
         version = ".".join(transformers.__version__.split(".")[:2])
+        reading = self._long_settings(doc).reading_key() if doc.method == "select" else "prefill=dense"
         return StateKey(doc.sha256, loaded.id, loaded.revision, dtype_name(loaded.dtype), len(ids),
-                        layout_hash(ids), storage, f"prefill=dense;transformers={version}")
+                        layout_hash(ids), storage, f"{reading};transformers={version}")
 
     def _restore_state(self, doc: DocumentHandle, ids: list[int]) -> DocumentState | None:
         if not self.settings.use_cache:
@@ -241,11 +305,19 @@ class Engine:
         loaded = self.load()
         started = time.perf_counter()
         layers = len(getattr(loaded.model.config, "layer_types", None) or []) or loaded.model.config.num_hidden_layers
-        restored = self.state_cache.load(self.state_key(doc, ids), loaded.dtype, _layer_devices(loaded.model, layers))
+        devices = _layer_devices(loaded.model, layers)
+        long = doc.method == "select"
+        restored = self.state_cache.load(self.state_key(doc, ids), loaded.dtype, devices + devices if long else devices)
         notice = " ".join(self.state_cache.take_notices()) or None
         if restored is None:
             self._pending_notice = notice
             return None
+        if long:  # stored as the head's layers, then the document's (no concatenated copy of a large state)
+            head, body = restored.layers[:layers], restored.layers[layers:]
+            state = longdoc.LongState.from_parts(head, body, doc.layout.head_ids, doc.layout.doc_ids,
+                                                 self._long_settings(doc))
+            return DocumentState(doc.sha256, None, len(ids), restored.last_logits, source="disk",
+                                 restore_s=time.perf_counter() - started, cache_notice=notice, long=state)
         cache = generation.new_cache(loaded.model.config)
         for layer, (keys, values) in enumerate(restored.layers):
             cache.update(keys, values, layer)  # (1, H_kv, L, D) each
@@ -257,7 +329,11 @@ class Engine:
         notice, self._pending_notice = self._pending_notice, None
         if self.settings.use_cache:
             started = time.perf_counter()
-            layers = [(layer.keys, layer.values) for layer in state.cache.layers]
+            if state.long is not None:
+                layers = list(zip(state.long.head_keys, state.long.head_values)) + \
+                    list(zip(state.long.keys, state.long.values))
+            else:
+                layers = [(layer.keys, layer.values) for layer in state.cache.layers]
             self.state_cache.cap_bytes = self.settings.cache_cap_bytes  # the user may have changed it
             try:
                 self.state_cache.store(self.state_key(doc, ids), layers, state.last_logits,
@@ -300,7 +376,8 @@ class Engine:
 
     def forget(self, doc: DocumentHandle) -> None:
         """Drop this engine's in-memory state of a document (the next question reads or restores it again)."""
-        self._states.pop(doc.sha256, None)
+        for key in [key for key in self._states if key.split(":")[0] == doc.sha256]:
+            del self._states[key]
 
     def dga_settings(self) -> dga.DgaSettings:
         """DGA settings for answering; dense mode runs the same scoring without compressing."""
@@ -318,53 +395,98 @@ class Engine:
         q_ids = question_ids(loaded.tokenizer, doc.layout, question)
         started = time.perf_counter()
         state, prefill_s = self.read(doc, progress, should_stop)
-        limit = max_new_tokens or self.settings.max_new_tokens
-        limit = max(1, min(limit, loaded.window - state.prefix_len - len(q_ids)))
-        if state.prefix_len + len(q_ids) >= loaded.window:
-            raise DocFocusError(f"The question is too long ({len(q_ids)} tokens) for the space left in the "
-                                f"model's window.", "Ask a shorter question.")
-        stream = generation.TextStream(loaded.tokenizer)
-        first_token_s = None
-        decode_started = None
+        if state.long is not None:
+            return self._ask_long(doc, state, question, q_ids, on_text, should_stop, max_new_tokens, started,
+                                  prefill_s)
+        limit = self._answer_limit(state.prefix_len, q_ids, max_new_tokens)
         run = dga.DgaRun(self.dga_settings(), doc.layout.doc_start, state.prefix_len)
-        hooks = _DgaHooks(run)
         try:
-            logits = generation.prefill(loaded.model, q_ids, state.cache, hooks=hooks, should_stop=should_stop,
-                                        phase="question")
-            for token in generation.decode(loaded.model, state.cache, logits, limit, self._stop_ids, hooks=hooks,
-                                           should_stop=should_stop):
-                if first_token_s is None:
-                    first_token_s = time.perf_counter() - started
-                    decode_started = time.perf_counter()
-                piece = stream.push(token)
-                if piece and on_text:
-                    on_text(piece)
+            stream, first_token_s, decode_s = self._generate(state.cache, q_ids, _DgaHooks(run), limit, on_text,
+                                                             should_stop, started)
         finally:
             generation.crop_cache(state.cache, state.prefix_len)  # the next question starts from the document again
-        generated = len(stream.ids)
-        decode_s = time.perf_counter() - decode_started if decode_started else 0.0
-        timings = {
-            "load_s": round(loaded.load_s, 3),
-            "prefill_s": round(prefill_s, 3),
-            "first_token_s": round(first_token_s if first_token_s is not None else time.perf_counter() - started, 3),
-            "decode_tokens_per_s": round((generated - 1) / decode_s, 2) if generated > 1 and decode_s > 0 else None,
-            "total_s": round(time.perf_counter() - started, 3),
-            "generated_tokens": generated,
-        }
         token_scores = np.zeros(doc.total_tokens, dtype=np.float32)
         kept = run.token_relevance()
         if kept is not None:
             token_scores[: len(kept)] = relevance.detrend(kept.cpu().numpy())
-        evidence = [Evidence(**item) for item in relevance.passages(doc.ingested, doc.token_word, token_scores)]
         attention = {"mode": self.settings.attention_mode, **run.settings.to_dict(),
                      "attended_fraction": run.attended_fraction()}
         attention.pop("compress")
+        timings = self._timings(started, prefill_s, first_token_s, decode_s, len(stream.ids))
+        return self._answer(doc, state, question, stream, attention, timings, token_scores, should_stop, limit)
+
+    def _answer_limit(self, prefix_len: int, q_ids: list[int], max_new_tokens: int | None) -> int:
+        window = self.load().window
+        if prefix_len + len(q_ids) >= window:
+            raise DocFocusError(f"The question is too long ({len(q_ids)} tokens) for the space left in the "
+                                f"model's window.", "Ask a shorter question.")
+        return max(1, min(max_new_tokens or self.settings.max_new_tokens, window - prefix_len - len(q_ids)))
+
+    def _generate(self, cache, q_ids: list[int], hooks: generation.StepHooks, limit: int, on_text, should_stop,
+                  started: float) -> tuple[generation.TextStream, float, float]:
+        """Question prefill + greedy decode into ``cache``; returns (stream, first-token s, decode s)."""
+        loaded = self.load()
+        stream = generation.TextStream(loaded.tokenizer)
+        first_token_s = decode_started = None
+        logits = generation.prefill(loaded.model, q_ids, cache, hooks=hooks, should_stop=should_stop,
+                                    phase="question")
+        for token in generation.decode(loaded.model, cache, logits, limit, self._stop_ids, hooks=hooks,
+                                       should_stop=should_stop):
+            if first_token_s is None:
+                first_token_s = time.perf_counter() - started
+                decode_started = time.perf_counter()
+            piece = stream.push(token)
+            if piece and on_text:
+                on_text(piece)
+        if first_token_s is None:
+            first_token_s = time.perf_counter() - started
+        decode_s = time.perf_counter() - decode_started if decode_started else 0.0
+        return stream, first_token_s, decode_s
+
+    def _timings(self, started: float, prefill_s: float, first_token_s: float, decode_s: float,
+                 generated: int) -> dict:
+        return {
+            "load_s": round(self.load().load_s, 3),
+            "prefill_s": round(prefill_s, 3),
+            "first_token_s": round(first_token_s, 3),
+            "decode_tokens_per_s": round((generated - 1) / decode_s, 2) if generated > 1 and decode_s > 0 else None,
+            "total_s": round(time.perf_counter() - started, 3),
+            "generated_tokens": generated,
+        }
+
+    def _answer(self, doc, state, question, stream, attention, timings, token_scores, should_stop, limit) -> Answer:
+        evidence = [Evidence(**item) for item in relevance.passages(doc.ingested, doc.token_word, token_scores)]
         answer = Answer(
-            question=question.strip(), answer=stream.text.strip(), document=doc.info(), model=loaded.info(),
+            question=question.strip(), answer=stream.text.strip(), document=doc.info(), model=self.load().info(),
             attention=attention, timings=timings, evidence=evidence, cache_hit=False,
             stopped=bool(should_stop and should_stop()), notice=doc.notice(), token_scores=token_scores,
         )
         return self._finish_answer(answer, state, limit)
+
+    def _ask_long(self, doc, state, question, q_ids, on_text, should_stop, max_new_tokens, started,
+                  prefill_s) -> Answer:
+        """A document longer than the window: select passages for this question over the whole state, fold the
+        rest into groups, re-position, then answer over [head + compacted document] (engine/longdoc.py)."""
+        loaded = self.load()
+        long = self._long_settings(doc)
+        budget = self._document_budget(doc.layout)
+        selection = longdoc.prepare(loaded.model, state.long, doc.token_word, [w.text for w in doc.ingested.words],
+                                    q_ids, question, long, budget, should_stop)
+        compacted = selection.compacted
+        cache = longdoc.cache_with(loaded.model, compacted.keys, compacted.values)
+        run = longdoc.BiasRun(compacted, len(doc.layout.head_ids))
+        prefix_len = len(doc.layout.head_ids) + compacted.items
+        limit = self._answer_limit(prefix_len, q_ids, max_new_tokens)
+        stream, first_token_s, decode_s = self._generate(cache, q_ids, longdoc.Hooks(run), limit, on_text,
+                                                         should_stop, started)
+        token_scores = longdoc.token_relevance(selection, run, long)
+        attention = {"mode": "dga-select", "window": doc.window, "document_tokens": doc.total_tokens,
+                     "segments": len(state.long.segments), "focal_tokens": int(compacted.focal.sum()),
+                     "group_size": compacted.group_size, "attended_tokens": compacted.items,
+                     "attended_fraction": round(compacted.items / max(1, doc.total_tokens), 4), **long.to_dict()}
+        timings = self._timings(started, prefill_s, first_token_s, decode_s, len(stream.ids))
+        timings.update(selection.timings)
+        return self._answer(doc, state, question, stream, attention, timings, token_scores, should_stop, limit)
 
 
 class _DgaHooks(generation.StepHooks):
@@ -378,6 +500,11 @@ class _DgaHooks(generation.StepHooks):
 
     def after_step(self, phase: str) -> None:
         self.run.phase = "decode"
+
+
+def _state_id(doc: DocumentHandle) -> str:
+    """In-memory state key: the same file opened as a whole-document read and as a truncation differs."""
+    return f"{doc.sha256}:{doc.method}"
 
 
 def _layer_devices(model, layers: int) -> list[torch.device]:

@@ -319,8 +319,8 @@ class MainWindow(QMainWindow):
         self.handle = handle
         self.sha256 = handle.sha256
         notice = handle.notice()
-        if notice:
-            self.banners.show_banner("window", "warning", notice)
+        if notice:  # read whole (selection) is news; truncation is a warning
+            self.banners.show_banner("window", "info" if getattr(handle, "method", "") == "select" else "warning", notice)
         if self._pending_question is not None:
             question, self._pending_question = self._pending_question, None
             self.worker.req_ask.emit(handle, question, self.worker.stop_generation)

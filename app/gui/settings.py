@@ -14,6 +14,8 @@ MODEL_KINDS = [("bundled", "Bundled (SmolLM2-135M-Instruct, offline)"), ("folder
 DEVICES = ["auto", "cpu", "cuda", "mps"]
 ATTENTION_MODES = [("dga", "Dynamic Group Attention (DGA)"), ("dense", "Dense (full attention)")]
 GIB = 1024**3
+LONG_DOCUMENTS = [("select", "Read all of it, answer from the best passages"),
+                  ("truncate", "Answer from the part that fits the window")]
 
 
 def default_qsettings() -> QSettings:
@@ -37,7 +39,8 @@ def load_engine_settings(store: QSettings) -> EngineSettings:
                    gamma=number("engine/gamma", base.gamma, float),
                    group_size=number("engine/group_size", base.group_size, int),
                    cache_cap_bytes=number("engine/cache_cap_bytes", base.cache_cap_bytes, int),
-                   max_new_tokens=number("engine/max_new_tokens", base.max_new_tokens, int))
+                   max_new_tokens=number("engine/max_new_tokens", base.max_new_tokens, int),
+                   long_documents=str(store.value("engine/long_documents", base.long_documents)))
 
 
 def save_engine_settings(store: QSettings, settings: EngineSettings) -> None:
@@ -48,6 +51,7 @@ def save_engine_settings(store: QSettings, settings: EngineSettings) -> None:
     store.setValue("engine/group_size", int(settings.group_size))
     store.setValue("engine/cache_cap_bytes", int(settings.cache_cap_bytes))
     store.setValue("engine/max_new_tokens", int(settings.max_new_tokens))
+    store.setValue("engine/long_documents", settings.long_documents)
     store.sync()
 
 
@@ -106,6 +110,12 @@ class SettingsDialog(QDialog):
         self.cache_cap = QDoubleSpinBox(decimals=1, minimum=0.1, maximum=1024.0, suffix=" GiB",
                                         value=settings.cache_cap_bytes / GIB)
         self.max_new_tokens = QSpinBox(minimum=1, maximum=4096, value=settings.max_new_tokens)
+        self.long_documents = QComboBox()
+        for key, label in LONG_DOCUMENTS:
+            self.long_documents.addItem(label, key)
+        self.long_documents.setCurrentIndex(max(0, [k for k, _ in LONG_DOCUMENTS].index(settings.long_documents)
+                                                if settings.long_documents in dict(LONG_DOCUMENTS) else 0))
+        self.long_documents.setToolTip("For a document longer than the model's window")
         self.clear_cache_button = QPushButton("Clear cache")
         self.clear_cache_button.setToolTip("Delete every stored document state (documents are read again)")
         self.clear_cache_button.clicked.connect(self.sig_clear_cache)
@@ -122,6 +132,7 @@ class SettingsDialog(QDialog):
         form.addRow("Attention", self.attention)
         form.addRow("Gamma (focal share)", self.gamma)
         form.addRow("Group size", self.group_size)
+        form.addRow("Long documents", self.long_documents)
         form.addRow("State cache cap", cache_widget)
         form.addRow("Longest answer (tokens)", self.max_new_tokens)
         note = QLabel("A new model or device takes effect with the next question.")
@@ -160,4 +171,4 @@ class SettingsDialog(QDialog):
         return replace(self._original, model=model or None, device=self.device.currentText(),
                        attention_mode=self.attention.currentData(), gamma=self.gamma.value(),
                        group_size=self.group_size.value(), cache_cap_bytes=int(self.cache_cap.value() * GIB),
-                       max_new_tokens=self.max_new_tokens.value())
+                       max_new_tokens=self.max_new_tokens.value(), long_documents=self.long_documents.currentData())

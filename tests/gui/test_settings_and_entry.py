@@ -26,6 +26,8 @@ def test_settings_dialog_persists(qtbot, make_window, qsettings, tmp_path):
     dialog.gamma.setValue(0.2)
     dialog.group_size.setValue(8)
     dialog.cache_cap.setValue(2.5)
+    assert dialog.long_documents.currentData() == "select"
+    dialog.long_documents.setCurrentIndex(1)
     dialog.model_kind.setCurrentIndex(1)
     dialog.model_path.setText(str(tmp_path))
     dialog.accept()
@@ -34,7 +36,7 @@ def test_settings_dialog_persists(qtbot, make_window, qsettings, tmp_path):
     # A fresh QSettings on the same file (a new run of the app) reads the same values.
     again = load_engine_settings(QSettings(qsettings.fileName(), QSettings.Format.IniFormat))
     assert (again.device, again.gamma, again.group_size, again.model) == ("cpu", pytest.approx(0.2), 8, str(tmp_path))
-    assert again.cache_cap_bytes == int(2.5 * 1024**3)
+    assert again.cache_cap_bytes == int(2.5 * 1024**3) and again.long_documents == "truncate"
     second = make_window(settings=QSettings(qsettings.fileName(), QSettings.Format.IniFormat))
     dialog = second.show_settings()
     assert dialog.device.currentText() == "cpu" and dialog.group_size.value() == 8
