@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a document longer than the model's window: select (default) reads all of it and "
                           "answers from the passages that match each question; truncate answers from the "
                           "part that fits")
+    ask.add_argument("--prefill", choices=["dense", "dga"], default="dense",
+                     help="how a document that fits the window is read: dense (default) or dga (each chunk "
+                          "sees older text only through focal and group tokens; faster on long documents)")
     ask.add_argument("--focal", type=int, default=None,
                      help="long documents: tokens each answer sees exactly (default 1536)")
     add_cache_options(ask)
@@ -121,7 +124,7 @@ def run_ask(args: argparse.Namespace) -> int:
                                    max_new_tokens=args.max_new_tokens, attention_mode=args.attention,
                                    gamma=args.gamma, group_size=args.group, dga_options=options,
                                    cache_format=args.cache_format, use_cache=not args.no_cache,
-                                   long_documents=args.long,
+                                   long_documents=args.long, prefill=args.prefill,
                                    long_options={} if args.focal is None else {"focal": args.focal},
                                    cache_cap_bytes=int(args.cache_cap_gb * 1024**3)))
     progress = ProgressBar(enabled=sys.stderr.isatty() or not args.json)

@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import dga, generation, longdoc, paths, relevance
+from . import dga, dga_prefill, generation, longdoc, paths, relevance
 from .errors import DocFocusError
 from .history import History
 from .state_cache import FORMATS, StateCache, StateKey, StateTooLarge, dtype_name, layout_hash
@@ -58,6 +58,10 @@ class EngineSettings:
     # passages that matter to each question; "truncate" answers from the part that fits.
     long_documents: str = "select"
     long_options: dict = field(default_factory=dict)  # LongSettings fields (segment, focal, groups, ...)
+    # Reading a document that fits the window: "dense" prefill, or "dga" (prefill-time DGA, engine/dga_prefill.py:
+    # each chunk sees older text only through focal and group tokens).
+    prefill: str = "dense"
+    prefill_options: dict = field(default_factory=dict)  # PrefillSettings fields (window, gamma, ...)
 
     def long_settings(self) -> longdoc.LongSettings:
         return longdoc.LongSettings(**self.long_options)
@@ -237,6 +241,14 @@ class Engine:
         long.segment = min(long.segment, (budget - long.overlap) * 2 // 3)
         return long if long.segment >= 64 else None
 
+    def _prefill_settings(self) -> dga_prefill.PrefillSettings | None:
+        """Prefill-time DGA settings, or None for dense prefill."""
+        if self.settings.prefill not in ("dense", "dga"):
+            raise DocFocusError(f"Unknown prefill {self.settings.prefill!r}; use dense or dga.")
+        if self.settings.prefill == "dense":
+            return None
+        return dga_prefill.PrefillSettings(**self.settings.prefill_options)
+
     def _long_settings(self, doc: DocumentHandle) -> longdoc.LongSettings:
         """The user's long-document settings with the reading fixed when ``doc`` was opened."""
         long = self.settings.long_settings()
@@ -265,7 +277,12 @@ class Engine:
             state = DocumentState(doc.sha256, None, len(ids), torch.zeros(1), long=long)
         else:
             cache = generation.new_cache(loaded.model.config)
-            logits = generation.prefill(loaded.model, ids, cache, progress=report, should_stop=should_stop)
+            prefill = self._prefill_settings()
+            if prefill is None:
+                logits = generation.prefill(loaded.model, ids, cache, progress=report, should_stop=should_stop)
+            else:
+                logits = dga_prefill.prefill_dga(loaded.model, ids, cache, prefill, doc_start=doc.layout.doc_start,
+                                                 progress=report, should_stop=should_stop)
             state = DocumentState(doc.sha256, cache, len(ids), logits)
         prefill_s = time.perf_counter() - started
         self._store_state(doc, ids, state)
@@ -295,7 +312,11 @@ class Engine:
             raise DocFocusError(f"Unknown cache format {storage!r}; use one of {', '.join(FORMATS)}.")
         # How the state was read is part of the key: other reading settings give other tensors.
         version = ".".join(transformers.__version__.split(".")[:2])
-        reading = self._long_settings(doc).reading_key() if doc.method == "select" else "prefill=dense"
+        if doc.method == "select":
+            reading = self._long_settings(doc).reading_key()
+        else:
+            prefill = self._prefill_settings()
+            reading = "prefill=dense" if prefill is None else f"prefill={prefill.tag()}"
         return StateKey(doc.sha256, loaded.id, loaded.revision, dtype_name(loaded.dtype), len(ids),
                         layout_hash(ids), storage, f"{reading};transformers={version}")
 

@@ -132,3 +132,23 @@ def test_growable_cache_matches_dynamic_cache(tiny_engine, fact_pdf):
         for cache in (growable, dynamic):
             generation.crop_cache(cache, len(ids))
         assert growable.get_seq_length() == dynamic.get_seq_length() == len(ids)
+
+
+def test_dga_prefill_is_a_setting_with_its_own_cache_key(tiny_model_dir, library, tmp_path):
+    """prefill="dga" reads through engine/dga_prefill.py; its states never mix with dense ones in the cache."""
+    path = pdfs.paragraphs_pdf(tmp_path / "long.pdf", [pdfs.FILLER * 3, pdfs.FILLER * 2 + pdfs.FACT, pdfs.FILLER * 3])
+    options = {"chunk": 64, "window": 32, "group_size": 8}
+    dense = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu", max_new_tokens=4), library=library)
+    sparse = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu", max_new_tokens=4, prefill="dga",
+                                   prefill_options=options), library=library)
+    doc = sparse.open_document(path)
+    assert doc.method == "whole" and doc.total_tokens > 200
+    assert sparse.state_key(doc).variant != dense.state_key(dense.open_document(path)).variant
+    state, _ = sparse.read(doc)
+    reference = generation.new_cache(sparse.loaded.model.config)
+    generation.prefill(sparse.loaded.model, doc.prefix_ids(), reference)
+    # Later chunks saw older text through focal and group tokens only: the state differs from dense prefill.
+    assert not torch.allclose(state.cache.layers[-1].keys, reference.layers[-1].keys, atol=1e-4)
+    assert sparse.ask(doc, "What is the code?").answer is not None
+    with pytest.raises(Exception, match="Unknown prefill"):
+        Engine(EngineSettings(model=str(tiny_model_dir), device="cpu", prefill="fast"), library=library).read(doc)
