@@ -20,6 +20,8 @@ SECTIONS = {
     "speed": "bench.speed",  # decode ms/token and the attention microbenchmark
     "rdata": "bench.rdata",  # R Data Import/Export manual questions
     "cache": "bench.cache",  # state cache: warm vs cold first token, bytes per token
+    "long": "bench.long",  # beyond the window: 16K-64K needles, select vs truncation; segment reading cost
+    "prefill": "bench.prefill",  # DGA prefill vs dense prefill: reading cost and needle quality in the window
 }
 
 

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import contains_answer, haystack_pdf, haystack_sentences, make_engine
+from bench.common import contains_answer, haystack_sentences, make_engine, text_pdf
 from bench.needle import evidence_hit, needle_case
 
 START = 400  # first haystack sentence (R-intro's prose, after its front matter)
 CONFIGS = {"select (focal + groups)": {}, "select (focal only)": {"groups": False}}
-FOCAL_ONLY_AT = (32768,)  # the focal-only variant runs at this length only (time)
+FOCAL_ONLY_AT = ()  # lengths where the focal-only variant runs too (time: none by default)
 
 
 class _Memo(dict):
@@ -38,6 +38,36 @@ class _Memo(dict):
             super().__setitem__(key, value)
 
 
+def haystack_pages(engine, sentences: list[str], tokens: int, words_per_page: int = 420) -> list[list[str]]:
+    """Pages (lists of paragraphs of 6 sentences) of manual prose from ``sentences[START:]``, ~``tokens`` long.
+    A needle is inserted into one page without re-flowing the others, so the other pages' text, and the
+    segments read from it, are the same in every case."""
+    tokenizer = engine.loaded.tokenizer
+    chosen, count = [], 0
+    for sentence in sentences[START:]:
+        count += len(tokenizer(" " + sentence, add_special_tokens=False)["input_ids"])
+        if count > tokens:
+            break
+        chosen.append(sentence)
+    pages, page = [], []
+    for paragraph in (" ".join(chosen[i:i + 6]) for i in range(0, len(chosen), 6)):
+        page.append(paragraph)
+        if sum(len(p.split()) for p in page) >= words_per_page:
+            pages.append(page)
+            page = []
+    return pages + ([page] if page else [])
+
+
+def needle_pdf(path: Path, pages: list[list[str]], needle: str | None, depth: float) -> Path:
+    """The pages as a PDF, with ``needle`` as a paragraph at ``depth`` (0-1) of the text."""
+    pages = [list(page) for page in pages]
+    if needle:
+        spots = [(p, i) for p, page in enumerate(pages) for i in range(len(page) + 1)]
+        page, index = spots[min(len(spots) - 1, round(depth * (len(spots) - 1)))]
+        pages[page].insert(index, needle)
+    return text_pdf(path, [" ".join(page) for page in pages], words_per_page=1)
+
+
 def needle_token(doc, needle: str) -> int:
     char = doc.ingested.text.find(" ".join(needle.split()[:4]))
     return int(np.searchsorted(doc.layout.doc_offsets[:, 0], max(char, 0)))
@@ -45,7 +75,7 @@ def needle_token(doc, needle: str) -> int:
 
 def run(quick: bool, out_dir: Path) -> dict:
     engine = make_engine(max_new_tokens=24, use_cache=False, attention_mode="dense")
-    lengths = [int(n) for n in os.environ.get("DOCFOCUS_BENCH_LONG_LENGTHS", "16384 32768 65536").split()]
+    lengths = [int(n) for n in os.environ.get("DOCFOCUS_BENCH_LONG_LENGTHS", "32768 65536 16384").split()]
     cases = int(os.environ.get("DOCFOCUS_BENCH_LONG_CASES", 20))
     sentences = haystack_sentences()
     folder = out_dir / "long-pdfs"
@@ -54,7 +84,8 @@ def run(quick: bool, out_dir: Path) -> dict:
     reading, rows = [], []
     for length in lengths:
         engine.settings.long_documents = "select"
-        path = haystack_pdf(engine, sentences, folder / f"haystack-{length}.pdf", length, START)
+        pages = haystack_pages(engine, sentences, length)
+        path = needle_pdf(folder / f"haystack-{length}.pdf", pages, None, 0)
         doc = engine.open_document(path)
         fresh: dict = {}
         engine.segment_memo = fresh
@@ -75,7 +106,7 @@ def run(quick: bool, out_dir: Path) -> dict:
         for index in range(cases):
             depth = index / max(1, cases - 1)
             needle, question, code = needle_case(index)
-            path = haystack_pdf(engine, sentences, folder / f"long-{length}-{index}.pdf", length, START, needle, depth)
+            path = needle_pdf(folder / f"long-{length}-{index}.pdf", pages, needle, depth)
             started = time.perf_counter()
             engine.settings.long_documents = "select"
             doc = engine.open_document(path)
@@ -110,7 +141,13 @@ def run(quick: bool, out_dir: Path) -> dict:
             print(f"  {length} case {index} depth {depth:.2f}: {time.perf_counter() - started:.0f}s "
                   + " ".join(f"{r['config'].split()[-1]}={'Y' if r['correct'] else '-'}{'E' if r['evidence_hit'] else ''}"
                              for r in rows if r["length"] == length and r["case"] == index), flush=True)
+            (out_dir / "long-cases.json").write_text(json.dumps({"reading": reading, "rows": rows}, indent=1))
     engine.segment_memo = None
+    return report(rows, lengths, reading, cases)
+
+
+def report(rows: list[dict], lengths: list[int], reading: list[dict], cases: int) -> dict:
+    """Summary and Markdown from the per-case rows (also usable on a partial long-cases.json)."""
     summary = {}
     for name in [*CONFIGS, "truncate"]:
         summary[name] = {}
@@ -123,7 +160,6 @@ def run(quick: bool, out_dir: Path) -> dict:
                 "accuracy": round(sum(r["correct"] for r in mine) / len(mine), 3),
                 "evidence_hit": round(sum(r["evidence_hit"] for r in mine) / len(mine), 3),
                 "attended_fraction": round(sum(r["attended_fraction"] for r in mine) / len(mine), 4)}
-    (out_dir / "long-cases.json").write_text(json.dumps(rows, indent=1))
     return {"lengths": lengths, "cases_per_length": cases, "summary": summary, "reading": reading,
             "markdown": markdown(summary, lengths, reading, cases)}
 
