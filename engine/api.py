@@ -79,6 +79,7 @@ class DocumentHandle:
     method: str = "whole"  # "whole" (fits the window), "select" (read whole, selected per question), "truncate"
     segments: int = 1  # segments read (method "select")
     focal_tokens: int = 0  # document tokens each answer sees exactly (method "select")
+    grouped: bool = False  # whether the other tokens are folded into groups (method "select")
     segment: int = 0  # segment and overlap lengths the document is read with (method "select")
     overlap: int = 0
 
@@ -110,8 +111,8 @@ class DocumentHandle:
         if self.method == "select":
             return (f"This document is {self.total_tokens:,} tokens long, longer than the model's window of "
                     f"{self.window:,} tokens. DocFocus reads all of it ({self.segments} segments) and answers "
-                    f"each question from the passages that match it best (about {self.focal_tokens:,} tokens "
-                    f"exactly, the rest folded into groups).")
+                    f"each question from the passages that match it best (about {self.focal_tokens:,} tokens"
+                    + (", the rest folded into groups)." if self.grouped else ")."))
         if not self.truncated:
             return None
         return (f"This document is {self.total_tokens:,} tokens long but the model's window is "
@@ -220,6 +221,7 @@ class Engine:
                 handle.segment, handle.overlap = reading.segment, reading.overlap
                 handle.segments = len(longdoc.segment_bounds(layout.doc_ids, reading.segment))
                 handle.focal_tokens = self._long_settings(handle).focal
+                handle.grouped = self._long_settings(handle).groups
             else:
                 handle.method = "truncate"
         return handle
