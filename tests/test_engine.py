@@ -64,7 +64,8 @@ def test_document_longer_than_window_is_truncated_and_said(tmp_path, bundled_dir
     from conftest import make_tiny_model
 
     small = make_tiny_model(tmp_path / "small", bundled_dir, window=700)
-    engine = Engine(EngineSettings(model=str(small), device="cpu", max_new_tokens=4), library=library)
+    engine = Engine(EngineSettings(model=str(small), device="cpu", max_new_tokens=4, long_documents="truncate"),
+                    library=library)
     path = pdfs.paragraphs_pdf(tmp_path / "long.pdf", [pdfs.FILLER * 6] * 5)
     doc = engine.open_document(path)
     assert doc.truncated and doc.total_tokens > 700
