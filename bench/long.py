@@ -24,8 +24,7 @@ from bench.common import contains_answer, haystack_sentences, make_engine, text_
 from bench.needle import evidence_hit, needle_case
 
 START = 400  # first haystack sentence (R-intro's prose, after its front matter)
-CONFIGS = {"select (focal + groups)": {}, "select (focal only)": {"groups": False}}
-FOCAL_ONLY_AT = ()  # lengths where the focal-only variant runs too (time: none by default)
+CONFIGS = {"select (focal + groups)": {"groups": True}, "select (focal only)": {"groups": False}}
 
 
 class _Memo(dict):
@@ -75,7 +74,7 @@ def needle_token(doc, needle: str) -> int:
 
 def run(quick: bool, out_dir: Path) -> dict:
     engine = make_engine(max_new_tokens=24, use_cache=False, attention_mode="dense")
-    lengths = [int(n) for n in os.environ.get("DOCFOCUS_BENCH_LONG_LENGTHS", "32768 65536 16384").split()]
+    lengths = [int(n) for n in os.environ.get("DOCFOCUS_BENCH_LONG_LENGTHS", "16384 32768 65536").split()]
     cases = int(os.environ.get("DOCFOCUS_BENCH_LONG_CASES", 20))
     sentences = haystack_sentences()
     folder = out_dir / "long-pdfs"
@@ -112,8 +111,6 @@ def run(quick: bool, out_dir: Path) -> dict:
             doc = engine.open_document(path)
             at = needle_token(doc, needle)
             for name, options in CONFIGS.items():
-                if options and length not in FOCAL_ONLY_AT:
-                    continue
                 engine.settings.long_options = dict(options)
                 answer = engine.ask(doc, question)
                 rows.append({"length": length, "case": index, "depth": round(depth, 2), "config": name,

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -32,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from . import dga, generation
-from .errors import DocFocusError
+from .errors import CancelledError, DocFocusError
 from .relevance import STOPWORDS
 
 Progress = Callable[[int, int], None]
@@ -174,11 +175,10 @@ def read(model, head_ids: list[int], doc_ids: np.ndarray, settings: LongSettings
     values = [v.new_empty(*v.shape[:2], length, v.shape[3]) for v in head_values]
     for start, end in segments:
         if should_stop and should_stop():
-            from .errors import CancelledError
             raise CancelledError("reading the document")
         context = max(0, start - settings.overlap)
         piece = doc_ids[context:end]
-        tag = hashlib.sha1(piece.tobytes() + bytes(head_ids.__repr__(), "ascii") +
+        tag = hashlib.sha1(piece.tobytes() + repr(list(head_ids)).encode() +
                            str(start - context).encode()).hexdigest() if memo is not None else None
         if tag is not None and tag in memo:
             seg_keys, seg_values = memo[tag]
@@ -243,7 +243,6 @@ def score(model, state: LongState, q_ids: list[int], should_stop: ShouldStop | N
     queries: list[torch.Tensor] | None = None
     for number, (start, end) in enumerate(state.segments):
         if should_stop and should_stop():
-            from .errors import CancelledError
             raise CancelledError("answering")
         delta = torch.full((end - start,), head_len) - state.positions[start:end]
         seg_keys = [rotate(k[:, :, start:end], delta, inv_freq).to(k.dtype) for k in state.keys]
@@ -456,8 +455,6 @@ class Selection:
 def prepare(model, state: LongState, token_word: np.ndarray, words: list[str], q_ids: list[int], question: str,
             settings: LongSettings, budget: int, should_stop: ShouldStop | None = None) -> Selection:
     """Score, select and compact for one question."""
-    import time
-
     started = time.perf_counter()
     attention, queries = score(model, state, q_ids, should_stop)
     scored = time.perf_counter()
