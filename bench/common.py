@@ -50,18 +50,22 @@ def haystack_sentences(seed: int = 0) -> list[str]:
     return sentences
 
 
+def fill_pages(paragraphs: list[str], words_per_page: int = 420) -> list[list[str]]:
+    """Paragraphs grouped into pages of about ``words_per_page`` words (a page closes once it has that many)."""
+    pages: list[list[str]] = []
+    page: list[str] = []
+    for paragraph in paragraphs:
+        page.append(paragraph)
+        if sum(len(p.split()) for p in page) >= words_per_page:
+            pages.append(page)
+            page = []
+    return pages + ([page] if page else [])
+
+
 def text_pdf(path: Path, paragraphs: list[str], words_per_page: int = 420) -> Path:
     """Lay paragraphs out on A4 pages (about ``words_per_page`` words each) with PyMuPDF."""
     document = pymupdf.open()
-    page_words: list[str] = []
-    pages: list[str] = []
-    for paragraph in paragraphs:
-        page_words.append(paragraph)
-        if sum(len(p.split()) for p in page_words) >= words_per_page:
-            pages.append(" ".join(page_words))
-            page_words = []
-    if page_words:
-        pages.append(" ".join(page_words))
+    pages = [" ".join(page) for page in fill_pages(paragraphs, words_per_page)]
     for body in pages:
         page = document.new_page(width=595, height=842)
         rect = pymupdf.Rect(40, 40, 555, 802)
@@ -73,10 +77,8 @@ def text_pdf(path: Path, paragraphs: list[str], words_per_page: int = 420) -> Pa
     return path
 
 
-def haystack_pdf(engine, sentences: list[str], path: Path, tokens: int, start: int = 0, needle: str | None = None,
-                 depth: float = 0.5) -> Path:
-    """A PDF of real manual prose from ``sentences[start:]``, about ``tokens`` document tokens long, with an
-    optional ``needle`` sentence at ``depth`` (0-1) of the text."""
+def prose(engine, sentences: list[str], tokens: int, start: int = 0) -> list[str]:
+    """Sentences from ``sentences[start:]`` adding up to about ``tokens`` tokens."""
     tokenizer = engine.loaded.tokenizer
     chosen, count = [], 0
     for sentence in sentences[start:]:
@@ -84,9 +86,22 @@ def haystack_pdf(engine, sentences: list[str], path: Path, tokens: int, start: i
         if count > tokens:
             break
         chosen.append(sentence)
+    return chosen
+
+
+def to_paragraphs(chosen: list[str]) -> list[str]:
+    """Sentences joined into paragraphs of 6."""
+    return [" ".join(chosen[i:i + 6]) for i in range(0, len(chosen), 6)]
+
+
+def haystack_pdf(engine, sentences: list[str], path: Path, tokens: int, start: int = 0, needle: str | None = None,
+                 depth: float = 0.5) -> Path:
+    """A PDF of real manual prose from ``sentences[start:]``, about ``tokens`` document tokens long, with an
+    optional ``needle`` sentence at ``depth`` (0-1) of the text."""
+    chosen = prose(engine, sentences, tokens, start)
     if needle:
         chosen.insert(round(depth * len(chosen)), needle)
-    return text_pdf(path, [" ".join(chosen[i:i + 6]) for i in range(0, len(chosen), 6)])
+    return text_pdf(path, to_paragraphs(chosen))
 
 
 @dataclass

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import contains_answer, haystack_sentences, make_engine, text_pdf
+from bench.common import contains_answer, fill_pages, haystack_sentences, make_engine, prose, text_pdf, to_paragraphs
 from bench.needle import evidence_hit, needle_case
 
 START = 400  # first haystack sentence (R-intro's prose, after its front matter)
@@ -37,24 +37,11 @@ class _Memo(dict):
             super().__setitem__(key, value)
 
 
-def haystack_pages(engine, sentences: list[str], tokens: int, words_per_page: int = 420) -> list[list[str]]:
-    """Pages (lists of paragraphs of 6 sentences) of manual prose from ``sentences[START:]``, ~``tokens`` long.
-    A needle is inserted into one page without re-flowing the others, so the other pages' text, and the
-    segments read from it, are the same in every case."""
-    tokenizer = engine.loaded.tokenizer
-    chosen, count = [], 0
-    for sentence in sentences[START:]:
-        count += len(tokenizer(" " + sentence, add_special_tokens=False)["input_ids"])
-        if count > tokens:
-            break
-        chosen.append(sentence)
-    pages, page = [], []
-    for paragraph in (" ".join(chosen[i:i + 6]) for i in range(0, len(chosen), 6)):
-        page.append(paragraph)
-        if sum(len(p.split()) for p in page) >= words_per_page:
-            pages.append(page)
-            page = []
-    return pages + ([page] if page else [])
+def haystack_pages(engine, sentences: list[str], tokens: int) -> list[list[str]]:
+    """Pages (lists of paragraphs) of manual prose from ``sentences[START:]``, ~``tokens`` long. A needle is
+    inserted into one page without re-flowing the others, so the other pages' text, and the segments read from
+    it, are the same in every case."""
+    return fill_pages(to_paragraphs(prose(engine, sentences, tokens, START)))
 
 
 def needle_pdf(path: Path, pages: list[list[str]], needle: str | None, depth: float) -> Path:

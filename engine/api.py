@@ -220,8 +220,8 @@ class Engine:
                 handle.method, handle.used_tokens = "select", len(layout.doc_ids)
                 handle.segment, handle.overlap = reading.segment, reading.overlap
                 handle.segments = len(longdoc.segment_bounds(layout.doc_ids, reading.segment))
-                handle.focal_tokens = self._long_settings(handle).focal
-                handle.grouped = self._long_settings(handle).groups
+                chosen = self._long_settings(handle)
+                handle.focal_tokens, handle.grouped = chosen.focal, chosen.groups
             else:
                 handle.method = "truncate"
         return handle
