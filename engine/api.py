@@ -20,7 +20,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import dga, dga_prefill, generation, longdoc, paths, relevance
+from . import dga, dga_prefill, generation, longdoc, paths, relevance, support
+from .answer import Answer, Citation, Evidence, Highlight
 from .errors import DocFocusError
 from .history import History
 from .state_cache import FORMATS, StateCache, StateKey, StateTooLarge, dtype_name, layout_hash
@@ -138,37 +139,6 @@ class DocumentState:
     store_s: float = 0.0  # seconds spent saving it to the state cache
     cache_notice: str | None = None  # a cache problem to tell the user once (with the next answer)
     long: longdoc.LongState | None = None  # a document longer than the window (then ``cache`` is None)
-
-
-@dataclass
-class Evidence:
-    """A passage the model relied on: 1-based page, its text, score and word boxes (PDF points)."""
-
-    page: int
-    text: str
-    score: float
-    boxes: list[list[float]] = field(default_factory=list)
-    words: list[int] = field(default_factory=list)  # [first, last) word indices of the passage
-
-
-@dataclass
-class Answer:
-    question: str
-    answer: str
-    document: dict
-    model: dict
-    attention: dict
-    timings: dict
-    evidence: list[Evidence]
-    cache_hit: bool
-    stopped: bool = False
-    notice: str | None = None
-    token_scores: np.ndarray | None = None  # (L,) relevance per document token, for heat overlays
-
-    def to_json(self) -> dict:
-        data = asdict(self)
-        data.pop("token_scores")
-        return data
 
 
 class Engine:
@@ -479,10 +449,15 @@ class Engine:
 
     def _answer(self, doc, state, question, stream, attention, timings, token_scores, should_stop, limit) -> Answer:
         evidence = [Evidence(**item) for item in relevance.passages(doc.ingested, doc.token_word, token_scores)]
+        text = stream.text.strip()
+        verdict = support.check(text, question, [item.text for item in evidence[:3]])
+        citations = [Citation(evidence[i].page, evidence[i].text, i, evidence[i].boxes) for i in verdict.cited]
         answer = Answer(
-            question=question.strip(), answer=stream.text.strip(), document=doc.info(), model=self.load().info(),
+            question=question.strip(), answer=text, document=doc.info(), model=self.load().info(),
             attention=attention, timings=timings, evidence=evidence, cache_hit=False,
             stopped=bool(should_stop and should_stop()), notice=doc.notice(), token_scores=token_scores,
+            citations=citations, supported=verdict.supported, generated=text,
+            highlights=relevance.highlights(doc.ingested, doc.token_word, token_scores),
         )
         return self._finish_answer(answer, state, limit)
 

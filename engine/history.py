@@ -46,6 +46,11 @@ def decode_scores(blob: bytes | None) -> np.ndarray | None:
     return (low + codes.astype(np.float32) * ((high - low) / 255.0)).astype(np.float32)
 
 
+# The answer's story (engine/answer.py): citations and highlights as JSON, the support verdict, how it ended.
+_STORY_COLUMNS = {"citations": "TEXT", "highlights": "TEXT", "supported": "INTEGER", "finish": "TEXT",
+                  "generated": "TEXT"}
+
+
 def _plain(item) -> dict:
     return asdict(item) if is_dataclass(item) else dict(item)
 
@@ -59,6 +64,10 @@ class History:
                    "question TEXT, answer TEXT, evidence TEXT, token_scores BLOB, attention TEXT, model TEXT, "
                    "settings TEXT, timings TEXT, cache_hit INTEGER, stopped INTEGER, created FLOAT)")
         db.execute("CREATE INDEX IF NOT EXISTS history_sha ON history(sha256, created)")
+        present = {row[1] for row in db.execute("PRAGMA table_info(history)").fetchall()}
+        for column, kind in _STORY_COLUMNS.items():  # added after the first release: older libraries lack them
+            if column not in present:
+                db.execute(f"ALTER TABLE history ADD COLUMN {column} {kind}")
         if db.conn.in_transaction and db.conn.isolation_level is not None:
             db.conn.commit()
 
@@ -72,6 +81,10 @@ class History:
             "settings": json.dumps(settings or {}), "timings": json.dumps(answer.timings),
             "cache_hit": int(bool(answer.cache_hit)), "stopped": int(bool(answer.stopped)),
             "created": time.time() if created is None else created,
+            "citations": json.dumps([_plain(item) for item in getattr(answer, "citations", [])]),
+            "highlights": json.dumps([_plain(item) for item in getattr(answer, "highlights", [])]),
+            "supported": int(bool(getattr(answer, "supported", True))),
+            "finish": getattr(answer, "finish", "complete"), "generated": getattr(answer, "generated", ""),
         }
         with self.db.conn:
             cursor = self.db.conn.execute(
@@ -92,6 +105,10 @@ class History:
             "attention": json.loads(row["attention"] or "{}"), "model": json.loads(row["model"] or "{}"),
             "settings": json.loads(row["settings"] or "{}"), "timings": json.loads(row["timings"] or "{}"),
             "cache_hit": bool(row["cache_hit"]), "stopped": bool(row["stopped"]), "created": row["created"],
+            "citations": json.loads(row.get("citations") or "[]"),
+            "highlights": json.loads(row.get("highlights") or "[]"),
+            "supported": bool(row["supported"]) if row.get("supported") is not None else True,
+            "finish": row.get("finish") or "complete", "generated": row.get("generated") or row["answer"],
         }
 
     def clear(self, sha256: str) -> int:

@@ -94,3 +94,36 @@ def passages(document: IngestedDocument, token_word: np.ndarray, token_scores: n
         })
     found.sort(key=lambda item: -item["score"])
     return found[:limit]
+
+
+# Highlights: at most this share of the document's words, never words under this share of the best score.
+HIGHLIGHT_WORD_FRACTION = 0.12
+HIGHLIGHT_MIN_RELATIVE = 0.15
+
+
+def highlights(document: IngestedDocument, token_word: np.ndarray, token_scores: np.ndarray | None) -> list:
+    """The best-scoring content words as ``engine.answer.Highlight``s (1-based page), weight relative to the
+    best word; a word scores the maximum of its tokens' scores."""
+    from .answer import Highlight
+
+    if token_scores is None or not len(document.words):
+        return []
+    scores = np.zeros(len(document.words), dtype=np.float64)
+    count = min(len(token_scores), len(token_word))
+    mapped, values = token_word[:count], np.asarray(token_scores[:count], dtype=np.float64)
+    keep = (mapped >= 0) & np.isfinite(values)
+    np.maximum.at(scores, mapped[keep], values[keep])
+    best = float(scores.max()) if len(scores) else 0.0
+    if best <= 0:
+        return []
+    limit = max(1, int(np.ceil(HIGHLIGHT_WORD_FRACTION * len(scores))))
+    result = []
+    for index in np.argsort(-scores, kind="stable")[:limit].tolist():
+        relative = float(scores[index]) / best
+        if relative < HIGHLIGHT_MIN_RELATIVE:
+            break
+        word = document.words[index]
+        if is_content_word(word.text):
+            result.append(Highlight(word.page + 1, [round(word.x0, 1), round(word.y0, 1), round(word.x1, 1),
+                                                    round(word.y1, 1)], round(relative, 3)))
+    return result

@@ -1,0 +1,31 @@
+"""The support verdict: an answer is supported when what it adds to the question is in the cited passages."""
+from __future__ import annotations
+
+from engine import support
+
+PASSAGES = [
+    "Function read.fwf provides a simple way to read such files, specifying a vector of field widths.",
+    "The function read.xport reads a file in SAS Transport (XPORT) format and returns a list of data frames.",
+]
+
+
+def test_an_answer_found_in_the_passages_is_supported_and_cites_where():
+    verdict = support.check("The function read.fwf reads fixed-width format files.",
+                            "Which function reads fixed-width format files?", PASSAGES)
+    assert verdict.supported and verdict.cited[0] == 0 and "read.fwf" in verdict.found
+
+
+def test_an_answer_naming_something_else_is_cited_where_that_is():
+    verdict = support.check("read.xport", "Which function reads fixed-width format files?", PASSAGES)
+    assert verdict.cited == [1]
+
+
+def test_an_answer_not_in_the_passages_is_not_supported():
+    verdict = support.check("The function read.delim is the most convenient way.",
+                            "Which function reads fixed-width format files?", PASSAGES)
+    assert not verdict.supported and "read.delim" in verdict.missing
+
+
+def test_an_answer_that_adds_nothing_is_not_supported():
+    assert not support.check("The answer is:", "Which function reads fixed-width files?", PASSAGES).supported
+    assert not support.check("", "Which function reads fixed-width files?", PASSAGES).supported
