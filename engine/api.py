@@ -21,13 +21,15 @@ import numpy as np
 import torch
 
 from . import dga, dga_prefill, generation, longdoc, paths, relevance, support
-from .answer import Answer, Citation, Evidence, Highlight
+from .answer import Answer, Citation, Evidence, Highlight  # noqa: F401 - the public API
 from .errors import DocFocusError
 from .history import History
 from .state_cache import FORMATS, StateCache, StateKey, StateTooLarge, dtype_name, layout_hash
 from .ingest import IngestedDocument, file_sha256, ingest_pdf
 from .library import Library
 from .models import LoadedModel, load_model
+from .settings import EngineSettings, SettingsError  # noqa: F401 - the public API
+from . import strategies
 from .prompt import PromptLayout, build_layout, question_ids, token_words
 
 log = logging.getLogger("docfocus")
@@ -36,36 +38,6 @@ ShouldStop = Callable[[], bool]
 # Tokens kept free after the document: the question plus the longest answer.
 QUESTION_RESERVE = 128
 ANSWER_RESERVE = 384
-
-
-@dataclass
-class EngineSettings:
-    """What the user chose: model, device and answer length."""
-
-    model: str | None = None  # None or "bundled", a folder, a .gguf file, or a hub id
-    device: str = "auto"
-    device_map: str | None = None  # "auto" spreads a large model over several GPUs
-    max_new_tokens: int = 200
-    # Attention used for answering: "dense" or "dga" (Dynamic Group Attention, engine/dga.py).
-    attention_mode: str = "dga"
-    gamma: float = 0.1  # DGA: fraction of document tokens kept exactly (focal tokens)
-    group_size: int = 16  # DGA: the other tokens are folded into groups of this many
-    # State cache (engine/state_cache.py): size cap in bytes for stored document states.
-    cache_cap_bytes: int = 4 * 1024**3
-    cache_format: str = "model"  # "model" (model dtype, exact), "fp16" or "int8" (see state_cache.py)
-    use_cache: bool = True  # False: neither restore nor store document states
-    dga_options: dict = field(default_factory=dict)  # other DgaSettings fields (reselect_every, bias, ...)
-    # A document longer than the window: "select" reads all of it (engine/longdoc.py) and answers from the
-    # passages that matter to each question; "truncate" answers from the part that fits.
-    long_documents: str = "select"
-    long_options: dict = field(default_factory=dict)  # LongSettings fields (segment, focal, groups, ...)
-    # Reading a document that fits the window: "dense" prefill, or "dga" (prefill-time DGA, engine/dga_prefill.py:
-    # each chunk sees older text only through focal and group tokens).
-    prefill: str = "dense"
-    prefill_options: dict = field(default_factory=dict)  # PrefillSettings fields (window, gamma, ...)
-
-    def long_settings(self) -> longdoc.LongSettings:
-        return longdoc.LongSettings(**self.long_options)
 
 
 @dataclass
@@ -168,15 +140,22 @@ class Engine:
             dga.enable(self.loaded.model)  # SDPA unless an answer passes a DgaRun
         return self.loaded
 
-    def open_document(self, path: str | Path, password: str | None = None) -> DocumentHandle:
-        """Ingest a PDF (or take its copy from the library) and lay out its prompt."""
-        loaded = self.load()
+    def ingest(self, path: str | Path, password: str | None = None) -> IngestedDocument:
+        """Pages, words and text of a document: the library's copy, or read from the file (and saved).
+
+        This is the only step that parses the file (callers that share the file with a viewer lock around it)."""
         ingested = None
         if Path(path).is_file():
             ingested = self.library.load(file_sha256(path)) if password is None else None
         if ingested is None:
             ingested = ingest_pdf(path, password)
             self.library.save(ingested)
+        return ingested
+
+    def open_document(self, source: str | Path | IngestedDocument, password: str | None = None) -> DocumentHandle:
+        """Lay out the prompt of a document (a path is ingested first, see ``ingest``)."""
+        loaded = self.load()
+        ingested = source if isinstance(source, IngestedDocument) else self.ingest(source, password)
         layout = build_layout(loaded.tokenizer, ingested)
         budget = self._document_budget(layout)
         used = max(1, min(len(layout.doc_ids), budget))
@@ -372,13 +351,6 @@ class Engine:
         for key in [key for key in self._states if key.split(":")[0] == doc.sha256]:
             del self._states[key]
 
-    def dga_settings(self) -> dga.DgaSettings:
-        """DGA settings for answering; dense mode runs the same scoring without compressing."""
-        mode = self.settings.attention_mode
-        if mode not in ("dense", "dga"):
-            raise DocFocusError(f"Unknown attention mode {mode!r}; use dense or dga.")
-        return dga.DgaSettings(gamma=self.settings.gamma, group_size=self.settings.group_size,
-                               compress=mode == "dga", **self.settings.dga_options)
 
     def ask(self, doc: DocumentHandle, question: str, on_text: Callable[[str], None] | None = None,
             should_stop: ShouldStop | None = None, progress: Progress | None = None,
@@ -392,7 +364,8 @@ class Engine:
             return self._ask_long(doc, state, question, q_ids, on_text, should_stop, max_new_tokens, started,
                                   prefill_s)
         limit = self._answer_limit(state.prefix_len, q_ids, max_new_tokens)
-        run = dga.DgaRun(self.dga_settings(), doc.layout.doc_start, state.prefix_len)
+        run = strategies.get(self.settings.attention_mode).make_run(self.settings, doc.layout.doc_start,
+                                                                    state.prefix_len)
         try:
             stream, first_token_s, decode_s = self._generate(state.cache, q_ids, _DgaHooks(run), limit, on_text,
                                                              should_stop, started)

@@ -15,6 +15,7 @@ untouched. Without a ``DgaRun`` (document prefill) it is plain SDPA.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass, field
 
@@ -66,6 +67,9 @@ class DgaSettings:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def replace(self, **changes) -> "DgaSettings":
+        return dataclasses.replace(self, **changes)
 
 
 def smooth_scores(scores: torch.Tensor, width: int) -> torch.Tensor:

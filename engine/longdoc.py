@@ -55,6 +55,18 @@ class LongSettings:
     lexical: float = 1.0  # weight of the question-word match against attention mass when ranking passages
     sinks: int = 4  # leading document tokens always kept
 
+    def __post_init__(self) -> None:
+        if self.segment < 64 or self.overlap < 0 or self.overlap >= self.segment:
+            raise ValueError(f"segments need at least 64 tokens and an overlap in [0, segment), got "
+                             f"segment={self.segment}, overlap={self.overlap}")
+        if self.focal < 16 or self.span < 1 or self.group_size < 1 or self.sinks < 0:
+            raise ValueError(f"focal must be at least 16 tokens (got {self.focal}), span and group size at least 1, "
+                             f"sinks at least 0")
+        if self.group_bias not in ("lse", "log_m", "none"):
+            raise ValueError(f"group_bias must be lse, log_m or none, got {self.group_bias!r}")
+        if self.lexical < 0:
+            raise ValueError(f"lexical weight must be at least 0, got {self.lexical}")
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -150,12 +150,11 @@ def test_short_documents_keep_at_least_min_focal_tokens(tiny):
     assert run.attended_fraction() == 1.0  # a document shorter than the floor is kept whole
 
 
-def test_unknown_attention_mode_is_refused(tiny_model_dir, library, fact_pdf):
-    from engine.errors import DocFocusError
+def test_unknown_attention_mode_is_refused_when_the_settings_are_made():
+    from engine.settings import SettingsError
 
-    engine = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu", attention_mode="magic"), library=library)
-    with pytest.raises(DocFocusError, match="attention mode"):
-        engine.ask(engine.open_document(fact_pdf), "q")
+    with pytest.raises(SettingsError, match="'magic' is not one of dga, dense"):
+        EngineSettings(attention_mode="magic")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

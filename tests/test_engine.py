@@ -6,6 +6,7 @@ import torch
 
 import pdfs
 from engine import generation
+from engine.settings import SettingsError
 from engine.api import Engine, EngineSettings
 from engine.errors import CancelledError, ModelLoadError, OutOfMemoryError, QuestionError
 
@@ -151,5 +152,5 @@ def test_dga_prefill_is_a_setting_with_its_own_cache_key(tiny_model_dir, library
     # Later chunks saw older text through focal and group tokens only: the state differs from dense prefill.
     assert not torch.allclose(state.cache.layers[-1].keys, reference.layers[-1].keys, atol=1e-4)
     assert sparse.ask(doc, "What is the code?").answer is not None
-    with pytest.raises(Exception, match="Unknown prefill"):
-        Engine(EngineSettings(model=str(tiny_model_dir), device="cpu", prefill="fast"), library=library).read(doc)
+    with pytest.raises(SettingsError, match="'fast' is not one of dense, dga"):
+        EngineSettings(model=str(tiny_model_dir), device="cpu", prefill="fast")
