@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.relevance import is_content_word
+from engine.text import is_content_word
 
 # Show at most this fraction of the document's words (the focal share is ~10%),
 # and never words under this fraction of the best score.
