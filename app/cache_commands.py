@@ -41,7 +41,8 @@ def _print_notes(notices: list[str]) -> None:
 
 
 def _require_usable(cache) -> None:
-    """A cache that cannot be used here (read-only folder or file) is an error for these commands."""
+    """A cache that cannot be used here (read-only folder or file) is an error for these commands (the error
+    says it all: the cache's own notice, written for answers, is not printed)."""
     if cache.unavailable is not None:
         raise DocFocusError(f"DocFocus cannot use its document cache {cache.path} ({cache.unavailable}). "
                             f"Nothing was changed.", WRITABLE_HINT)
@@ -52,15 +53,15 @@ def run_cache(args: argparse.Namespace) -> int:
     if args.cache_command == "clear":
         sha = _pdf_sha256(args.document) if args.document else None
         count, size = cache.clear(sha)
-        _print_notes(cache.take_notices())
         _require_usable(cache)
+        _print_notes(cache.take_notices())
         print(f"Removed {count} stored state{'s' if count != 1 else ''} ({_size(size)}). "
               f"Chat history is kept.")
         return 0
     entries = cache.entries()
     quarantined = cache.quarantined()
-    _print_notes(cache.take_notices())
     _require_usable(cache)
+    _print_notes(cache.take_notices())
     if args.json:
         print(json.dumps({"path": str(cache.path), "cap_bytes": cache.cap_bytes, "used_bytes": cache.used_bytes(),
                           "states": entries, "quarantined": quarantined}))
