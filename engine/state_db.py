@@ -44,6 +44,9 @@ def connect(path: Path) -> sqlite_utils.Database:
         enable_wal(conn, BUSY_TIMEOUT_MS / 1000)
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA journal_size_limit=67108864")  # truncate the WAL after a large state is checkpointed
+        # Not zeroing freed pages first (some builds do, e.g. Debian's): the incremental vacuum truncates them
+        # off the file or overwrites them anyway, and zeroing wrote every freed byte again into the WAL.
+        conn.execute("PRAGMA secure_delete=FAST")
         check_writable(conn)
         db = sqlite_utils.Database(conn)
         _create_schema(db)
@@ -100,9 +103,19 @@ def reclaim_space(db: sqlite_utils.Database) -> None:
             conn.execute("VACUUM")
         else:
             return
-        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()  # PASSIVE: never waits for another process
+        _checkpoint_without_waiting(conn)
     except sqlite3.OperationalError as error:  # busy, or no room for VACUUM's copy: the space stays for reuse
         log.info("could not give freed cache space back to the disk: %s", error)
+
+
+def _checkpoint_without_waiting(conn: sqlite3.Connection) -> None:
+    """Copy the WAL into the file, which then shrinks, and empty the WAL, unless another process is reading
+    (then the next checkpoint does it): never wait for that reader."""
+    conn.execute("PRAGMA busy_timeout=0")
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    finally:
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
 
 def _mostly_free(conn: sqlite3.Connection) -> bool:

@@ -384,7 +384,7 @@ def test_filling_the_cap_evicts_least_recently_used(tmp_path):
     assert cache.used_bytes() <= cache.cap_bytes
     cache.clear()
     cache.close()
-    assert path.stat().st_size < size_full  # freed pages went back to the disk
+    assert path.stat().st_size <= 16 * sc.PAGE_SIZE < size_full  # freed pages went back to the disk
 
 
 def test_changed_pdf_at_the_same_path_is_a_new_document(tiny_model_dir, tmp_path):
