@@ -17,7 +17,6 @@ import torch
 from conftest import ROOT
 from engine import state_cache as sc
 from engine.api import Engine, EngineSettings
-from engine.dbfile import DatabaseNotWritable
 from engine.history import History
 from engine.library import Library
 from test_state_cache import make_key, random_layers
@@ -147,6 +146,8 @@ def test_a_cache_whose_folder_cannot_be_made_is_off_and_says_so_once(tmp_path):
 
 
 def test_a_library_that_cannot_be_written_raises_a_clear_error_or_answers_in_memory(tmp_path):
+    from engine.dbfile import DatabaseNotWritable
+
     (tmp_path / "a-file").write_text("a regular file, where the data folder should be")
     path = tmp_path / "a-file" / "library.sqlite"
     with pytest.raises(DatabaseNotWritable, match="cannot write its library .* Nothing in it was changed"):
