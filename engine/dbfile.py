@@ -22,7 +22,7 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 _DAMAGE_CODES = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 _UNWRITABLE_CODES = (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM)
 _DAMAGED_WORDS = ("malformed", "not a database", "file is encrypted", "disk image")
-Database = TypeVar("Database")
+Opened = TypeVar("Opened")
 WRITABLE_HINT = "Make that folder writable for your user, or set DOCFOCUS_HOME to a folder you can write."
 
 
@@ -206,8 +206,8 @@ def set_aside(path: Path) -> Path:
     return target
 
 
-def open_checked(path: Path, open_database: Callable[[Path], Database],
-                 moved_aside: Callable[[Path, str], None]) -> Database:
+def open_checked(path: Path, open_database: Callable[[Path], Opened],
+                 moved_aside: Callable[[Path, str], None]) -> Opened:
     """``open_database(path)``, after moving a damaged file aside (``moved_aside(new path, reason)`` tells the
     user); damage SQLite only finds while opening moves the file aside too, and a new database is opened.
 
