@@ -41,8 +41,13 @@ def test_a_cache_killed_mid_checkpoint_is_kept_with_all_its_states(tmp_path):
     live = tmp_path / "live" / "states.sqlite"
     live.parent.mkdir()
     cache = sc.StateCache(live)
-    for seed, name in enumerate("abc"):
+    cache.store(make_key(sha="a" * 64, tokens=300), random_layers(tokens=300, seed=0), torch.zeros(2))
+    reader = sqlite3.connect(live)  # another process reading: no checkpoint can go past its snapshot
+    reader.execute("BEGIN")
+    reader.execute("SELECT COUNT(*) FROM states").fetchall()
+    for seed, name in enumerate("bc", start=1):
         cache.store(make_key(sha=name * 64, tokens=300), random_layers(tokens=300, seed=seed), torch.zeros(2))
+    reader.close()
     copy = tmp_path / "after-kill" / "states.sqlite"
     copy_as_killed_mid_checkpoint(live, cache.db.conn, copy)
     assert header_pages(copy) > copy.stat().st_size  # what the size check alone took for truncation
