@@ -146,8 +146,9 @@ def read_only(path: Path):
 
 
 def readable_rows(path: Path, table: str) -> tuple[list[str], list[tuple], bool]:
-    """(column names, rows in rowid order, whether every row was read) of ``table`` in a damaged database:
-    what SQLite can still read. A row on an unreadable page is skipped, and reading goes on after it."""
+    """(column names, rows in rowid order, whether every row was read) of ``table`` in a damaged database
+    that was set aside: what SQLite can still read. A row on an unreadable page is skipped, and reading
+    goes on after it."""
     try:
         with read_only(path) as conn:
             _allow_short_file(conn)
@@ -158,6 +159,8 @@ def readable_rows(path: Path, table: str) -> tuple[list[str], list[tuple], bool]
             return columns, rows, complete
     except sqlite3.DatabaseError:
         return [], [], False
+    finally:
+        _drop_empty_wal(path)
 
 
 def _allow_short_file(conn: sqlite3.Connection) -> None:
@@ -202,8 +205,18 @@ def set_aside(path: Path) -> Path:
         side = path.with_name(path.name + suffix)
         if side.exists():
             os.replace(side, target.with_name(target.name + suffix))
+    _drop_empty_wal(target)
     log.info("moved the damaged database %s to %s", path, target)
     return target
+
+
+def _drop_empty_wal(path: Path) -> None:
+    """Remove the empty -wal (and its -shm index) that checking a set-aside file left: they hold nothing.
+    Only for a set-aside file, which no other process opens."""
+    wal, index = path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
+    if wal.is_file() and wal.stat().st_size == 0:
+        wal.unlink()
+        index.unlink(missing_ok=True)
 
 
 def open_checked(path: Path, open_database: Callable[[Path], Opened],
