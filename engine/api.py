@@ -61,7 +61,7 @@ class Engine:
     @property
     def library(self) -> Library:
         if self._library is None:
-            self._library = Library()
+            self._library = Library.or_in_memory()  # a library that cannot be written still answers (unsaved)
         return self._library
 
     def load(self, progress: Progress | None = None) -> LoadedModel:
@@ -261,8 +261,9 @@ class Engine:
         answer.timings["restore_s"] = round(state.restore_s, 3)
         answer.timings["store_s"] = round(state.store_s, 3)
         answer.timings["state_from"] = state.source
-        if state.cache_notice:
-            answer.notice = " ".join(filter(None, [answer.notice, state.cache_notice]))
+        notices = [state.cache_notice, *self.library.take_notices()]  # each said once
+        if any(notices):
+            answer.notice = " ".join(filter(None, [answer.notice, *notices]))
             state.cache_notice = None
         if answer.stopped and not answer.answer:
             return answer

@@ -46,6 +46,7 @@ def test_ask_json_with_bundled_model_answers_the_fact(tmp_path, bundled_dir):
     assert first["timings"]["first_token_s"] >= first["timings"]["prefill_s"] > 0
     assert first["evidence"][0]["page"] == 2 and first["finish"] == "complete"
     assert first["highlights"] and {h["page"] for h in first["highlights"]} == {2}
+    assert first["cache_hit"] is False and lines[1]["cache_hit"] is True  # read once, then reused in memory
     assert lines[1]["timings"]["prefill_s"] == 0  # one document read for both questions
 
 

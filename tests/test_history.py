@@ -159,7 +159,7 @@ def test_history_command(tmp_path):
     assert missing.returncode != 0 and "not found" in missing.stderr and "Traceback" not in missing.stderr
 
 
-def test_damaged_library_is_moved_aside_with_its_history_kept(tiny_model_dir, tmp_path, fact_pdf, caplog):
+def test_damaged_library_is_moved_aside_with_its_history_kept(tiny_model_dir, tmp_path, fact_pdf):
     path = tmp_path / "library.sqlite"
     path.write_bytes(b"garbage, not a database" * 50)
     original = path.read_bytes()
@@ -167,7 +167,8 @@ def test_damaged_library_is_moved_aside_with_its_history_kept(tiny_model_dir, tm
     doc = engine.open_document(fact_pdf)
     answer = engine.ask(doc, "still answered?")
     assert answer.timings["generated_tokens"] > 0 and len(engine.history(doc.sha256)) == 1
-    aside = list(tmp_path.glob("library.sqlite.damaged-*"))
+    aside = [p for p in tmp_path.glob("library.sqlite.damaged-*") if not p.name.endswith(("-wal", "-shm"))]
     assert len(aside) == 1 and aside[0].read_bytes() == original  # kept for the user, not deleted
-    assert any("library database library.sqlite could not be used (it is not a SQLite database)" in record.message
-               for record in caplog.records)
+    assert f"The library {path} could not be used (it is not a SQLite database" in answer.notice
+    assert f"moved to {aside[0]}" in answer.notice  # told with the answer, where the window and the CLI show it
+    assert engine.ask(doc, "and again?").notice is None  # said once
