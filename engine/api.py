@@ -80,7 +80,11 @@ class DocumentHandle:
         return self.layout.head_ids + self.layout.doc_ids[: self.used_tokens].tolist()
 
     def notice(self) -> str | None:
-        """A plain sentence for the user when the document does not fit the model's window."""
+        """Plain sentences for the user: how the document was read (OCR, repair), and what happens when it
+        does not fit the model's window."""
+        return " ".join(filter(None, [self.ingested.notice(), self._window_notice()])) or None
+
+    def _window_notice(self) -> str | None:
         if self.method == "select":
             return (f"This document is {self.total_tokens:,} tokens long, longer than the model's window of "
                     f"{self.window:,} tokens. DocFocus reads all of it ({self.segments} segments) and answers "
@@ -95,7 +99,8 @@ class DocumentHandle:
     def info(self) -> dict:
         return {"sha256": self.sha256, "pages": len(self.ingested.pages), "tokens": self.total_tokens,
                 "tokens_used": self.used_tokens, "pages_used": self.pages_used, "title": self.ingested.title,
-                "path": self.ingested.path, "window": self.window, "method": self.method}
+                "path": self.ingested.path, "window": self.window, "method": self.method,
+                **{key: value for key, value in self.ingested.report.to_dict().items() if key != "pages"}}
 
 
 @dataclass
@@ -140,15 +145,25 @@ class Engine:
             dga.enable(self.loaded.model)  # SDPA unless an answer passes a DgaRun
         return self.loaded
 
-    def ingest(self, path: str | Path, password: str | None = None) -> IngestedDocument:
+    def ingest(self, path: str | Path, password: str | None = None, progress: Progress | None = None,
+               should_stop: ShouldStop | None = None) -> IngestedDocument:
         """Pages, words and text of a document: the library's copy, or read from the file (and saved).
 
-        This is the only step that parses the file (callers that share the file with a viewer lock around it)."""
+        Scanned pages are recognised (OCR, progress stage ``ingest.OCR_STAGE``, page by page, cancelled by
+        ``should_stop``); recognised pages are kept in the library, so none is recognised twice. A library copy
+        whose OCR used another language setting, or had failed pages, is read again (only those pages are
+        recognised). This is the only step that parses the file (callers that share the file with a viewer lock
+        around it)."""
         ingested = None
+        language = self.settings.ocr_language
         if Path(path).is_file():
             ingested = self.library.load(file_sha256(path)) if password is None else None
+            ocr = ingested.report.ocr if ingested is not None else None
+            if ocr is not None and (ocr.failed or ocr.languages != language):
+                ingested = None
         if ingested is None:
-            ingested = ingest_pdf(path, password)
+            ingested = ingest_pdf(path, password, ocr_language=language, ocr_store=self.library, progress=progress,
+                                  should_stop=should_stop)
             self.library.save(ingested)
         return ingested
 

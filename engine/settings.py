@@ -80,6 +80,13 @@ LONG_DOCUMENTS = (
 PREFILL = (Choice("dense", "Exact (default)", "Dense prefill"),
            Choice("dga", "Faster, approximate", "Prefill-time DGA: each chunk sees older text through focal and "
                                                 "group tokens (engine/dga_prefill.py)"))
+OCR_LANGUAGES = (
+    Choice("auto", "Any the OCR reads (English and other Latin-alphabet languages, Chinese, Japanese)",
+           "The recogniser may output any character it knows"),
+    Choice("latin", "English and other Latin-alphabet languages",
+           "Latin letters with accents, Greek letters, math symbols and punctuation only"),
+    Choice("chinese", "Chinese (with Latin)", "Chinese characters, CJK punctuation and Latin"),
+    Choice("japanese", "Japanese (with Latin)", "Kana, kanji, CJK punctuation and Latin"))
 CACHE_FORMATS = (Choice("model", "Exact (the model's precision)"), Choice("fp16", "Half precision (fp16)"),
                  Choice("int8", "Compact (8-bit, about half of fp16)"))
 
@@ -89,6 +96,9 @@ OPTIONS: tuple[Option, ...] = (
            unit=" tokens"),
     Option("long_documents", "Documents longer than the model can read at once",
            "select reads all of it; truncate answers from the part that fits", "--long", LONG_DOCUMENTS),
+    Option("ocr_language", "Language of scanned pages",
+           "which scripts OCR may read on pages without a text layer (a document is recognised again when it "
+           "changes)", "--ocr-language", OCR_LANGUAGES),
     Option("attention_mode", "Attention", "how the answer attends to the document", "--attention",
            _attention_choices, advanced=True),
     Option("gamma", "Share of the document kept exactly (gamma)",
@@ -129,6 +139,7 @@ class EngineSettings:
     long_options: dict = field(default_factory=dict)  # LongSettings fields (segment, focal, groups, ...)
     prefill: str = "dense"
     prefill_options: dict = field(default_factory=dict)  # PrefillSettings fields (window, gamma, ...)
+    ocr_language: str = "auto"  # scripts OCR may output on scanned pages (engine/ocr.py SCRIPTS)
 
     def __post_init__(self) -> None:
         self.validate()
