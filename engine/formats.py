@@ -96,8 +96,10 @@ def start_damage(document: pymupdf.Document, path: Path) -> Damage:
 
 
 def page_warnings() -> list[str]:
-    """MuPDF's warnings since the last call (reading one page's text)."""
-    return [w for w in pymupdf.TOOLS.mupdf_warnings(reset=True).splitlines() if w.strip()]
+    """MuPDF's warnings since the last call (reading one page's text) that say its content was cut short; the
+    first page's load also reports the repair of the whole file, which says nothing about that page."""
+    lines = pymupdf.TOOLS.mupdf_warnings(reset=True).splitlines()
+    return [w for w in lines if "content" in w or "syntax error" in w or "unknown keyword" in w]
 
 
 def _declared_pages(path: Path) -> int | None:
@@ -112,7 +114,7 @@ def damage_notice(name: str, damage: Damage, pages: int, empty_pages: list[int])
     """A plain sentence for a repaired PDF: how many pages were read and which may be missing text."""
     if not damage.repaired and not damage.broken_pages:
         return None
-    missing = sorted(set(damage.broken_pages) | set(empty_pages))
+    missing = sorted(page for page in set(damage.broken_pages) | set(empty_pages) if page < pages)
     parts = [f"{name} is damaged; it was repaired to read it"]
     if damage.declared_pages and damage.declared_pages > pages:
         parts.append(f"{pages} of the {damage.declared_pages} pages it declares could be read")

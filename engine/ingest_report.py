@@ -33,7 +33,7 @@ class OcrSummary:
         parts = []
         if self.pages:
             whole = page_count is not None and len(self.pages) == page_count
-            where = f"all {len(self.pages)} pages" if whole else page_list(self.pages)
+            where = ("its page" if page_count == 1 else f"all {page_count} pages") if whole else page_list(self.pages)
             parts.append(f"{'This document is a scan: ' if whole else ''}DocFocus recognised the text of "
                          f"{where} (OCR): {self.words:,} words, {self.confidence:.1%} average confidence"
                          + (f"; {self.unsure_words:,} words below {LOW_CONFIDENCE:.0%} may be misread."

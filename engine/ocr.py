@@ -37,6 +37,9 @@ _LATIN = ((0x20, 0x7E), (0xA0, 0x24F), (0x370, 0x3FF), (0x1E00, 0x1EFF), (0x2010
           (0x2100, 0x214F), (0x2190, 0x22FF))  # with Greek letters, arrows and math operators
 _CJK = ((0x3000, 0x303F), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0xFF00, 0xFFEF))
 _KANA = ((0x3040, 0x30FF), (0x31F0, 0x31FF))
+# Full-width Latin letters, digits and punctuation (how CJK fonts set them) read as their ASCII forms, so a
+# search for "Library" finds "Ｌibrary".
+_FULL_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}
 SCRIPTS = {"auto": None, "latin": _LATIN, "chinese": _LATIN + _CJK, "japanese": _LATIN + _CJK + _KANA}
 
 
@@ -184,7 +187,9 @@ class Recognizer:
         scale = region.length / valid
         out = []
         for text, left, right, score in words:
-            u0, u1 = max(0.0, left - pitch / 2) * scale, min(valid, right + pitch / 2) * scale
+            # CTC emits a character a little after its centre: measured on rendered scans, the first character
+            # starts 0.75 of a pitch before its step and the last ends 0.35 after.
+            u0, u1 = max(0.0, left - 0.75 * pitch) * scale, min(valid, right + 0.35 * pitch) * scale
             u = np.array([u0, u1, u1, u0]) - region.length / 2
             v = np.array([-1, -1, 1, 1]) * region.height / 2
             points = region.corners(u, v)
@@ -195,7 +200,7 @@ class Recognizer:
 
 def _close_word(words: list, chars: list) -> list:
     if chars:
-        words.append(("".join(c for c, _, _ in chars), chars[0][1], chars[-1][1],
+        words.append(("".join(c for c, _, _ in chars).translate(_FULL_WIDTH), chars[0][1], chars[-1][1],
                       float(np.mean([p for _, _, p in chars]))))
     return words
 
