@@ -7,6 +7,7 @@ words have boxes in the same page coordinates, so evidence, highlights, find and
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from dataclasses import dataclass, field
@@ -87,6 +88,12 @@ class IngestedDocument:
         last = int(np.searchsorted(self._word_starts, end, side="left"))
         return range(first, max(first, last))
 
+    def page_words(self, number: int) -> list[Word]:
+        """The words of 0-based page ``number`` in text order (OCR words on a scanned page: a viewer's find,
+        select and copy use these where the page itself has no text layer)."""
+        page = self.pages[number]
+        return [self.words[i] for i in self.words_for_span(page.text_start, page.text_end)]
+
     def notice(self) -> str | None:
         """Plain sentences about how the document was read (OCR, repair), or None for a plain read."""
         return " ".join(self.report.notices()) or None
@@ -110,28 +117,36 @@ def file_sha256(path: str | Path) -> str:
 
 def ingest_pdf(path: str | Path, password: str | None = None, *, ocr_language: str = "auto",
                ocr_store: OcrStore | None = None, progress: Progress | None = None,
-               should_stop: Callable[[], bool] | None = None) -> IngestedDocument:
+               should_stop: Callable[[], bool] | None = None, pdf_lock=None) -> IngestedDocument:
     """Read a document (PDF or another format PyMuPDF opens) into pages, words with boxes and text with char
     offsets; pages without a text layer that hold a scan are recognised (OCR) and reported with ``progress``
-    (stage ``OCR_STAGE``); ``should_stop`` cancels between pages and text lines (done pages are kept)."""
+    (stage ``OCR_STAGE``); ``should_stop`` cancels between pages and text lines (done pages are kept).
+
+    ``pdf_lock`` (a lock a viewer thread shares, since PyMuPDF is not thread-safe) is held whenever PyMuPDF
+    runs, but not while the OCR models do, so the viewer keeps drawing pages during a long recognition."""
     path = Path(path)
-    document = open_pdf(path, password)
+    lock = pdf_lock or contextlib.nullcontext()
+    with lock:
+        document = open_pdf(path, password)
     sha256 = file_sha256(path)
     try:
-        report = IngestReport(format=formats.NAMES.get(formats.file_type(path), "document"))
-        damage = formats.start_damage(document, path)
-        page_words, scans = _text_layer(document, damage)
+        with lock:
+            report = IngestReport(format=formats.NAMES.get(formats.file_type(path), "document"))
+            damage = formats.start_damage(document, path)
+            page_words, scans = _text_layer(document, damage)
         if scans:
-            report.ocr = _recognise(document, sha256, scans, page_words, ocr_language, ocr_store, progress,
-                                    should_stop)
-        sizes = [(page.rect.width, page.rect.height) for page in document]
-        title = (document.metadata or {}).get("title") or path.stem
+            job = _OcrJob(ocr_language, ocr_store, progress, should_stop, lock)
+            report.ocr = _recognise(document, sha256, scans, page_words, job)
+        with lock:
+            sizes = [(page.rect.width, page.rect.height) for page in document]
+            title = (document.metadata or {}).get("title") or path.stem
     except DocFocusError:
         raise
     except Exception as error:
         raise PdfError(f"{path.name} is damaged and cannot be read ({error}).") from error
     finally:
-        document.close()
+        with lock:
+            document.close()
     empty = [n for n, words in enumerate(page_words) if not words]
     report.damage, report.pages = formats.damage_notice(path.name, damage, len(sizes), empty), len(sizes)
     pages, words, text = _assemble(page_words, sizes)
@@ -175,40 +190,69 @@ def _image_share(page: pymupdf.Page) -> float:
     return min(1.0, covered / area)
 
 
-def _recognise(document, sha256, scans, page_words, language, store, progress, should_stop) -> OcrSummary:
-    """OCR the ``scans`` pages into ``page_words`` (the library's copy first); a failing page is recorded in
-    the summary and the others go on; cancelling raises CancelledError with the finished pages stored."""
+def _recognise(document, sha256, scans, page_words, job: "_OcrJob") -> OcrSummary:
+    """OCR the ``scans`` pages into ``page_words``; a failing page is recorded in the summary and the others go
+    on; cancelling raises CancelledError with the finished pages stored."""
     from . import ocr
 
-    summary = OcrSummary(languages=language, engine=ocr.ENGINE_ID)
-    recognizer, unavailable = None, None
-    if progress:
-        progress(OCR_STAGE, 0, len(scans))
+    summary = OcrSummary(languages=job.language, engine=ocr.ENGINE_ID)
+    job.report(0, len(scans))
     for done, number in enumerate(scans, start=1):
-        if should_stop and should_stop():
+        if job.should_stop and job.should_stop():
             raise CancelledError("recognising the scanned pages")
-        words = store.get_ocr(sha256, number, language) if store else None
-        if words is None and unavailable is None:
-            try:
-                recognizer = recognizer or ocr.Recognizer(language)
-                words = recognizer.read_page(document[number], should_stop)
-                if store:
-                    store.put_ocr(sha256, number, language, ocr.ENGINE_ID, words)
-            except (CancelledError, KeyboardInterrupt):
-                raise
-            except ocr.OcrUnavailableError as error:
-                unavailable = error
-            except Exception as error:  # a page that fails is reported; the rest are kept
-                log.warning("OCR failed on page %d: %s", number + 1, error)
-                summary.failed[number] = f"{type(error).__name__}: {error}"[:200]
-        if words is None:
-            summary.failed[number] = unavailable.user_message() if unavailable else summary.failed[number]
+        try:
+            words = job.page_words(document, sha256, number)
+        except (CancelledError, KeyboardInterrupt):
+            raise
+        except Exception as error:  # a page that fails is reported; the rest are kept
+            log.warning("OCR failed on page %d: %s", number + 1, error)
+            reason = error.user_message().replace("\n", " ") if isinstance(error, ocr.OcrUnavailableError) else \
+                f"{type(error).__name__}: {error}"[:200]
+            summary.failed[number] = reason
         else:
             summary.add_page(number, words)
             page_words[number] = _merge(page_words[number], words)
-        if progress:
-            progress(OCR_STAGE, done, len(scans))
+        job.report(done, len(scans))
     return summary
+
+
+@dataclass
+class _OcrJob:
+    """How to recognise pages: language, where results are kept, progress and cancel, the viewer's lock. The
+    recogniser is made on the first page that is not in the store (models load only when needed)."""
+
+    language: str
+    store: OcrStore | None
+    progress: Progress | None
+    should_stop: Callable[[], bool] | None
+    lock: object
+    _recognizer: object = None
+    _unavailable: Exception | None = None
+
+    def report(self, done: int, total: int) -> None:
+        if self.progress:
+            self.progress(OCR_STAGE, done, total)
+
+    def page_words(self, document: pymupdf.Document, sha256: str, number: int) -> list:
+        """A page's OCR words: the store's copy, else recognised now (and stored)."""
+        from . import ocr
+
+        words = self.store.get_ocr(sha256, number, self.language) if self.store else None
+        if words is not None:
+            return words
+        if self._unavailable is not None:  # no models: every scanned page fails the same way, without retrying
+            raise self._unavailable
+        try:
+            self._recognizer = self._recognizer or ocr.Recognizer(self.language)
+        except ocr.OcrUnavailableError as error:
+            self._unavailable = error
+            raise
+        with self.lock:
+            scan = ocr.render(document[number])
+        words = self._recognizer.read(scan, self.should_stop)
+        if self.store:
+            self.store.put_ocr(sha256, number, self.language, ocr.ENGINE_ID, words)
+        return words
 
 
 def _merge(text_words: list[tuple], ocr_words: list) -> list[tuple]:

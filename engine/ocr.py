@@ -116,20 +116,20 @@ class Recognizer:
 
     def read_page(self, page: pymupdf.Page, should_stop: Callable[[], bool] | None = None) -> list[OcrWord]:
         """The words on ``page`` in reading order, with boxes in the page's (unrotated) coordinates."""
-        det_zoom = DET_LONG_SIDE / max(page.rect.width, page.rect.height)
-        regions = find_regions(self._detect(_render(page, det_zoom)))
+        return self.read(render(page), should_stop)
+
+    def read(self, scan: PageScan, should_stop: Callable[[], bool] | None = None) -> list[OcrWord]:
+        """The words of a rendered page (``render``); this step needs no PyMuPDF, so a caller that shares
+        PyMuPDF with a viewer thread holds its lock only while rendering."""
+        regions = find_regions(self._detect(scan.detect))
         if not regions:
             return []
-        rec_zoom = min(REC_DPI / 72, REC_MAX_SIDE / max(page.rect.width, page.rect.height))
-        image = _render(page, rec_zoom)
-        regions = [region.scaled(rec_zoom / det_zoom) for region in regions]
-        lines = self._recognise(image, regions, should_stop)
-        to_page = ~(page.rotation_matrix * pymupdf.Matrix(rec_zoom, rec_zoom))
-        boxes = [[(pymupdf.Rect(box) * to_page) for box, _, _ in line] for line in lines]
-        line_boxes = [_union(line) if line else (0, 0, 0, 0) for line in boxes]
+        regions = [region.scaled(scan.rec_zoom / scan.det_zoom) for region in regions]
+        lines = self._recognise(scan.recognise, regions, should_stop)
+        boxes = [[(pymupdf.Rect(box) * scan.to_page) for box, _, _ in line] for line in lines]
         kept = [i for i, line in enumerate(lines) if line]
         words = []
-        for block_no, block in enumerate(reading_order([tuple(line_boxes[i]) for i in kept])):
+        for block_no, block in enumerate(reading_order([_union(boxes[i]) for i in kept])):
             for line_no, line in enumerate(block):
                 for text_line in line:
                     index = kept[text_line]
@@ -150,7 +150,8 @@ class Recognizer:
 
     def _recognise(self, image: np.ndarray, regions: list[Region], should_stop) -> list[list[tuple]]:
         """Per region, its words as (pixel box, text, confidence); batches of similar width."""
-        crops = [_crop(image, region) for region in regions]
+        paper = np.pad(image, 1, constant_values=255).astype(np.float32)  # once per page: sampling reads it often
+        crops = [_crop(paper, region) for region in regions]
         order = np.argsort([crop.shape[1] for crop in crops], kind="stable")
         lines: list[list[tuple]] = [[] for _ in regions]
         for first in range(0, len(order), REC_BATCH):
@@ -217,14 +218,36 @@ def _allowed_mask(chars: np.ndarray, ranges) -> np.ndarray | None:
     return allowed
 
 
+@dataclass
+class PageScan:
+    """A page rendered for OCR: gray images for the detector and the recogniser, their zooms (pixels per point)
+    and the matrix from recogniser pixels to page coordinates."""
+
+    detect: np.ndarray
+    recognise: np.ndarray
+    det_zoom: float
+    rec_zoom: float
+    to_page: pymupdf.Matrix
+
+
+def render(page: pymupdf.Page) -> PageScan:
+    """Render ``page`` for ``Recognizer.read`` (the only OCR step that uses PyMuPDF)."""
+    long_side = max(page.rect.width, page.rect.height)
+    det_zoom = DET_LONG_SIDE / long_side
+    rec_zoom = min(REC_DPI / 72, REC_MAX_SIDE / long_side)
+    to_page = ~(page.rotation_matrix * pymupdf.Matrix(rec_zoom, rec_zoom))
+    return PageScan(_render(page, det_zoom), _render(page, rec_zoom), det_zoom, rec_zoom, to_page)
+
+
 def _render(page: pymupdf.Page, zoom: float) -> np.ndarray:
     """The page as a (H, W) uint8 gray image at ``zoom`` pixels per point."""
     pixmap = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), colorspace=pymupdf.csGRAY, alpha=False)
     return np.frombuffer(pixmap.samples, dtype=np.uint8).reshape(pixmap.h, pixmap.stride)[:, : pixmap.w]
 
 
-def _crop(image: np.ndarray, region: Region) -> np.ndarray:
-    """The region straightened and scaled to the recogniser's height (bilinear; outside the page is paper)."""
+def _crop(padded: np.ndarray, region: Region) -> np.ndarray:
+    """The region straightened and scaled to the recogniser's height, bilinear, from the page image ``padded``
+    by one pixel of paper (float32), so samples at the edge read white."""
     width = int(np.clip(round(REC_HEIGHT * region.length / max(region.height, 1.0)), 8, 60 * REC_HEIGHT))
     u = (np.arange(width) + 0.5) * region.length / width - region.length / 2
     v = (np.arange(REC_HEIGHT) + 0.5) * region.height / REC_HEIGHT - region.height / 2
@@ -232,7 +255,6 @@ def _crop(image: np.ndarray, region: Region) -> np.ndarray:
     x, y = points[..., 0], points[..., 1]
     x0, y0 = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
     fx, fy = x - x0, y - y0
-    padded = np.pad(image, 1, constant_values=255).astype(np.float32)
     xi, yi = np.clip(x0 + 1, 0, padded.shape[1] - 2), np.clip(y0 + 1, 0, padded.shape[0] - 2)
     top = padded[yi, xi] * (1 - fx) + padded[yi, xi + 1] * fx
     bottom = padded[yi + 1, xi] * (1 - fx) + padded[yi + 1, xi + 1] * fx

@@ -33,15 +33,15 @@ def engine(tmp_path) -> Engine:
 
 @pytest.fixture()
 def page_reads(monkeypatch) -> list[int]:
-    """Records the page numbers the real recogniser reads (it still does all the work)."""
+    """Records the page numbers rendered for the real recogniser (which still does all the work)."""
     calls: list[int] = []
-    real = ocr.Recognizer.read_page
+    real = ocr.render
 
-    def spy(self, page, should_stop=None):
+    def spy(page):
         calls.append(page.number)
-        return real(self, page, should_stop)
+        return real(page)
 
-    monkeypatch.setattr(ocr.Recognizer, "read_page", spy)
+    monkeypatch.setattr(ocr, "render", spy)
     return calls
 
 
@@ -121,19 +121,19 @@ def test_cancel_keeps_finished_pages_and_resumes(tmp_path, engine, page_reads):
 
 def test_a_failing_page_is_reported_and_the_rest_kept(tmp_path, engine, monkeypatch):
     path = pdfs.scanned_paragraphs_pdf(tmp_path / "scan.pdf", TEXT, dpi=150)
-    real = ocr.Recognizer.read_page
+    real = ocr.render
 
-    def fails_on_page_two(self, page, should_stop=None):
+    def fails_on_page_two(page):
         if page.number == 1:
             raise MemoryError("cannot allocate 2.1 GB")
-        return real(self, page, should_stop)
+        return real(page)
 
-    monkeypatch.setattr(ocr.Recognizer, "read_page", fails_on_page_two)
+    monkeypatch.setattr(ocr, "render", fails_on_page_two)
     doc = engine.ingest(path)
     assert {w.page for w in doc.words} == {0} and "observatory" in doc.text
     assert doc.report.ocr.pages == [0] and list(doc.report.ocr.failed) == [1]
     assert "page 2 could not be recognised (MemoryError: cannot allocate 2.1 GB)" in doc.notice()
-    monkeypatch.setattr(ocr.Recognizer, "read_page", real)
+    monkeypatch.setattr(ocr, "render", real)
     retried = engine.ingest(path)  # the library copy had a failed page: that page is tried again
     assert retried.report.ocr.pages == [0, 1] and not retried.report.ocr.failed and "4417" in retried.text
     assert "could not be recognised" not in retried.notice()
@@ -191,3 +191,34 @@ def pdfs_sha(path) -> str:
     from engine.ingest import file_sha256
 
     return file_sha256(path)
+
+
+def test_packaged_app_finds_its_shipped_models(tmp_path, monkeypatch):
+    import sys
+
+    shipped = tmp_path / "ocr-models"
+    shipped.mkdir()
+    real = ocr.model_folder()
+    for name in ocr.MODEL_FILES:
+        (shipped / name).symlink_to(real / name)
+    monkeypatch.delenv("DOCFOCUS_OCR_MODELS", raising=False)
+    monkeypatch.setattr(sys, "_MEIPASS", str(tmp_path), raising=False)
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    assert ocr.model_folder() == shipped
+
+
+def test_viewer_lock_is_free_while_the_models_run(tmp_path, monkeypatch):
+    import threading
+
+    lock = threading.Lock()
+    held_during_models: list[bool] = []
+    real = ocr.Recognizer.read
+
+    def read(self, scan, should_stop=None):
+        held_during_models.append(lock.locked())
+        return real(self, scan, should_stop)
+
+    monkeypatch.setattr(ocr.Recognizer, "read", read)
+    doc = ingest_pdf(pdfs.scanned_paragraphs_pdf(tmp_path / "scan.pdf", TEXT, dpi=150), pdf_lock=lock)
+    assert held_during_models == [False, False] and not lock.locked()
+    assert [w.text for w in doc.page_words(1)] == [w.text for w in doc.words if w.page == 1]

@@ -83,6 +83,8 @@ def test_build_fails_over_budget_and_passes_under(tmp_path, capsys):
     ("PySide6/Qt/plugins/platforms/libqoffscreen.so", False),
     ("pymupdf/mupdf-devel/include/mupdf/fitz.h", True),
     ("pymupdf/libmupdf.so.28.5", False),
+    ("onnxruntime/capi/libonnxruntime.so.1.32.0", True),
+    ("onnxruntime/capi/onnxruntime_pybind11_state.cpython-311-x86_64-linux-gnu.so", False),
     ("resources/sample.pdf", False),
     (os.path.join("torch", "include", "c10.h"), True),
 ])
