@@ -26,7 +26,8 @@ from bench.needle import needle_case
 from engine.ingest import file_sha256
 
 MANUALS = ("R-intro.pdf", "R-data.pdf", "R-lang.pdf", "R-admin.pdf")
-_ASCII = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "−": "-", "–": "-", "—": "-", "…": "..."})
+_ASCII = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2212": "-", "\u2013": "-",
+                        "\u2014": "-", "\u2026": "..."})
 
 
 def normalise(words: list[str]) -> list[str]:

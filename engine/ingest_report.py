@@ -34,10 +34,11 @@ class OcrSummary:
         if self.pages:
             whole = page_count is not None and len(self.pages) == page_count
             where = ("its page" if page_count == 1 else f"all {page_count} pages") if whole else page_list(self.pages)
+            unsure = self.unsure_words
             parts.append(f"{'This document is a scan: ' if whole else ''}DocFocus recognised the text of "
                          f"{where} (OCR): {self.words:,} words, {self.confidence:.1%} average confidence"
-                         + (f"; {self.unsure_words:,} words below {LOW_CONFIDENCE:.0%} may be misread."
-                            if self.unsure_words else "."))
+                         + (f"; {unsure:,} word{'s' if unsure != 1 else ''} below {LOW_CONFIDENCE:.0%} may be "
+                            "misread." if unsure else "."))
         if self.failed:
             pages = sorted(self.failed)
             reason = self.failed[pages[0]]

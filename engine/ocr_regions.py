@@ -31,7 +31,8 @@ class Region:
 
     def bbox(self) -> tuple[float, float, float, float]:
         half_u, half_v = self.length / 2, self.height / 2
-        points = self.corners(np.array([-half_u, half_u, half_u, -half_u]), np.array([-half_v, -half_v, half_v, half_v]))
+        u, v = np.array([-half_u, half_u, half_u, -half_u]), np.array([-half_v, -half_v, half_v, half_v])
+        points = self.corners(u, v)
         return (float(points[:, 0].min()), float(points[:, 1].min()), float(points[:, 0].max()),
                 float(points[:, 1].max()))
 
@@ -118,8 +119,9 @@ def _regions_from_runs(rows, starts, ends, labels, run_prob, min_score, unclip, 
         grow = length * height * unclip / (2 * (length + height))
         cos, sin = np.cos(angle[i]), np.sin(angle[i])
         mid_u, mid_v = (u_low[i] + u_high[i]) / 2, (v_low[i] + v_high[i]) / 2
-        regions.append(Region(float(mean_x[i] + mid_u * cos - mid_v * sin), float(mean_y[i] + mid_u * sin + mid_v * cos),
-                              float(angle[i]), float(length + 2 * grow), float(height + 2 * grow), float(score[i])))
+        centre_x, centre_y = mean_x[i] + mid_u * cos - mid_v * sin, mean_y[i] + mid_u * sin + mid_v * cos
+        regions.append(Region(float(centre_x), float(centre_y), float(angle[i]), float(length + 2 * grow),
+                              float(height + 2 * grow), float(score[i])))
     return regions
 
 

@@ -10,8 +10,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-# The CPU build must stay under this many bytes (the budget: 1.0 GB).
-CPU_BUDGET_BYTES = 1_000_000_000
+# The CPU build must stay under this many bytes: 1.0 GB, raised to 1.1 GB for OCR (onnxruntime 37 MB and the
+# PP-OCRv6 models 31 MB took the bundle from 0.96 to 1.03 GB).
+CPU_BUDGET_BYTES = 1_100_000_000
 
 # Modules the app never imports at run time; some are pulled in by optional imports of its
 # dependencies (pymupdf.layout -> onnxruntime, the benchmark's matplotlib, the test tools).

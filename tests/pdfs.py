@@ -153,8 +153,8 @@ def epub_file(path: Path, chapters: list[str], title: str = "Harbour notes") -> 
            f'<metadata xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:identifier id="id">docfocus-test</dc:identifier>'
            f'<dc:title>{title}</dc:title><dc:language>en</dc:language></metadata>'
            f'<manifest>{items}</manifest><spine>{spine}</spine></package>')
-    container = ('<?xml version="1.0"?><container version="1.0" xmlns="urn:oasis:names:tc:opendocument:xmlns:container">'
-                 '<rootfiles><rootfile full-path="OEBPS/content.opf" media-type="application/oebps-package+xml"/>'
+    container = ('<?xml version="1.0"?><container version="1.0" '
+                 'xmlns="urn:oasis:names:tc:opendocument:xmlns:container"><rootfiles><rootfile full-path="OEBPS/content.opf" media-type="application/oebps-package+xml"/>'
                  '</rootfiles></container>')
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("mimetype", "application/epub+zip", compress_type=zipfile.ZIP_STORED)
@@ -199,8 +199,8 @@ def xps_file(path: Path, lines: list[str]) -> Path:
         archive.writestr("FixedDocSeq.fdseq", f'<FixedDocumentSequence xmlns="{schema}">'
                                               '<DocumentReference Source="/Documents/1/FixedDoc.fdoc"/>'
                                               "</FixedDocumentSequence>")
-        archive.writestr("Documents/1/FixedDoc.fdoc", f'<FixedDocument xmlns="{schema}">'
-                                                      '<PageContent Source="/Documents/1/Pages/1.fpage"/></FixedDocument>')
+        archive.writestr("Documents/1/FixedDoc.fdoc", f'<FixedDocument xmlns="{schema}"><PageContent '
+                                                      'Source="/Documents/1/Pages/1.fpage"/></FixedDocument>')
         archive.writestr("Documents/1/Pages/1.fpage", f'<FixedPage xmlns="{schema}" Width="816" Height="1056" '
                                                       f'xml:lang="en-US">{glyphs}</FixedPage>')
         archive.writestr("Resources/font.ttf", pymupdf.Font("helv").buffer)
