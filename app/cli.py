@@ -11,6 +11,7 @@ import sys
 
 from engine import __version__
 from engine.errors import DocFocusError
+from engine.ingest import OCR_STAGE
 from engine.settings import DEVICES, OPTIONS, EngineSettings
 
 
@@ -25,9 +26,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="check this install headless (bundled model, a DGA answer, the cache, the window) "
                              "and exit 0 if it works")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    ask = commands.add_parser("ask", help="answer questions about a PDF",
-                              description="Answer one or more questions about a PDF, reading it once.")
-    ask.add_argument("pdf", help="the PDF file")
+    ask = commands.add_parser("ask", help="answer questions about a PDF (or EPUB, XPS, FB2, MOBI, CBZ, text, scan)",
+                              description="Answer one or more questions about a document, reading it once. "
+                                          "PDF, EPUB, XPS, FB2, MOBI, CBZ, plain text and scanned images (PNG, "
+                                          "JPEG, TIFF); pages without a text layer are recognised (OCR) once and "
+                                          "kept in the library.")
+    ask.add_argument("pdf", metavar="DOCUMENT", help="the document file")
     ask.add_argument("questions", nargs="+", metavar="QUESTION", help="one or more questions")
     ask.add_argument("--json", action="store_true", help="print one JSON object per question, one per line")
     add_model_options(ask)
@@ -113,8 +117,8 @@ class ProgressBar:
 
         bar = self._bars.get(stage)
         if bar is None:
-            bar = self._bars[stage] = tqdm(total=total, desc=stage, file=sys.stderr, leave=False,
-                                           unit="tok" if total > 1 else "step")
+            unit = "page" if stage == OCR_STAGE else "tok" if total > 1 else "step"
+            bar = self._bars[stage] = tqdm(total=total, desc=stage, file=sys.stderr, leave=False, unit=unit)
         bar.update(done - bar.n)
         if done >= total:
             bar.close()
@@ -133,8 +137,9 @@ def run_ask(args: argparse.Namespace) -> int:
     engine = Engine(engine_settings(args))
     progress = ProgressBar(enabled=sys.stderr.isatty() or not args.json)
     try:
+        ingested = engine.ingest(args.pdf, args.password, progress=progress)  # a bad file fails before the model loads
         engine.load(progress)
-        doc = engine.open_document(args.pdf, args.password)
+        doc = engine.open_document(ingested)
         if doc.notice():
             print(f"Note: {doc.notice()}", file=sys.stderr)
         for question in args.questions:

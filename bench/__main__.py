@@ -23,6 +23,7 @@ SECTIONS = {
     "cache": "bench.cache",  # state cache: warm vs cold first token, bytes per token
     "long": "bench.long",  # beyond the window: 16K-64K needles, select vs truncation; segment reading cost
     "prefill": "bench.prefill",  # DGA prefill vs dense prefill: reading cost and needle quality in the window
+    "ocr": "bench.ocr",  # scanned pages: OCR accuracy at 150/300 dpi, pages per minute, needles scanned vs born-digital
 }
 
 

@@ -72,15 +72,25 @@ class Engine:
             attention.enable(self.loaded.model)  # plain SDPA unless a forward pass carries an AttentionRun
         return self.loaded
 
-    def ingest(self, path: str | Path, password: str | None = None) -> IngestedDocument:
+    def ingest(self, path: str | Path, password: str | None = None, progress: Progress | None = None,
+               should_stop: ShouldStop | None = None, pdf_lock=None) -> IngestedDocument:
         """Pages, words and text of a document: the library's copy, or read from the file (and saved).
 
-        This is the only step that parses the file (callers that share the file with a viewer lock around it)."""
+        Scanned pages are recognised (OCR, progress stage ``ingest.OCR_STAGE``, page by page, cancelled by
+        ``should_stop``); recognised pages are kept in the library, so none is recognised twice. A library copy
+        whose OCR used another language setting, or had failed pages, is read again (only those pages are
+        recognised). This is the only step that parses the file: a caller that shares PyMuPDF with a viewer passes
+        the viewer's lock as ``pdf_lock``, held while PyMuPDF runs but not while the OCR models do."""
         ingested = None
+        language = self.settings.ocr_language
         if Path(path).is_file():
             ingested = self.library.load(file_sha256(path)) if password is None else None
+            ocr = ingested.report.ocr if ingested is not None else None
+            if ocr is not None and (ocr.failed or ocr.languages != language):
+                ingested = None
         if ingested is None:
-            ingested = ingest_pdf(path, password)
+            ingested = ingest_pdf(path, password, ocr_language=language, ocr_store=self.library, progress=progress,
+                                  should_stop=should_stop, pdf_lock=pdf_lock)
             self.library.save(ingested)
         return ingested
 

@@ -55,7 +55,11 @@ class DocumentHandle:
         return self.layout.head_ids + self.layout.doc_ids[: self.used_tokens].tolist()
 
     def notice(self) -> str | None:
-        """A plain sentence for the user when the document does not fit the model's window."""
+        """Plain sentences for the user: how the document was read (OCR, repair), and what happens when it
+        does not fit the model's window."""
+        return " ".join(filter(None, [self.ingested.notice(), self._window_notice()])) or None
+
+    def _window_notice(self) -> str | None:
         pages = len(self.ingested.pages)
         if self.method == "select":
             return (f"This document ({pages} pages) is longer than the model can read at once. DocFocus reads "
@@ -69,7 +73,8 @@ class DocumentHandle:
         return {"sha256": self.sha256, "pages": len(self.ingested.pages), "tokens": self.total_tokens,
                 "tokens_used": self.used_tokens, "pages_used": self.pages_used, "title": self.ingested.title,
                 "path": self.ingested.path, "window": self.window, "method": self.method,
-                "segments": self.segments}
+                "segments": self.segments,
+                **{key: value for key, value in self.ingested.report.to_dict().items() if key != "pages"}}
 
     def ref(self) -> dict:
         """What names the document in evidence and citations."""

@@ -5,6 +5,7 @@ so the GUI and a command-line run can use it at the same time.
 """
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ from .dbfile import (WRITABLE_HINT, DatabaseNotWritable, check_writable, enable_
                      open_checked, readable_rows, why_unwritable)
 from .history import History
 from .ingest import IngestedDocument, Page, Word
+from .ingest_report import IngestReport
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -99,6 +101,13 @@ def _create_schema(db: sqlite_utils.Database) -> None:
     db["words"].create({"sha256": str, "idx": int, "page": int, "x0": float, "y0": float, "x1": float,
                         "y1": float, "text": str, "start": int, "end": int},
                        pk=("sha256", "idx"), if_not_exists=True)
+    # How each document was read (format, OCR summary, repair notice), as JSON.
+    db["ingest_reports"].create({"sha256": str, "report": str}, pk="sha256", if_not_exists=True)
+    # Recognised pages, kept as soon as each is done: a cancelled or failed OCR run resumes where it stopped,
+    # and no page is recognised twice with the same language setting.
+    db["ocr_pages"].create({"sha256": str, "page": int, "languages": str, "engine": str, "words": str,
+                            "created": float},
+                           pk=("sha256", "page", "languages"), if_not_exists=True)
 
 
 class Library:
@@ -124,10 +133,16 @@ class Library:
         return notices
 
     def save(self, document: IngestedDocument) -> None:
-        """Store (or refresh) a document with its pages and words, in one transaction."""
+        """Store (or refresh) a document with its pages, words and ingest report, in one transaction; a
+        document read again with other words (OCR in another language) replaces its pages and words."""
         now = time.time()
         existing = self.get_row(document.sha256)
         with self.db.conn:
+            if existing is not None and existing["text"] != document.text:
+                self.db.execute("DELETE FROM words WHERE sha256 = ?", [document.sha256])
+                self.db.execute("DELETE FROM pages WHERE sha256 = ?", [document.sha256])
+            self.db["ingest_reports"].upsert({"sha256": document.sha256,
+                                              "report": json.dumps(document.report.to_dict())}, pk="sha256")
             self.db["documents"].upsert({
                 "sha256": document.sha256, "path": document.path, "title": document.title,
                 "pages": len(document.pages), "text": document.text,
@@ -157,7 +172,25 @@ class Library:
                  for r in self.db["pages"].rows_where("sha256 = ?", [sha256], order_by="number")]
         words = [Word(r["page"], r["x0"], r["y0"], r["x1"], r["y1"], r["text"], r["start"], r["end"])
                  for r in self.db["words"].rows_where("sha256 = ?", [sha256], order_by="idx")]
-        return IngestedDocument(sha256, row["path"], row["title"], pages, words, row["text"])
+        reports = list(self.db["ingest_reports"].rows_where("sha256 = ?", [sha256]))
+        report = IngestReport.from_dict(json.loads(reports[0]["report"])) if reports else IngestReport()
+        return IngestedDocument(sha256, row["path"], row["title"], pages, words, row["text"], report)
+
+    def get_ocr(self, sha256: str, page: int, languages: str) -> list | None:
+        """A page's stored OCR words (engine.ocr.OcrWord), or None if it was never recognised."""
+        from .ocr import OcrWord
+
+        row = self.db.execute("SELECT words FROM ocr_pages WHERE sha256 = ? AND page = ? AND languages = ?",
+                              [sha256, page, languages]).fetchone()
+        return None if row is None else [OcrWord(*item) for item in json.loads(row[0])]
+
+    def put_ocr(self, sha256: str, page: int, languages: str, engine: str, words: list) -> None:
+        rows = [[round(w.x0, 2), round(w.y0, 2), round(w.x1, 2), round(w.y1, 2), w.text, w.block, w.line,
+                 round(w.confidence, 4)] for w in words]
+        with self.db.conn:
+            self.db["ocr_pages"].upsert({"sha256": sha256, "page": page, "languages": languages, "engine": engine,
+                                         "words": json.dumps(rows, ensure_ascii=False), "created": time.time()},
+                                        pk=("sha256", "page", "languages"))
 
     def recent(self, limit: int = 10) -> list[dict]:
         return list(self.db["documents"].rows_where(select="sha256, path, title, pages, last_opened, last_page",

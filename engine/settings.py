@@ -86,6 +86,13 @@ ANSWER_CONTEXTS = (
     Choice("document", "The whole document (for large models)",
            "document: the answer attends to the whole document with the chosen attention (it must fit the "
            "model's window; longer documents use the passages that fit)"))
+OCR_LANGUAGES = (
+    Choice("auto", "Any the OCR reads (English and other Latin-alphabet languages, Chinese, Japanese)",
+           "The recogniser may output any character it knows"),
+    Choice("latin", "English and other Latin-alphabet languages",
+           "Latin letters with accents, Greek letters, math symbols and punctuation only"),
+    Choice("chinese", "Chinese (with Latin)", "Chinese characters, CJK punctuation and Latin"),
+    Choice("japanese", "Japanese (with Latin)", "Kana, kanji, CJK punctuation and Latin"))
 CACHE_FORMATS = (Choice("model", "Exact (the model's precision)"), Choice("fp16", "Half precision (fp16)"),
                  Choice("int8", "Compact (8-bit, about half of fp16)"))
 
@@ -98,6 +105,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("answer_context", "Answer from", "what the answer reads", "--context", ANSWER_CONTEXTS),
     Option("focal_tokens", "Passage budget", "tokens of the best passages the answer reads (context passages)",
            "--focal", low=32, high=65536, advanced=True, unit=" tokens"),
+    Option("ocr_language", "Language of scanned pages",
+           "which scripts OCR may read on pages without a text layer (a document is recognised again when it "
+           "changes)", "--ocr-language", OCR_LANGUAGES),
     Option("attention_mode", "Attention", "how the answer attends to the document", "--attention",
            _attention_choices, advanced=True),
     Option("gamma", "Share of the document kept exactly (gamma)",
@@ -141,6 +151,7 @@ class EngineSettings:
     long_options: dict = field(default_factory=dict)  # ReadingSettings fields (segment, overlap)
     prefill: str = "dense"
     prefill_options: dict = field(default_factory=dict)  # PrefillSettings fields (window, gamma, ...)
+    ocr_language: str = "auto"  # scripts OCR may output on scanned pages (engine/ocr.py SCRIPTS)
 
     def __post_init__(self) -> None:
         self.validate()

