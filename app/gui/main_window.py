@@ -264,7 +264,7 @@ class MainWindow(QMainWindow):
     def _on_zoom_changed(self, zoom: float, fit_mode: str) -> None:
         self.zoom_label.setText(f"{zoom * 100:.0f}%")
         if self._zoom_restored and self.sha256:  # not the first fit of a document before its zoom is restored
-            self.store.setValue(f"zoom/{self.sha256}", fit_mode or f"{zoom:.4f}")
+            self.store.setValue(f"zoom/{self.sha256}", fit_mode or repr(zoom))
 
     def _restore_zoom(self) -> None:
         """Once the document is shown and known (its SHA-256), bring back the zoom it had last time."""

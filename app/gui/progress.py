@@ -1,6 +1,7 @@
 """Progress in the status bar: what the engine is doing, a bar from the first second, the time left, Cancel.
 
-``TimeLeft`` is the estimate, without Qt: rate-based (units done per second, smoothed over updates),
+``TimeLeft`` is the estimate, without Qt: rate-based (seconds per unit, smoothed over updates, so one
+fast or slow unit moves it only part of the way),
 available from the first unit done, and never frozen: between updates it counts down, and once the
 unit in progress is overdue it grows with the wait instead of sitting at one value. Stage names come
 from the engine ("Reading the document", "Finding the passages", ...); any stage is handled the same.
@@ -24,22 +25,23 @@ class TimeLeft:
 
     def start(self, now: float) -> None:
         """A new stage (or job) begins at ``now``: forget the old rate."""
-        self.rate: float | None = None  # units per second
+        self.per_unit: float | None = None  # seconds per unit, smoothed
         self.done, self.total = 0, 0
         self.last_time = now
 
     def update(self, done: int, total: int, now: float) -> None:
         if done > self.done and now > self.last_time:
-            sample = (done - self.done) / (now - self.last_time)
-            self.rate = sample if self.rate is None else SMOOTHING * sample + (1 - SMOOTHING) * self.rate
+            sample = (now - self.last_time) / (done - self.done)
+            self.per_unit = sample if self.per_unit is None else \
+                SMOOTHING * sample + (1 - SMOOTHING) * self.per_unit
         if done != self.done or total != self.total:
             self.done, self.total, self.last_time = done, total, now
 
     def seconds_left(self, now: float) -> float | None:
         """None until the first unit is done (or when the stage is complete)."""
-        if self.rate is None or self.done >= self.total:
+        if self.per_unit is None or self.done >= self.total:
             return None
-        per_unit = 1.0 / self.rate
+        per_unit = self.per_unit
         waited = max(0.0, now - self.last_time)
         per_unit = max(per_unit, waited * OVERDUE_FACTOR) if waited > per_unit else per_unit
         return max(0.0, (self.total - self.done) * per_unit - waited)
