@@ -127,12 +127,13 @@ class AnswerCard(QFrame):
     def finish(self, entry: dict) -> None:
         self.entry = entry
         self.finished = True
-        text = entry.get("answer") or self.streamed.strip() or "(no answer)"
+        text = entry.get("answer") or self.streamed.strip()
         finish = entry.get("finish") or ("stopped" if entry.get("stopped") else "complete")
         if finish == "stopped" or entry.get("stopped"):
-            text += "  [stopped]"
+            text = f"{text}  [stopped]" if text else "Stopped before the answer began."
         elif finish == "length":
-            text += "  [cut at the length limit: Settings > Longest answer]"
+            text = (text or "(no answer)") + "  [cut at the length limit: Settings > Longest answer]"
+        text = text or "(no answer)"
         self.answer_label.setText(text)
         self._show_support(entry.get("supported", True))
         self._show_citations(entry.get("citations") or [])

@@ -25,6 +25,7 @@ from .theme import apply_theme
 from .widgets import BannerArea, FindBar, SidePanel
 from .window_actions import build_actions
 from .wording import answer_method, document_banner
+from .zoom_memory import ZoomMemory
 
 APP_NAME = "DocFocus"
 RECENT_LIMIT = 10
@@ -62,7 +63,6 @@ class MainWindow(QMainWindow):
         self._ask_job: Job | None = None  # the answer being generated (or waiting for the reading)
         self._pending_question: str | None = None  # asked before the document was read
         self._restore_page: int | None = None
-        self._zoom_restored = False
         self.setWindowTitle(APP_NAME)
         self.setAcceptDrops(True)
         self.resize(1400, 900)
@@ -73,6 +73,7 @@ class MainWindow(QMainWindow):
         for label in (self.model_label, self.device_label, self.attention_label):
             self.statusBar().addPermanentWidget(label)
         build_actions(self)
+        self.zoom_memory = ZoomMemory(self.store, self.view)
         self.worker = EngineWorker(self.engine_settings, engine=engine)
         self.engine_thread = WorkerThread(self.worker, "docfocus-engine")
         self.engine_thread.start()
@@ -84,7 +85,7 @@ class MainWindow(QMainWindow):
         self._update_status_labels()
         self.request_recent()
 
-    # The status bar's parts, by the names the tests and scripts use.
+    # The status bar's parts, by the names tests and scripts use.
     activity = property(lambda self: self.status_progress.activity)
     progress = property(lambda self: self.status_progress.bar)
     eta = property(lambda self: self.status_progress.eta)
@@ -160,7 +161,8 @@ class MainWindow(QMainWindow):
         if self._open_job is not None:
             self._open_job.stop.set()
         self.path, self.sha256, self.handle, self.password = path, None, None, None
-        self._open_job, self._restore_page, self._zoom_restored = None, page, False
+        self._open_job, self._restore_page = None, page
+        self.zoom_memory.new_document()
         self.banners.clear()
         self.chat.clear()
         self.view.set_highlights([])
@@ -186,7 +188,7 @@ class MainWindow(QMainWindow):
         self.side.set_document(info.outline, len(info.page_sizes))
         self.chat.set_document_open(True, info.title)
         self.status_progress.set_message("Ready")
-        self._restore_zoom()
+        self.zoom_memory.restore(self.sha256)
         if not info.has_text:
             self.banners.show_banner("text", "warning",
                                      "This PDF has no text layer (it looks like a scan), so DocFocus cannot read "
@@ -203,9 +205,6 @@ class MainWindow(QMainWindow):
         self.page_box.blockSignals(False)
         self.page_box.setEnabled(shown)
         self.page_total.setText(f" / {pages} " if shown else " – ")
-        self.page_box.setSpecialValueText("" if shown else "–")
-        if not shown:
-            self.page_box.setMinimum(1)
         for action in self.document_actions:
             action.setEnabled(shown)
         if not shown:
@@ -225,7 +224,7 @@ class MainWindow(QMainWindow):
         self.sha256 = sha256
         if self._restore_page is None and last_page > 0:
             self.view.go_to_page(last_page)  # reopen where the user left off
-        self._restore_zoom()
+        self.zoom_memory.restore(self.sha256)
 
     def _on_document(self, path: str, handle) -> None:
         if path != self.path:
@@ -263,22 +262,7 @@ class MainWindow(QMainWindow):
 
     def _on_zoom_changed(self, zoom: float, fit_mode: str) -> None:
         self.zoom_label.setText(f"{zoom * 100:.0f}%")
-        if self._zoom_restored and self.sha256:  # not the first fit of a document before its zoom is restored
-            self.store.setValue(f"zoom/{self.sha256}", fit_mode or repr(zoom))
-
-    def _restore_zoom(self) -> None:
-        """Once the document is shown and known (its SHA-256), bring back the zoom it had last time."""
-        if self._zoom_restored or not self.sha256 or not self.view.pages:
-            return
-        self._zoom_restored = True
-        saved = str(self.store.value(f"zoom/{self.sha256}", "") or "")
-        if saved in ("width", "page"):
-            self.view.fit_width() if saved == "width" else self.view.fit_page()
-        elif saved:
-            try:
-                self.view.set_zoom(float(saved))
-            except ValueError:
-                pass
+        self.zoom_memory.changed(self.sha256, zoom, fit_mode)
 
     def request_recent(self) -> None:
         self.worker.req_recent.emit(RECENT_LIMIT)
@@ -402,7 +386,6 @@ class MainWindow(QMainWindow):
 
     def _on_worker_error(self, job_id: int, kind: str, message: str) -> None:
         self.show_error(kind, message, job_id)
-
     def show_error(self, kind: str, message: str, job_id: int = 0) -> None:
         """A worker's failure as a banner (never a crash); the window stays usable."""
         if kind == "ask":
@@ -440,15 +423,14 @@ class MainWindow(QMainWindow):
 
     # --- window events ------------------------------------------------------------------------------
     def dragEnterEvent(self, event) -> None:
-        if any(url.toLocalFile().lower().endswith(".pdf") for url in event.mimeData().urls()):
+        if _dropped_pdf(event):
             event.acceptProposedAction()
 
     def dropEvent(self, event) -> None:
-        for url in event.mimeData().urls():
-            if url.toLocalFile().lower().endswith(".pdf"):
-                self.open_pdf(url.toLocalFile())
-                event.acceptProposedAction()
-                return
+        path = _dropped_pdf(event)
+        if path:
+            self.open_pdf(path)
+            event.acceptProposedAction()
 
     def closeEvent(self, event) -> None:
         self._save_page()
@@ -459,3 +441,8 @@ class MainWindow(QMainWindow):
         self.view.shutdown()
         self.engine_thread.shutdown(30_000)
         super().closeEvent(event)
+
+
+def _dropped_pdf(event) -> str | None:
+    return next((url.toLocalFile() for url in event.mimeData().urls() if url.toLocalFile().lower().endswith(".pdf")),
+                None)

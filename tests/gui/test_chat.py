@@ -1,12 +1,9 @@
 """The chat pane with the tiny random model: streaming, Stop, evidence, highlights, history, errors."""
 from __future__ import annotations
 
-import time
-
-import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
-from gui_support import book, book_pdf, gui_engine, make_window, qsettings, wait_open  # noqa: F401 (fixtures)
+from gui_support import Recorder, book, book_pdf, gui_engine, make_window, qsettings, streaming_engine, wait_open  # noqa: F401 (fixtures)
 
 
 QUESTION = "What is the secret launch code?"
@@ -47,13 +44,12 @@ def test_ask_streams_answer_into_chat_pane(qtbot, make_window, gui_engine, fact_
     assert "tiny" in window.model_label.text() or "Model:" in window.model_label.text()
     assert "not loaded" not in window.model_label.text()
     assert "cpu" in window.device_label.text().lower()
-    pieces = []
-    window.worker.sig_text.connect(lambda job_id, piece: pieces.append(piece))
-    with qtbot.waitSignal(window.sig_answer_shown, timeout=60_000) as blocker:
+    pieces = Recorder(window.worker.sig_text)
+    with qtbot.waitSignal(window.sig_answer_shown, timeout=60_000):
         ask_by_keyboard(qtbot, window, QUESTION)
         assert window.chat.busy and window.chat.stop_button.isEnabled()
     answer = window.chat.cards[-1].entry
-    assert len(pieces) > 3  # streamed piece by piece
+    assert len(pieces.calls) > 3  # streamed piece by piece
     card = window.chat.cards[-1]
     assert card.question_label.text() == QUESTION
     assert card.answer_label.text().startswith(answer["answer"][:20])
@@ -63,8 +59,8 @@ def test_ask_streams_answer_into_chat_pane(qtbot, make_window, gui_engine, fact_
     assert QGuiApplication.clipboard().text() == answer["answer"]
 
 
-def test_stop_ends_generation_quickly(qtbot, make_window, gui_engine, fact_pdf):
-    window = make_window(engine=gui_engine, auto_prepare=True)
+def test_stop_ends_generation_quickly(qtbot, make_window, streaming_engine, fact_pdf):
+    window = make_window(engine=streaming_engine, auto_prepare=True)
     open_and_prepare(qtbot, window, fact_pdf)
     window.chat.question.setPlainText("Tell me everything about the observatory in detail.")
     window.chat.send_button.click()
@@ -78,7 +74,7 @@ def test_stop_ends_generation_quickly(qtbot, make_window, gui_engine, fact_pdf):
         assert window.chat.question.hasFocus()
     answer = blocker.args[0]
     assert answer["stopped"]
-    assert answer["timings"]["generated_tokens"] < gui_engine.settings.max_new_tokens
+    assert answer["timings"]["generated_tokens"] < streaming_engine.settings.max_new_tokens
     assert "[stopped]" in card.answer_label.text()
     assert window.chat.question.hasFocus() and not window.page_box.hasFocus()
 

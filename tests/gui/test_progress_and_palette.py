@@ -39,10 +39,9 @@ def test_progress_shows_time_left_and_cancel_stops_loading(qtbot, make_window, b
     assert window.progress.maximum() == 1000 and 0 < window.progress.value() < 1000
     assert window.activity.text() == "Loading slow-model"
     started = time.monotonic()
-    with qtbot.waitSignal(window.worker.sig_busy, timeout=5_000, check_params_cb=lambda text: text == ""):
-        qtbot.mouseClick(window.cancel_button, Qt.MouseButton.LeftButton)
-    assert time.monotonic() - started < 2
+    qtbot.mouseClick(window.cancel_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not window.cancel_button.isVisible(), timeout=5_000)
+    assert time.monotonic() - started < 2
     qtbot.waitUntil(lambda: window.activity.text().startswith("Reading cancelled"), timeout=5_000)
     # The reader still works after the cancelled load.
     window.view.go_to_page(12)
