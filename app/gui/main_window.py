@@ -186,6 +186,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{APP_NAME} — {info.title}")
         self._show_document_controls(True, len(info.page_sizes))
         self.side.set_document(info.outline, len(info.page_sizes))
+        self.side.follow_page(self.view.current_page())  # the view may already be at the page left last time
         self.chat.set_document_open(True, info.title)
         self.status_progress.set_message("Ready")
         self.zoom_memory.restore(self.sha256)
@@ -204,6 +205,7 @@ class MainWindow(QMainWindow):
         self.page_box.setValue(self.view.current_page() + 1)  # the view may have moved before the maximum was set
         self.page_box.blockSignals(False)
         self.page_box.setEnabled(shown)
+        self.page_box.setSpecialValueText("" if shown else " ")  # no page number without a document
         self.page_total.setText(f" / {pages} " if shown else " – ")
         for action in self.document_actions:
             action.setEnabled(shown)

@@ -11,7 +11,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog, QFormLayout,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog, QFormLayout,
                                QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QToolButton,
                                QVBoxLayout, QWidget)
 
@@ -28,7 +28,8 @@ def default_qsettings() -> QSettings:
 
 def _field_types() -> dict[str, type]:
     defaults = EngineSettings()
-    return {f.name: type(getattr(defaults, f.name)) for f in fields(EngineSettings)}
+    kinds = {f.name: type(getattr(defaults, f.name)) for f in fields(EngineSettings)}
+    return {name: str if kind is type(None) else kind for name, kind in kinds.items()}  # None: free text
 
 
 def _options() -> list[Option]:
@@ -47,7 +48,8 @@ def load_engine_settings(store: QSettings) -> EngineSettings:
         if raw is None:
             continue
         try:
-            value = types[option.name](raw)
+            kind = types[option.name]
+            value = (str(raw).lower() in ("true", "1")) if kind is bool else kind(raw)
             option.check(value)
         except (TypeError, ValueError, SettingsError):
             continue
@@ -71,9 +73,15 @@ def model_kind(model: str | None) -> str:
 
 
 def option_editor(option: Option, kind: type, value) -> QWidget:
-    """A drop-down for an option with choices, a bounded spin box for one with limits."""
+    """A drop-down for an option with choices, a bounded spin box for a number, a check box for a yes/no
+    setting, a text box for free text (an OCR language such as "eng+deu")."""
     choices = option.choice_list()
-    if choices:
+    if kind is bool and not choices:
+        editor = QCheckBox()
+        editor.setChecked(bool(value))
+    elif kind is str and not choices:
+        editor = QLineEdit(str(value or ""))
+    elif choices:
         editor = QComboBox()
         for index, choice in enumerate(choices):
             editor.addItem(choice.label, choice.value)
@@ -97,6 +105,10 @@ def option_editor(option: Option, kind: type, value) -> QWidget:
 def editor_value(option: Option, kind: type, editor: QWidget):
     if isinstance(editor, QComboBox):
         return editor.currentData()
+    if isinstance(editor, QCheckBox):
+        return editor.isChecked()
+    if isinstance(editor, QLineEdit):
+        return editor.text().strip()
     value = editor.value() * option.scale
     return int(round(value)) if kind is int else float(value)
 

@@ -81,8 +81,15 @@ def test_an_option_added_to_the_engine_appears_without_editing_the_dialog(qtbot,
     # As another engineer would add one: a new Option (here on a field the list did not offer yet).
     extra = replace(OPTIONS[0], name="cache_format", label="How readings are kept (test)",
                     choices=(Choice("model", "As the model holds them"), Choice("int8", "Small")), advanced=False)
-    monkeypatch.setattr(gui_settings, "OPTIONS", tuple(o for o in OPTIONS if o.name != "cache_format") + (extra,))
+    yes_no = replace(OPTIONS[0], name="use_cache", label="Keep readings for next time (test)", choices=(),
+                     advanced=True)
+    monkeypatch.setattr(gui_settings, "OPTIONS",
+                        tuple(o for o in OPTIONS if o.name != "cache_format") + (extra, yes_no))
     dialog = make_window().show_settings()
+    keep = dialog.editors["use_cache"]
+    assert dialog.advanced.isAncestorOf(keep) and keep.isChecked()
+    keep.setChecked(False)
+    assert dialog.result_settings().use_cache is False
     editor = dialog.editors["cache_format"]
     assert not dialog.advanced.isAncestorOf(editor)
     assert [editor.itemText(i) for i in range(editor.count())] == ["As the model holds them", "Small"]
