@@ -185,6 +185,9 @@ def test_zoom_is_restored_when_a_document_is_reopened(qtbot, make_window, book, 
     zoom = window.view.zoom
     window.open_pdf(book_pdf(tmp_path / "other.pdf", pages=2))
     wait_open(qtbot, window, 2)
+    qtbot.waitUntil(lambda: window.sha256 is not None, timeout=10_000)
+    window.fit_width_action.trigger()  # another zoom for the other document
+    assert window.view.zoom != pytest.approx(zoom)
     window.open_pdf(book)
     wait_open(qtbot, window, 30)
     qtbot.waitUntil(lambda: window.view.zoom == pytest.approx(zoom), timeout=10_000)
