@@ -4,9 +4,11 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import sys
 from pathlib import Path
 
-from engine.errors import PdfError
+from engine.dbfile import WRITABLE_HINT
+from engine.errors import DocFocusError, PdfError
 
 
 def _pdf_sha256(pdf: str) -> str:
@@ -33,20 +35,33 @@ def _size(size: int) -> str:
     return f"{size / 1024**2:,.1f} MB"
 
 
+def _print_notes(notices: list[str]) -> None:
+    for notice in notices:  # on stderr: stdout stays the command's output (--json)
+        print(f"Note: {notice}", file=sys.stderr)
+
+
+def _require_usable(cache) -> None:
+    """A cache that cannot be used here (read-only folder or file) is an error for these commands (the error
+    says it all: the cache's own notice, written for answers, is not printed)."""
+    if cache.unavailable is not None:
+        raise DocFocusError(f"DocFocus cannot use its document cache {cache.path} ({cache.unavailable}). "
+                            f"Nothing was changed.", WRITABLE_HINT)
+
+
 def run_cache(args: argparse.Namespace) -> int:
     cache = _state_cache()
-    for notice in cache.take_notices():
-        print(f"Note: {notice}")
     if args.cache_command == "clear":
         sha = _pdf_sha256(args.document) if args.document else None
         count, size = cache.clear(sha)
+        _require_usable(cache)
+        _print_notes(cache.take_notices())
         print(f"Removed {count} stored state{'s' if count != 1 else ''} ({_size(size)}). "
               f"Chat history is kept.")
         return 0
     entries = cache.entries()
     quarantined = cache.quarantined()
-    for notice in cache.take_notices():
-        print(f"Note: {notice}")
+    _require_usable(cache)
+    _print_notes(cache.take_notices())
     if args.json:
         print(json.dumps({"path": str(cache.path), "cap_bytes": cache.cap_bytes, "used_bytes": cache.used_bytes(),
                           "states": entries, "quarantined": quarantined}))
@@ -69,7 +84,9 @@ def run_history(args: argparse.Namespace) -> int:
     from engine.library import Library
 
     sha = _pdf_sha256(args.pdf)
-    history = History(Library().db)
+    library = Library()  # one that cannot be written raises a DocFocusError: a message and exit status 2
+    _print_notes(library.take_notices())
+    history = History(library.db)
     if args.clear:
         print(f"Removed {history.clear(sha)} answers from the history of {Path(args.pdf).name}.")
         return 0

@@ -11,8 +11,8 @@ import sys
 
 from engine import __version__
 from engine.errors import DocFocusError
+from engine.settings import DEVICES, OPTIONS, EngineSettings
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,38 +31,45 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("questions", nargs="+", metavar="QUESTION", help="one or more questions")
     ask.add_argument("--json", action="store_true", help="print one JSON object per question, one per line")
     add_model_options(ask)
-    ask.add_argument("--max-new-tokens", type=int, default=200, help="longest answer in tokens (default 200)")
     ask.add_argument("--password", help="password of an encrypted PDF")
-    ask.add_argument("--attention", choices=["dga", "dense"], default="dga",
-                     help="dga: Dynamic Group Attention (default; attends to about gamma + 1/group of the "
-                          "document); dense: full attention")
-    ask.add_argument("--gamma", type=float, default=0.1, help="DGA: fraction of document tokens kept exactly")
-    ask.add_argument("--group", type=int, default=16, help="DGA: size of the groups the other tokens fold into")
     ask.add_argument("--reselect-every", type=int, default=None,
-                     help="DGA: reselect kept tokens every N generated tokens (0: only at the question)")
-    ask.add_argument("--long", choices=["select", "truncate"], default="select",
-                     help="a document longer than the model's window: select (default) reads all of it and "
-                          "answers from the passages that match each question; truncate answers from the "
-                          "part that fits")
-    ask.add_argument("--prefill", choices=["dense", "dga"], default="dense",
-                     help="how a document that fits the window is read: dense (default) or dga (each chunk "
-                          "sees older text only through focal and group tokens; faster on long documents)")
-    ask.add_argument("--focal", type=int, default=None,
-                     help="long documents: tokens each answer sees exactly (default 1536)")
-    add_cache_options(ask)
+                     help="DGA: re-open the groups the answer points at every N generated tokens (0: never)")
+    add_engine_options(ask, skip=("device",))
+    ask.add_argument("--no-cache", action="store_true",
+                     help="neither use nor save the document state cache (the chat history is still kept)")
     add_cache_commands(commands)
     return parser
 
 
-def add_cache_options(ask: argparse.ArgumentParser) -> None:
-    ask.add_argument("--cache-format", choices=["model", "fp16", "int8"], default="model",
-                     help="how the document's state is stored for later questions: model (the model's dtype, "
-                          "exact; default), fp16, or int8 (about half of fp16)")
-    ask.add_argument("--cache-cap-gb", type=float, default=4.0,
-                     help="size cap of the document state cache in GB (default 4); least recently used "
-                          "states are dropped to stay under it")
-    ask.add_argument("--no-cache", action="store_true",
-                     help="neither use nor save the document state cache (the chat history is still kept)")
+def add_engine_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    """One option per engine setting that has a flag (engine/settings.py OPTIONS: choices, limits, help)."""
+    defaults = EngineSettings()
+    for option in OPTIONS:
+        if option.flag is None or option.name in skip:
+            continue
+        default = getattr(defaults, option.name)
+        choices = option.choice_list()
+        if choices:
+            parser.add_argument(option.flag, dest=option.name, choices=[c.value for c in choices], default=None,
+                                help=f"{option.help} (default {default}): " +
+                                     "; ".join(f"{c.value}: {c.help or c.label}" for c in choices))
+        else:
+            kind = int if isinstance(default, int) and option.scale == 1 else float
+            shown = default / option.scale
+            parser.add_argument(option.flag, dest=option.name, type=kind, default=None,
+                                help=f"{option.help} (default {shown:g}{option.unit})")
+
+
+def engine_settings(args: argparse.Namespace) -> EngineSettings:
+    """EngineSettings from the parsed options; checked (a bad value raises SettingsError with the flag)."""
+    chosen = {}
+    for option in OPTIONS:
+        value = getattr(args, option.name, None)
+        if value is not None:
+            chosen[option.name] = int(value * option.scale) if option.scale != 1 else value
+    options = {} if getattr(args, "reselect_every", None) is None else {"reselect_every": args.reselect_every}
+    return EngineSettings(model=args.model, device_map=args.device_map, dga_options=options,
+                          use_cache=not getattr(args, "no_cache", False), **chosen)
 
 
 def add_cache_commands(commands) -> None:
@@ -86,7 +93,8 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="bundled",
                         help="'bundled' (SmolLM2-135M-Instruct, offline), a local model folder, a .gguf file, "
                              "or a hub id (needs the network once)")
-    parser.add_argument("--device", choices=DEVICES, default="auto", help="where the model runs (default auto)")
+    parser.add_argument("--device", choices=[c.value for c in DEVICES], default="auto",
+                        help="where the model runs (default auto: CUDA, then Apple MPS, then the CPU)")
     parser.add_argument("--device-map", choices=["auto"], default=None,
                         help="'auto' spreads a model too large for one GPU over several")
 
@@ -117,21 +125,14 @@ class ProgressBar:
 
 
 def run_ask(args: argparse.Namespace) -> int:
-    from engine.api import Engine, EngineSettings
+    from engine.api import Engine
 
-    options = {} if args.reselect_every is None else {"reselect_every": args.reselect_every}
-    engine = Engine(EngineSettings(model=args.model, device=args.device, device_map=args.device_map,
-                                   max_new_tokens=args.max_new_tokens, attention_mode=args.attention,
-                                   gamma=args.gamma, group_size=args.group, dga_options=options,
-                                   cache_format=args.cache_format, use_cache=not args.no_cache,
-                                   long_documents=args.long, prefill=args.prefill,
-                                   long_options={} if args.focal is None else {"focal": args.focal},
-                                   cache_cap_bytes=int(args.cache_cap_gb * 1024**3)))
+    for question in args.questions:  # fail fast on bad options or an empty question before any heavy work
+        if not question.strip():
+            raise DocFocusError("A question is empty.", "Type a question about the document.")
+    engine = Engine(engine_settings(args))
     progress = ProgressBar(enabled=sys.stderr.isatty() or not args.json)
     try:
-        for question in args.questions:  # fail fast on an empty question before any heavy work
-            if not question.strip():
-                raise DocFocusError("A question is empty.", "Type a question about the document.")
         engine.load(progress)
         doc = engine.open_document(args.pdf, args.password)
         if doc.notice():
@@ -143,9 +144,8 @@ def run_ask(args: argparse.Namespace) -> int:
             else:
                 if len(args.questions) > 1:
                     print(f"Q: {question}")
-                answer = engine.ask(doc, question, progress=progress, on_text=_print_piece)
-                print(flush=True)
-                print_evidence(answer)
+                answer = engine.ask(doc, question, progress=progress)
+                print_answer(answer)
             cache_notice = (answer.notice or "").removeprefix(doc.notice() or "").strip()
             if cache_notice:  # a cache problem (not saved, set aside), said once
                 print(f"Note: {cache_notice}", file=sys.stderr)
@@ -154,12 +154,12 @@ def run_ask(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_piece(piece: str) -> None:
-    sys.stdout.write(piece)
-    sys.stdout.flush()
-
-
-def print_evidence(answer) -> None:
+def print_answer(answer) -> None:
+    """The answer as the user reads it: the text, how it ended, its citations, then the evidence (stderr)."""
+    ending = {"length": " [cut at the length limit]", "stopped": " [stopped]"}.get(answer.finish, "")
+    print(answer.answer + ending, flush=True)
+    if answer.citations:
+        print("Sources: " + "; ".join(f"p. {c.page}" for c in answer.citations), flush=True)
     for item in answer.evidence[:3]:
         snippet = " ".join(item.text.split())[:100]
         print(f"  [p. {item.page}] {snippet}", file=sys.stderr)

@@ -1,7 +1,8 @@
 """``docfocus --self-test``: check that an install (packaged or from source) works, headless.
 
 In a temporary data folder it loads the bundled model, reads resources/sample.pdf, answers one
-question with Dynamic Group Attention, checks the answer and its evidence, checks that the document
+question (checking the answer, its support, citation, evidence and highlights), answers it again with
+Dynamic Group Attention over the whole document, checks that the document
 and its state were written to SQLite and are read back by a fresh engine, and opens and closes the
 main window offscreen. It prints one summary line and exits 0, or prints the failing step and its
 reason and exits 1. Nothing is downloaded and the user's own data folder is not touched.
@@ -104,8 +105,7 @@ def _checks(step: _Steps, device: str, started: float, age0: float | None) -> li
         raise SelfTestFailure(f"the sample PDF is missing: {sample}")
 
     step("loading the bundled model")
-    settings = EngineSettings(model="bundled", device=device, attention_mode="dga",
-                              max_new_tokens=MAX_NEW_TOKENS)
+    settings = EngineSettings(model="bundled", device=device, max_new_tokens=MAX_NEW_TOKENS)
     engine = Engine(settings)
     loaded = engine.load()
     facts.append(f"{loaded.device_name} {str(loaded.dtype).replace('torch.', '')}")
@@ -113,31 +113,30 @@ def _checks(step: _Steps, device: str, started: float, age0: float | None) -> li
     if getattr(sys, "frozen", False) and converted:
         raise SelfTestFailure("the packaged app converted the model again instead of using the shipped one")
 
-    step("answering with DGA")
+    step("answering")
     doc = engine.open_document(sample)
     answer = engine.ask(doc, QUESTION)
     first_answer_s = time.perf_counter() - started
-    mode = (answer.attention or {}).get("mode")
-    if mode != "dga":
-        raise SelfTestFailure(f"the answer used attention {mode!r}, not 'dga'")
-    if EXPECTED not in answer.answer:
-        raise SelfTestFailure(f"{QUESTION!r} was answered {answer.answer!r}; expected {EXPECTED} meters")
+    if EXPECTED not in answer.answer or not answer.supported:
+        raise SelfTestFailure(f"{QUESTION!r} was answered {answer.answer!r} (supported: {answer.supported}); "
+                              f"expected {EXPECTED} meters")
     age = f", {age0 + first_answer_s:.1f} s after process start" if age0 is not None else ""
-    attended = answer.attention.get("attended_fraction")
-    attended = f", attending to {attended:.0%} of the document" if isinstance(attended, (int, float)) else ""
-    facts.append(f"DGA answer {answer.answer!r} in {first_answer_s:.1f} s{age}{attended}")
+    facts.append(f"answer {answer.answer!r} in {first_answer_s:.1f} s{age}")
 
-    step("checking the evidence")
-    if not answer.evidence:
-        raise SelfTestFailure("the answer came without evidence")
-    pages = [item.page for item in answer.evidence[:3]]
-    if EXPECTED_PAGE not in pages:
-        raise SelfTestFailure(f"the top evidence is on pages {pages}, not page {EXPECTED_PAGE}")
-    best = next(item for item in answer.evidence if item.page == EXPECTED_PAGE)
-    if not best.boxes or not all(len(box) == 4 for box in best.boxes):
-        raise SelfTestFailure("the evidence on page 2 has no word boxes to highlight")
-    rank = pages.index(EXPECTED_PAGE) + 1
-    facts.append(f"evidence p. {EXPECTED_PAGE} at rank {rank} of {len(answer.evidence)} passages")
+    step("checking the citation, evidence and highlights")
+    _check_story(answer)
+    facts.append(f"cited p. {answer.citations[0].page}, {len(answer.highlights)} words highlighted there")
+
+    step("answering with DGA over the whole document")
+    engine.settings = EngineSettings(model="bundled", device=device, max_new_tokens=MAX_NEW_TOKENS,
+                                     answer_context="document", attention_mode="dga")
+    whole = engine.ask(doc, QUESTION)
+    if whole.attention.get("mode") != "dga" or EXPECTED not in whole.answer:
+        raise SelfTestFailure(f"DGA over the whole document answered {whole.answer!r} "
+                              f"(attention {whole.attention.get('mode')!r})")
+    facts.append(f"DGA answer {whole.answer!r}, attending to {whole.attention['attended_fraction']:.0%} "
+                 "of the document")
+    engine.settings = settings
 
     step("re-reading the SQLite cache")
     facts.append(_check_cache(engine, answer, sample))
@@ -146,6 +145,19 @@ def _checks(step: _Steps, device: str, started: float, age0: float | None) -> li
     step("opening the main window")
     facts.append(_check_window())
     return facts
+
+
+def _check_story(answer) -> None:
+    """The citation, the top evidence and the highlights all point at the page that holds the answer."""
+    if not answer.citations or answer.citations[0].page != EXPECTED_PAGE:
+        raise SelfTestFailure(f"the answer cites pages {[c.page for c in answer.citations]}, not {EXPECTED_PAGE}")
+    if not answer.evidence or answer.evidence[0].page != EXPECTED_PAGE:
+        raise SelfTestFailure(f"the top evidence is on pages {[e.page for e in answer.evidence[:3]]}, "
+                              f"not page {EXPECTED_PAGE}")
+    if not answer.evidence[0].boxes or not all(len(box) == 4 for box in answer.evidence[0].boxes):
+        raise SelfTestFailure("the evidence on page 2 has no word boxes to highlight")
+    if not answer.highlights or {h.page for h in answer.highlights} != {EXPECTED_PAGE}:
+        raise SelfTestFailure(f"the highlights are on pages {sorted({h.page for h in answer.highlights})}")
 
 
 def _check_cache(first_engine, first_answer, sample: Path) -> str:

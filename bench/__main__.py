@@ -16,9 +16,10 @@ import time
 from pathlib import Path
 
 SECTIONS = {
+    "answers": "bench.answers",  # one answer, one story: accuracy, evidence page, highlights, verdict per approach
+    "ranking": "bench.ranking",  # which signals rank passages well: attention per layer band, word match, mixes
     "needle": "bench.needle",  # needle-in-a-haystack accuracy + evidence hit rate (DGA vs dense vs baselines)
     "speed": "bench.speed",  # decode ms/token and the attention microbenchmark
-    "rdata": "bench.rdata",  # R Data Import/Export manual questions
     "cache": "bench.cache",  # state cache: warm vs cold first token, bytes per token
     "long": "bench.long",  # beyond the window: 16K-64K needles, select vs truncation; segment reading cost
     "prefill": "bench.prefill",  # DGA prefill vs dense prefill: reading cost and needle quality in the window

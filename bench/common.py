@@ -106,7 +106,7 @@ def haystack_pdf(engine, sentences: list[str], path: Path, tokens: int, start: i
 
 @dataclass
 class Config:
-    """One attention configuration to compare on the same document state."""
+    """One attention configuration to compare on the same document state (the answer reads the whole document)."""
 
     name: str
     mode: str = "dga"
@@ -115,10 +115,11 @@ class Config:
     options: dict | None = None
 
     def apply(self, engine) -> None:
-        engine.settings.attention_mode = self.mode
-        engine.settings.gamma = self.gamma
-        engine.settings.group_size = self.group_size
-        engine.settings.dga_options = dict(self.options or {})
+        import dataclasses
+
+        engine.settings = dataclasses.replace(engine.settings, answer_context="document", attention_mode=self.mode,
+                                              gamma=self.gamma, group_size=self.group_size,
+                                              dga_options=dict(self.options or {}))
 
 
 def contains_answer(answer: str, expected: list[str]) -> bool:

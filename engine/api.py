@@ -13,24 +13,25 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from . import dga, dga_prefill, generation, longdoc, paths, relevance, support
+from . import attention, dga_prefill, generation, paths, segments
 from .answer import Answer, Citation, Evidence, Highlight  # noqa: F401 - the public API
+from .answering import Answerer
+from .documents import DocumentHandle, DocumentState
 from .errors import DocFocusError
 from .history import History
-from .state_cache import FORMATS, StateCache, StateKey, StateTooLarge, dtype_name, layout_hash
 from .ingest import IngestedDocument, file_sha256, ingest_pdf
 from .library import Library
 from .models import LoadedModel, load_model
+from .passages import cut as cut_passages
+from .prompt import PromptLayout, build_layout, token_words
 from .settings import EngineSettings, SettingsError  # noqa: F401 - the public API
-from . import strategies
-from .prompt import PromptLayout, build_layout, question_ids, token_words
+from .state_cache import FORMATS, StateCache, StateKey, StateTooLarge, dtype_name, layout_hash
 
 log = logging.getLogger("docfocus")
 Progress = Callable[[str, int, int], None]
@@ -38,106 +39,37 @@ ShouldStop = Callable[[], bool]
 # Tokens kept free after the document: the question plus the longest answer.
 QUESTION_RESERVE = 128
 ANSWER_RESERVE = 384
-
-
-@dataclass
-class DocumentHandle:
-    """An opened document: ingest result, prompt layout and the part that fits the window."""
-
-    ingested: IngestedDocument
-    layout: PromptLayout
-    token_word: np.ndarray  # (L,) word index per document token, -1 for none
-    used_tokens: int  # document tokens given to the model
-    window: int
-    method: str = "whole"  # "whole" (fits the window), "select" (read whole, selected per question), "truncate"
-    segments: int = 1  # segments read (method "select")
-    focal_tokens: int = 0  # document tokens each answer sees exactly (method "select")
-    grouped: bool = False  # whether the other tokens are folded into groups (method "select")
-    segment: int = 0  # segment and overlap lengths the document is read with (method "select")
-    overlap: int = 0
-
-    @property
-    def sha256(self) -> str:
-        return self.ingested.sha256
-
-    @property
-    def total_tokens(self) -> int:
-        return len(self.layout.doc_ids)
-
-    @property
-    def truncated(self) -> bool:
-        return self.used_tokens < self.total_tokens
-
-    @property
-    def pages_used(self) -> int:
-        """1-based number of the last page (partly) given to the model."""
-        if not self.truncated:
-            return len(self.ingested.pages)
-        last_char = int(self.layout.doc_offsets[self.used_tokens - 1, 1])
-        return self.ingested.page_of_char(last_char) + 1
-
-    def prefix_ids(self) -> list[int]:
-        return self.layout.head_ids + self.layout.doc_ids[: self.used_tokens].tolist()
-
-    def notice(self) -> str | None:
-        """A plain sentence for the user when the document does not fit the model's window."""
-        if self.method == "select":
-            return (f"This document is {self.total_tokens:,} tokens long, longer than the model's window of "
-                    f"{self.window:,} tokens. DocFocus reads all of it ({self.segments} segments) and answers "
-                    f"each question from the passages that match it best (about {self.focal_tokens:,} tokens"
-                    + (", the rest folded into groups)." if self.grouped else ")."))
-        if not self.truncated:
-            return None
-        return (f"This document is {self.total_tokens:,} tokens long but the model's window is "
-                f"{self.window:,} tokens; answers use pages 1-{self.pages_used} of "
-                f"{len(self.ingested.pages)} (the first {self.used_tokens:,} tokens).")
-
-    def info(self) -> dict:
-        return {"sha256": self.sha256, "pages": len(self.ingested.pages), "tokens": self.total_tokens,
-                "tokens_used": self.used_tokens, "pages_used": self.pages_used, "title": self.ingested.title,
-                "path": self.ingested.path, "window": self.window, "method": self.method}
-
-
-@dataclass
-class DocumentState:
-    """The model's key/value cache after reading a document prefix."""
-
-    sha256: str
-    cache: object  # transformers Cache, cropped back to ``prefix_len`` after every answer
-    prefix_len: int
-    last_logits: torch.Tensor
-    source: str = "prefill"  # how the latest read() got it: "prefill", "disk" (state cache) or "memory"
-    restore_s: float = 0.0  # seconds spent restoring it from the state cache
-    store_s: float = 0.0  # seconds spent saving it to the state cache
-    cache_notice: str | None = None  # a cache problem to tell the user once (with the next answer)
-    long: longdoc.LongState | None = None  # a document longer than the window (then ``cache`` is None)
+PASSAGE_TOKENS = 64  # the passage a document is cut into for relevance (engine/passages.py)
+READ_CHUNK = 256  # tokens per forward pass when reading: a Stop is heard between two of them
 
 
 class Engine:
     """Loads one model and answers questions about documents with it."""
 
-    def __init__(self, settings: EngineSettings | None = None, library: Library | None = None) -> None:
+    def __init__(self, settings: EngineSettings | None = None, library: Library | None = None,
+                 segment_memo: dict | None = None) -> None:
+        """``segment_memo`` (optional dict): keeps each segment's reading by its tokens, so documents that share
+        text with one read before skip those segments (benchmarks of many near-identical documents use it)."""
         self.settings = settings or EngineSettings()
         self._library = library
         self.loaded: LoadedModel | None = None
         self._states: dict[str, DocumentState] = {}
         self._state_cache: StateCache | None = None
         self._pending_notice: str | None = None  # a cache problem found while restoring, told with the answer
-        # Optional dict of segment keys/values by segment tokens (longdoc.read's memo); benchmarks that read many
-        # near-identical long documents set it so unchanged segments are not read again.
-        self.segment_memo: dict | None = None
+        self.segment_memo = segment_memo
 
     @property
     def library(self) -> Library:
         if self._library is None:
-            self._library = Library()
+            self._library = Library.or_in_memory()  # a library that cannot be written still answers (unsaved)
         return self._library
 
     def load(self, progress: Progress | None = None) -> LoadedModel:
         if self.loaded is None:
             self.loaded = load_model(self.settings.model, self.settings.device, self.settings.device_map, progress)
-            self._stop_ids = generation.stop_token_ids(self.loaded.tokenizer, self.loaded.model)
-            dga.enable(self.loaded.model)  # SDPA unless an answer passes a DgaRun
+            self._answerer = Answerer(self.loaded, generation.stop_token_ids(self.loaded.tokenizer,
+                                                                             self.loaded.model))
+            attention.enable(self.loaded.model)  # plain SDPA unless a forward pass carries an AttentionRun
         return self.loaded
 
     def ingest(self, path: str | Path, password: str | None = None) -> IngestedDocument:
@@ -153,24 +85,20 @@ class Engine:
         return ingested
 
     def open_document(self, source: str | Path | IngestedDocument, password: str | None = None) -> DocumentHandle:
-        """Lay out the prompt of a document (a path is ingested first, see ``ingest``)."""
+        """Lay out the prompt of a document and cut it into passages (a path is ingested first, see ``ingest``)."""
         loaded = self.load()
         ingested = source if isinstance(source, IngestedDocument) else self.ingest(source, password)
         layout = build_layout(loaded.tokenizer, ingested)
         budget = self._document_budget(layout)
         used = max(1, min(len(layout.doc_ids), budget))
-        handle = DocumentHandle(ingested, layout, token_words(ingested, layout.doc_offsets), used, loaded.window)
+        handle = DocumentHandle(ingested, layout, token_words(ingested, layout.doc_offsets),
+                                cut_passages(ingested, layout.doc_offsets, PASSAGE_TOKENS), used, loaded.window)
         if used < len(layout.doc_ids):
-            method = self.settings.long_documents
-            if method not in ("select", "truncate"):
-                raise DocFocusError(f"Unknown long-document method {method!r}; use select or truncate.")
-            reading = self._reading_settings(budget) if method == "select" else None
+            reading = self._reading_settings(budget) if self.settings.long_documents == "select" else None
             if reading is not None:
                 handle.method, handle.used_tokens = "select", len(layout.doc_ids)
                 handle.segment, handle.overlap = reading.segment, reading.overlap
-                handle.segments = len(longdoc.segment_bounds(layout.doc_ids, reading.segment))
-                chosen = self._long_settings(handle)
-                handle.focal_tokens, handle.grouped = chosen.focal, chosen.groups
+                handle.segments = len(segments.segment_bounds(layout.doc_ids, reading.segment))
             else:
                 handle.method = "truncate"
         return handle
@@ -179,33 +107,26 @@ class Engine:
         """Document tokens that fit the window with room for the question and the answer."""
         return self.load().window - len(layout.head_ids) - QUESTION_RESERVE - ANSWER_RESERVE
 
-    def _reading_settings(self, budget: int) -> longdoc.LongSettings | None:
+    def _reading_settings(self, budget: int) -> segments.ReadingSettings | None:
         """How to read past the window with this model, or None where it cannot (no re-positionable RoPE keys,
         or a window too small for segments): segments shrink to fit a small window."""
-        long = self.settings.long_settings()
+        reading = self.settings.reading_settings()
         try:
-            longdoc.rotary_frequencies(self.load().model)
+            segments.rotary_frequencies(self.load().model)
         except DocFocusError as error:
             log.warning("%s Falling back to truncation.", error)
             return None
-        long.overlap = min(long.overlap, budget // 8)
-        long.segment = min(long.segment, (budget - long.overlap) * 2 // 3)
-        return long if long.segment >= 64 else None
+        overlap = min(reading.overlap, budget // 8)
+        segment = min(reading.segment, (budget - overlap) * 2 // 3)
+        return segments.ReadingSettings(segment, overlap) if segment >= 64 else None
+
+    def _doc_reading(self, doc: DocumentHandle) -> segments.ReadingSettings:
+        """The reading fixed when ``doc`` was opened (method "select")."""
+        return segments.ReadingSettings(doc.segment, doc.overlap)
 
     def _prefill_settings(self) -> dga_prefill.PrefillSettings | None:
         """Prefill-time DGA settings, or None for dense prefill."""
-        if self.settings.prefill not in ("dense", "dga"):
-            raise DocFocusError(f"Unknown prefill {self.settings.prefill!r}; use dense or dga.")
-        if self.settings.prefill == "dense":
-            return None
-        return dga_prefill.PrefillSettings(**self.settings.prefill_options)
-
-    def _long_settings(self, doc: DocumentHandle) -> longdoc.LongSettings:
-        """The user's long-document settings with the reading fixed when ``doc`` was opened."""
-        long = self.settings.long_settings()
-        long.segment, long.overlap = doc.segment, doc.overlap
-        long.focal = min(long.focal, self._document_budget(doc.layout) // 2)
-        return long
+        return None if self.settings.prefill == "dense" else self.settings.prefill_settings()
 
     def read(self, doc: DocumentHandle, progress: Progress | None = None,
              should_stop: ShouldStop | None = None) -> tuple[DocumentState, float]:
@@ -222,23 +143,33 @@ class Engine:
             return state, 0.0
         started = time.perf_counter()
         report = (lambda done, total: progress("Reading the document", done, total)) if progress else None
+        if report:
+            report(0, doc.used_tokens)
         if doc.method == "select":
-            long = longdoc.read(loaded.model, doc.layout.head_ids, doc.layout.doc_ids, self._long_settings(doc),
-                                progress=report, should_stop=should_stop, memo=self.segment_memo)
-            state = DocumentState(doc.sha256, None, len(ids), torch.zeros(1), long=long)
+            reading = segments.read(loaded.model, doc.layout.head_ids, doc.layout.doc_ids, self._doc_reading(doc),
+                                    progress=report, should_stop=should_stop, memo=self.segment_memo)
+            state = DocumentState(doc.sha256, None, reading, len(ids), torch.zeros(1))
         else:
             cache = generation.new_cache(loaded.model.config)
             prefill = self._prefill_settings()
             if prefill is None:
-                logits = generation.prefill(loaded.model, ids, cache, progress=report, should_stop=should_stop)
+                logits = generation.prefill(loaded.model, ids, cache, progress=_minus(report, len(doc.layout.head_ids)),
+                                            should_stop=should_stop, chunk_size=READ_CHUNK)
             else:
                 logits = dga_prefill.prefill_dga(loaded.model, ids, cache, prefill, doc_start=doc.layout.doc_start,
-                                                 progress=report, should_stop=should_stop)
-            state = DocumentState(doc.sha256, cache, len(ids), logits)
+                                                 progress=_minus(report, len(doc.layout.head_ids)),
+                                                 should_stop=should_stop)
+            state = self._whole_state(doc, cache, len(ids), logits)
         prefill_s = time.perf_counter() - started
         self._store_state(doc, ids, state)
         self._states[_state_id(doc)] = state
         return state, prefill_s
+
+    @staticmethod
+    def _whole_state(doc: DocumentHandle, cache, prefix_len: int, logits, **extra) -> DocumentState:
+        head = len(doc.layout.head_ids)
+        return DocumentState(doc.sha256, cache, segments.Reading.of_cache(cache, head, prefix_len - head), prefix_len,
+                             logits, **extra)
 
     # ---- state cache and history (engine/state_cache.py, engine/history.py)
 
@@ -264,7 +195,7 @@ class Engine:
         # How the state was read is part of the key: other reading settings give other tensors.
         version = ".".join(transformers.__version__.split(".")[:2])
         if doc.method == "select":
-            reading = self._long_settings(doc).reading_key()
+            reading = self._doc_reading(doc).reading_key()
         else:
             prefill = self._prefill_settings()
             reading = "prefill=dense" if prefill is None else f"prefill={prefill.tag()}"
@@ -286,24 +217,23 @@ class Engine:
             return None
         if long:  # stored as the head's layers, then the document's (no concatenated copy of a large state)
             head, body = restored.layers[:layers], restored.layers[layers:]
-            state = longdoc.LongState.from_parts(head, body, doc.layout.head_ids, doc.layout.doc_ids,
-                                                 self._long_settings(doc))
-            return DocumentState(doc.sha256, None, len(ids), restored.last_logits, source="disk",
-                                 restore_s=time.perf_counter() - started, cache_notice=notice, long=state)
+            reading = segments.Reading.from_parts(head, body, doc.layout.doc_ids, self._doc_reading(doc))
+            return DocumentState(doc.sha256, None, reading, len(ids), restored.last_logits, source="disk",
+                                 restore_s=time.perf_counter() - started, cache_notice=notice)
         cache = generation.new_cache(loaded.model.config)
         for layer, (keys, values) in enumerate(restored.layers):
             cache.update(keys, values, layer)  # (1, H_kv, L, D) each
-        return DocumentState(doc.sha256, cache, len(ids), restored.last_logits, source="disk",
-                             restore_s=time.perf_counter() - started, cache_notice=notice)
+        return self._whole_state(doc, cache, len(ids), restored.last_logits, source="disk",
+                                 restore_s=time.perf_counter() - started, cache_notice=notice)
 
     def _store_state(self, doc: DocumentHandle, ids: list[int], state: DocumentState) -> None:
         """Save a freshly read state; a state that cannot be saved is answered from anyway, said once."""
         notice, self._pending_notice = self._pending_notice, None
         if self.settings.use_cache:
             started = time.perf_counter()
-            if state.long is not None:
-                layers = list(zip(state.long.head_keys, state.long.head_values)) + \
-                    list(zip(state.long.keys, state.long.values))
+            if state.cache is None:
+                reading = state.reading
+                layers = list(zip(reading.head_keys, reading.head_values)) + list(zip(reading.keys, reading.values))
             else:
                 layers = [(layer.keys, layer.values) for layer in state.cache.layers]
             self.state_cache.cap_bytes = self.settings.cache_cap_bytes  # the user may have changed it
@@ -331,12 +261,14 @@ class Engine:
         answer.timings["restore_s"] = round(state.restore_s, 3)
         answer.timings["store_s"] = round(state.store_s, 3)
         answer.timings["state_from"] = state.source
-        if state.cache_notice:
-            answer.notice = " ".join(filter(None, [answer.notice, state.cache_notice]))
+        notices = [state.cache_notice, *self.library.take_notices()]  # each said once
+        if any(notices):
+            answer.notice = " ".join(filter(None, [answer.notice, *notices]))
             state.cache_notice = None
         if answer.stopped and not answer.answer:
             return answer
-        settings = {"attention_mode": self.settings.attention_mode, "gamma": self.settings.gamma,
+        settings = {"answer_context": self.settings.answer_context, "focal_tokens": self.settings.focal_tokens,
+                    "attention_mode": self.settings.attention_mode, "gamma": self.settings.gamma,
                     "group_size": self.settings.group_size, "max_new_tokens": max_new_tokens,
                     "cache_format": self.settings.cache_format,
                     "dga_options": dict(getattr(self.settings, "dga_options", {}) or {})}
@@ -355,122 +287,24 @@ class Engine:
     def ask(self, doc: DocumentHandle, question: str, on_text: Callable[[str], None] | None = None,
             should_stop: ShouldStop | None = None, progress: Progress | None = None,
             max_new_tokens: int | None = None) -> Answer:
-        """Answer ``question`` from ``doc``, streaming text pieces to ``on_text``."""
+        """Answer ``question`` from ``doc``, streaming text pieces to ``on_text`` (engine/answering.py)."""
         loaded = self.load()
-        q_ids = question_ids(loaded.tokenizer, doc.layout, question)
         started = time.perf_counter()
         state, prefill_s = self.read(doc, progress, should_stop)
-        if state.long is not None:
-            return self._ask_long(doc, state, question, q_ids, on_text, should_stop, max_new_tokens, started,
-                                  prefill_s)
-        limit = self._answer_limit(state.prefix_len, q_ids, max_new_tokens)
-        run = strategies.get(self.settings.attention_mode).make_run(self.settings, doc.layout.doc_start,
-                                                                    state.prefix_len)
-        try:
-            stream, first_token_s, decode_s = self._generate(state.cache, q_ids, _DgaHooks(run), limit, on_text,
-                                                             should_stop, started)
-        finally:
-            generation.crop_cache(state.cache, state.prefix_len)  # the next question starts from the document again
-        token_scores = np.zeros(doc.total_tokens, dtype=np.float32)
-        kept = run.token_relevance()
-        if kept is not None:
-            token_scores[: len(kept)] = relevance.detrend(kept.cpu().numpy())
-        attention = {"mode": self.settings.attention_mode, **run.settings.to_dict(),
-                     "attended_fraction": run.attended_fraction()}
-        attention.pop("compress")
-        timings = self._timings(started, prefill_s, first_token_s, decode_s, len(stream.ids))
-        return self._answer(doc, state, question, stream, attention, timings, token_scores, should_stop, limit)
-
-    def _answer_limit(self, prefix_len: int, q_ids: list[int], max_new_tokens: int | None) -> int:
-        window = self.load().window
-        if prefix_len + len(q_ids) >= window:
-            raise DocFocusError(f"The question is too long ({len(q_ids)} tokens) for the space left in the "
-                                f"model's window.", "Ask a shorter question.")
-        return max(1, min(max_new_tokens or self.settings.max_new_tokens, window - prefix_len - len(q_ids)))
-
-    def _generate(self, cache, q_ids: list[int], hooks: generation.StepHooks, limit: int, on_text, should_stop,
-                  started: float) -> tuple[generation.TextStream, float, float]:
-        """Question prefill + greedy decode into ``cache``; returns (stream, first-token s, decode s)."""
-        loaded = self.load()
-        stream = generation.TextStream(loaded.tokenizer)
-        first_token_s = decode_started = None
-        logits = generation.prefill(loaded.model, q_ids, cache, hooks=hooks, should_stop=should_stop,
-                                    phase="question")
-        for token in generation.decode(loaded.model, cache, logits, limit, self._stop_ids, hooks=hooks,
-                                       should_stop=should_stop):
-            if first_token_s is None:
-                first_token_s = time.perf_counter() - started
-                decode_started = time.perf_counter()
-            piece = stream.push(token)
-            if piece and on_text:
-                on_text(piece)
-        if first_token_s is None:
-            first_token_s = time.perf_counter() - started
-        decode_s = time.perf_counter() - decode_started if decode_started else 0.0
-        return stream, first_token_s, decode_s
-
-    def _timings(self, started: float, prefill_s: float, first_token_s: float, decode_s: float,
-                 generated: int) -> dict:
-        return {
-            "load_s": round(self.load().load_s, 3),
-            "prefill_s": round(prefill_s, 3),
-            "first_token_s": round(first_token_s, 3),
-            "decode_tokens_per_s": round((generated - 1) / decode_s, 2) if generated > 1 and decode_s > 0 else None,
-            "total_s": round(time.perf_counter() - started, 3),
-            "generated_tokens": generated,
-        }
-
-    def _answer(self, doc, state, question, stream, attention, timings, token_scores, should_stop, limit) -> Answer:
-        evidence = [Evidence(**item) for item in relevance.passages(doc.ingested, doc.token_word, token_scores)]
-        text = stream.text.strip()
-        verdict = support.check(text, question, [item.text for item in evidence[:3]])
-        citations = [Citation(evidence[i].page, evidence[i].text, i, evidence[i].boxes) for i in verdict.cited]
-        answer = Answer(
-            question=question.strip(), answer=text, document=doc.info(), model=self.load().info(),
-            attention=attention, timings=timings, evidence=evidence, cache_hit=False,
-            stopped=bool(should_stop and should_stop()), notice=doc.notice(), token_scores=token_scores,
-            citations=citations, supported=verdict.supported, generated=text,
-            highlights=relevance.highlights(doc.ingested, doc.token_word, token_scores),
-        )
+        limit = max_new_tokens or self.settings.max_new_tokens
+        answer, timings = self._answerer.ask(doc, state, question, self.settings, limit,
+                                             self._document_budget(doc.layout), on_text, should_stop, progress,
+                                             started)
+        answer.timings = {"load_s": round(loaded.load_s, 3), "prefill_s": round(prefill_s, 3), **timings,
+                          "total_s": round(time.perf_counter() - started, 3)}
         return self._finish_answer(answer, state, limit)
 
-    def _ask_long(self, doc, state, question, q_ids, on_text, should_stop, max_new_tokens, started,
-                  prefill_s) -> Answer:
-        """A document longer than the window: select passages for this question over the whole state, fold the
-        rest into groups, re-position, then answer over [head + compacted document] (engine/longdoc.py)."""
-        loaded = self.load()
-        long = self._long_settings(doc)
-        budget = self._document_budget(doc.layout)
-        selection = longdoc.prepare(loaded.model, state.long, doc.token_word, [w.text for w in doc.ingested.words],
-                                    q_ids, question, long, budget, should_stop)
-        compacted = selection.compacted
-        cache = longdoc.cache_with(loaded.model, compacted.keys, compacted.values)
-        run = longdoc.BiasRun(compacted, len(doc.layout.head_ids))
-        prefix_len = len(doc.layout.head_ids) + compacted.items
-        limit = self._answer_limit(prefix_len, q_ids, max_new_tokens)
-        stream, first_token_s, decode_s = self._generate(cache, q_ids, longdoc.Hooks(run), limit, on_text,
-                                                         should_stop, started)
-        token_scores = longdoc.token_relevance(selection, run, long)
-        attention = {"mode": "dga-select", "window": doc.window, "document_tokens": doc.total_tokens,
-                     "segments": len(state.long.segments), "focal_tokens": int(compacted.focal.sum()),
-                     "group_size": compacted.group_size, "attended_tokens": compacted.items,
-                     "attended_fraction": round(compacted.items / max(1, doc.total_tokens), 4), **long.to_dict()}
-        timings = self._timings(started, prefill_s, first_token_s, decode_s, len(stream.ids))
-        timings.update(selection.timings)
-        return self._answer(doc, state, question, stream, attention, timings, token_scores, should_stop, limit)
 
-
-class _DgaHooks(generation.StepHooks):
-    """Passes the answer's DgaRun to the attention function; the question phase ends after its prefill."""
-
-    def __init__(self, run: dga.DgaRun) -> None:
-        self.run = run
-
-    def forward_kwargs(self, phase: str) -> dict:
-        return {"dga_run": self.run}
-
-    def after_step(self, phase: str) -> None:
-        self.run.phase = "decode"
+def _minus(report, head: int):
+    """A document-token progress report for a prefill that counts the chat head too."""
+    if report is None:
+        return None
+    return lambda done, total: report(max(0, done - head), total - head)
 
 
 def _state_id(doc: DocumentHandle) -> str:

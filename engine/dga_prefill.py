@@ -21,7 +21,7 @@ prefill. One ``scaled_dot_product_attention`` call per layer and chunk: queries 
 stacked (B, H_kv, n_rep*q, D) so keys are never repeated, and one additive float mask per chunk (causal
 triangle over the chunk's own keys, the groups' bias in their columns; only those columns change per layer).
 
-Usage (the model must have had ``engine.dga.enable(model)``, as ``Engine.load`` does)::
+Usage (the model must have had ``engine.attention.enable(model)``, as ``Engine.load`` does)::
 
     logits = prefill_dga(model, ids, cache, PrefillSettings(), doc_start=len(layout.head_ids))
 
@@ -37,7 +37,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from . import attention_ops as ops
 from . import dga, generation
+from .attention import AttentionRun
 
 
 @dataclass
@@ -49,8 +51,7 @@ class PrefillSettings:
     gamma: float = 0.1  # fraction of the old region kept exactly per layer and KV head (focal tokens)
     group_size: int = 16  # m: the rest of the old region is folded into blocks of this many
     sinks: int = 4  # leading document tokens always exact (the chat head before them always is)
-    score_queries: int = 32  # chunk queries (per head) whose attention mass picks the focal tokens
-    score_spread: str = "strided"  # "strided": spread over the chunk; "last": the chunk's last queries
+    score_queries: int = 32  # chunk queries (per head), spread over the chunk, whose attention mass picks focal tokens
     smoothing: int = 3  # as DgaSettings: average pooling of scores so phrases stay whole
     follow: int = 8  # as DgaSettings: the tokens after a strong token inherit half its score
 
@@ -59,8 +60,6 @@ class PrefillSettings:
             raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
         if self.chunk < 1 or self.window < 0 or self.group_size < 1 or self.sinks < 0 or self.score_queries < 1:
             raise ValueError("chunk, group_size and score_queries must be >= 1, window and sinks >= 0")
-        if self.score_spread not in ("strided", "last"):
-            raise ValueError(f"score_spread must be 'strided' or 'last', got {self.score_spread!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -68,17 +67,17 @@ class PrefillSettings:
     def tag(self) -> str:
         """A short string that identifies the cache these settings produce (for state-cache keys)."""
         return (f"dga-prefill:c{self.chunk}w{self.window}g{self.gamma}m{self.group_size}s{self.sinks}"
-                f"q{self.score_queries}{self.score_spread[0]}sm{self.smoothing}f{self.follow}")
+                f"q{self.score_queries}ssm{self.smoothing}f{self.follow}")
 
     def dga_settings(self) -> dga.DgaSettings:
-        """The engine/dga.py settings its helpers (build_blocks, fold_blocks, pick_focal) read."""
+        """The engine/dga.py settings its helpers (build_blocks, fold_blocks) read."""
         return dga.DgaSettings(gamma=self.gamma, group_size=self.group_size, sinks=self.sinks, min_focal=0,
                                smoothing=self.smoothing, follow=self.follow, weighting="qref", bias="lse")
 
 
 @dataclass
-class PrefillRun:
-    """State of one DGA prefill, passed to the attention function as ``dga_run=`` (see ``dga.dga_attention``).
+class PrefillRun(AttentionRun):
+    """State of one DGA prefill: the AttentionRun of every prefill chunk (engine/attention.py).
 
     ``doc_start`` is the cache position of the first document token: everything before it (the chat head)
     and the first ``sinks`` document tokens are always attended exactly.
@@ -112,8 +111,10 @@ class PrefillRun:
         blocks = max(0, (past - s.window - sinks_end) // s.group_size)
         return sinks_end, sinks_end + blocks * s.group_size, blocks
 
-    def attend(self, module, query, key, value, attention_mask, scaling: float):
+    def attend(self, module, query, key, value, attention_mask, scaling: float, phase: str):
         """Output (B, q, H, D) of one layer for one chunk, or None where plain causal SDPA is exact."""
+        if phase != "prefill":
+            return None
         self.calls += 1
         batch, q_heads, length, dim = query.shape
         kv_heads, total = key.shape[1], key.shape[2]
@@ -125,18 +126,17 @@ class PrefillRun:
         focal_count = min(old, math.ceil(self.settings.gamma * old))
 
         # Score the old region with a sample of the chunk's queries (softmax over every key they may see).
-        sample = self._sample(query)  # (B, H, n, D)
-        n = sample.shape[2]
-        grouped = sample.reshape(batch, kv_heads, n_rep * n, dim)
+        index = self._sample_index(length).to(query.device)
+        grouped = ops.stack_queries(query.index_select(2, index), kv_heads)  # (B, H_kv, n_rep*n, D)
         logits = torch.matmul(grouped, key.transpose(2, 3)).float() * scaling  # (B, H_kv, n_rep*n, N)
-        positions = self._sample_index(length).to(key.device) + (total - length)
+        positions = index + (total - length)
         future = torch.arange(total - length, total, device=key.device)[None, :] > positions[:, None]
         logits[..., total - length:].masked_fill_(future.repeat(n_rep, 1), float("-inf"))
         mass = torch.softmax(logits, dim=-1)[..., sinks_end:old_end].sum(2)  # (B, H_kv, old)
 
         # Focal tokens and groups (engine/dga.py), at the sampled queries' mean as reference query.
         query_ref = grouped.float().mean(2)  # (B, H_kv, D)
-        focal = dga.pick_focal(mass, focal_count, self._helper)  # block-relative, sorted
+        focal = ops.top_positions(mass, focal_count, self._helper.smoothing, self._helper.follow)
         if focal_count == old:  # everything exact: no groups to fold
             focal_keys, focal_values = key[:, :, sinks_end:old_end], value[:, :, sinks_end:old_end]
             group_keys = key.new_zeros(batch, kv_heads, 0, dim)
@@ -153,7 +153,7 @@ class PrefillRun:
         mask = self._chunk_mask(batch, kv_heads, n_rep, length, keys.shape[2], bias.shape[-1], query)
         if bias.shape[-1]:
             mask[..., -bias.shape[-1]:] = bias[:, :, None, :].to(mask.dtype)
-        stacked = query.reshape(batch, kv_heads, n_rep * length, dim)  # GQA: a KV head's queries share keys
+        stacked = ops.stack_queries(query, kv_heads)  # GQA: a KV head's queries share keys
         out = F.scaled_dot_product_attention(stacked, keys, values, attn_mask=mask, scale=scaling)
 
         live = keys.shape[2] - int((bias[0, 0] == float("-inf")).sum()) if bias.numel() else keys.shape[2]
@@ -161,18 +161,13 @@ class PrefillRun:
         self.max_keys = max(self.max_keys, live)
         self.attended_keys += live
         self.dense_keys += total
-        return out.reshape(batch, q_heads, length, dim).transpose(1, 2)  # (B, q, H, D)
+        return ops.unstack_output(out, q_heads)  # (B, q, H, D)
 
     def _sample_index(self, length: int) -> torch.Tensor:
+        """``score_queries`` positions spread evenly over the chunk, its last query always included."""
         n = min(self.settings.score_queries, length)
-        if self.settings.score_spread == "last":
-            return torch.arange(length - n, length)
-        step = length / n  # spread evenly, the chunk's last query always included
+        step = length / n
         return torch.tensor(sorted({length - 1 - int(i * step) for i in range(n)}))
-
-    def _sample(self, query: torch.Tensor) -> torch.Tensor:
-        index = self._sample_index(query.shape[2]).to(query.device)
-        return query.index_select(2, index)
 
     def _chunk_mask(self, batch, kv_heads, n_rep, length, keys, groups, like) -> torch.Tensor:
         """(B, H_kv, n_rep*q, keys) additive mask, made once per chunk and shared by its layers: zero except
@@ -188,16 +183,6 @@ class PrefillRun:
         return self._mask
 
 
-class PrefillHooks(generation.StepHooks):
-    """Hands a PrefillRun to the registered attention function on every prefill step."""
-
-    def __init__(self, run: PrefillRun) -> None:
-        self.run = run
-
-    def forward_kwargs(self, phase: str) -> dict:
-        return {"dga_run": self.run}
-
-
 def prefill_dga(model, ids, cache, settings: PrefillSettings | None = None, doc_start: int = 0,
                 progress: Callable[[int, int], None] | None = None,
                 should_stop: generation.ShouldStop | None = None, run: PrefillRun | None = None) -> torch.Tensor:
@@ -208,5 +193,5 @@ def prefill_dga(model, ids, cache, settings: PrefillSettings | None = None, doc_
     """
     settings = settings or PrefillSettings()
     run = run or PrefillRun(settings, doc_start)
-    return generation.prefill(model, ids, cache, hooks=PrefillHooks(run), chunk_size=settings.chunk,
+    return generation.prefill(model, ids, cache, run=run, chunk_size=settings.chunk,
                               progress=progress, should_stop=should_stop)

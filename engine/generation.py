@@ -1,8 +1,8 @@
 """Prefill and decode loops over a transformers KV cache (batch size 1, greedy).
 
-Kept separate from the API so dense and DGA answering share one loop: a
-``StepHooks`` object supplies extra forward kwargs (DGA passes its state to the
-registered attention function this way) and hears about each step.
+Kept separate from the API so every way of answering shares one loop: an
+``engine.attention.AttentionRun`` (DGA, compacted passages, ...) travels in the
+forward kwargs with the phase of each pass ("prefill", "question", "decode").
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Callable, Iterator
 
 import torch
 
+from .attention import AttentionRun, forward_kwargs
 from .errors import CancelledError, OutOfMemoryError, is_out_of_memory
 
 PREFILL_CHUNK = 512
@@ -75,16 +76,6 @@ class _LazyGrowable:
 GrowableLayer = _LazyGrowable()
 
 
-class StepHooks:
-    """Default hooks: plain dense attention, nothing recorded."""
-
-    def forward_kwargs(self, phase: str) -> dict:
-        return {}
-
-    def after_step(self, phase: str) -> None:
-        pass
-
-
 def _cache_kwarg(model) -> str:
     """transformers renamed ``past_key_values`` to ``cache`` (5.2x); use whichever this version takes."""
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
@@ -97,24 +88,25 @@ def crop_cache(cache, length: int) -> None:
         cache.crop(-removed)
 
 
-def _forward(model, ids: torch.Tensor, cache, hooks: StepHooks, phase: str, logits_to_keep: int = 1):
+def _forward(model, ids: torch.Tensor, cache, run: AttentionRun | None, phase: str):
     try:
-        kwargs = {_cache_kwarg(model): cache, **hooks.forward_kwargs(phase)}
-        out = model(input_ids=ids, use_cache=True, logits_to_keep=logits_to_keep, **kwargs)
+        kwargs = {_cache_kwarg(model): cache, **forward_kwargs(run, phase)}
+        out = model(input_ids=ids, use_cache=True, logits_to_keep=1, **kwargs)
     except RuntimeError as error:
         if is_out_of_memory(error):
             raise OutOfMemoryError("reading the document" if phase == "prefill" else "answering") from error
         raise
-    hooks.after_step(phase)
+    if run is not None:
+        run.after_step(phase)
     return out.logits
 
 
 @torch.inference_mode()
-def prefill(model, ids: list[int] | torch.Tensor, cache, hooks: StepHooks | None = None,
+def prefill(model, ids: list[int] | torch.Tensor, cache, run: AttentionRun | None = None, phase: str = "prefill",
             chunk_size: int = PREFILL_CHUNK, progress: Callable[[int, int], None] | None = None,
-            should_stop: ShouldStop | None = None, phase: str = "prefill") -> torch.Tensor:
-    """Feed ``ids`` into ``cache`` in chunks (bounded memory); returns the last position's logits (V,)."""
-    hooks = hooks or StepHooks()
+            should_stop: ShouldStop | None = None) -> torch.Tensor:
+    """Feed ``ids`` into ``cache`` in chunks (bounded memory), every chunk in ``phase`` ("prefill" for the
+    document, "question" for a question); returns the last position's logits (V,)."""
     device = next(model.parameters()).device
     ids = torch.as_tensor(ids, dtype=torch.long, device=device).view(1, -1)  # (1, T)
     total = ids.shape[1]
@@ -122,33 +114,58 @@ def prefill(model, ids: list[int] | torch.Tensor, cache, hooks: StepHooks | None
     logits = None
     for start in range(0, total, chunk_size):
         if should_stop and should_stop():
-            raise CancelledError("reading the document")
-        logits = _forward(model, ids[:, start:start + chunk_size], cache, hooks, phase)
+            raise CancelledError("reading the document" if phase == "prefill" else "answering")
+        logits = _forward(model, ids[:, start:start + chunk_size], cache, run, phase)
         if progress:
             progress(min(start + chunk_size, total), total)
     return logits[0, -1]
 
 
 @torch.inference_mode()
+def forward_logits(model, ids: torch.Tensor, cache, run: AttentionRun | None = None, phase: str = "decode"):
+    """One forward pass of ``ids`` (1, T) into ``cache``; the last position's logits (V,)."""
+    return _forward(model, ids, cache, run, phase)[0, -1]
+
+
+# Adjusts the next-token logits (V,) given the tokens produced so far (context-contrastive decoding, copy bias).
+LogitsAdjuster = Callable[[torch.Tensor, list[int]], torch.Tensor]
+
+
+class Finish:
+    """Why decoding ended: "complete" (a stop token or a loop cut off), "length" (the limit) or "stopped"."""
+
+    def __init__(self) -> None:
+        self.reason = "length"
+        self.looped = False
+
+
+@torch.inference_mode()
 def decode(model, cache, first_logits: torch.Tensor, max_new_tokens: int, stop_ids: set[int],
-           hooks: StepHooks | None = None, should_stop: ShouldStop | None = None) -> Iterator[int]:
-    """Greedy decoding from ``first_logits``; yields token ids until a stop id, the limit, or a stop request."""
-    hooks = hooks or StepHooks()
+           run: AttentionRun | None = None, should_stop: ShouldStop | None = None,
+           adjust: LogitsAdjuster | None = None, finish: Finish | None = None) -> Iterator[int]:
+    """Greedy decoding from ``first_logits``; yields token ids until a stop id, the limit, a loop, or a stop
+    request (``finish`` says which)."""
+    finish = finish or Finish()
     device = first_logits.device
     logits = first_logits
     produced: list[int] = []
     for _ in range(max_new_tokens):
+        if adjust is not None:
+            logits = adjust(logits, produced)
         token = int(torch.argmax(logits))
         if token in stop_ids:
+            finish.reason = "complete"
             return
         produced.append(token)
         if is_looping(produced):
+            finish.reason, finish.looped = "complete", True
             return
         yield token
         if should_stop and should_stop():
+            finish.reason = "stopped"
             return
         step = torch.tensor([[token]], dtype=torch.long, device=device)
-        logits = _forward(model, step, cache, hooks, "decode")[0, -1]
+        logits = _forward(model, step, cache, run, "decode")[0, -1]
 
 
 def is_looping(tokens: list[int], span: int = 8) -> bool:

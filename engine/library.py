@@ -12,24 +12,80 @@ from pathlib import Path
 import sqlite_utils
 
 from . import paths
+from .dbfile import (WRITABLE_HINT, DatabaseNotWritable, check_writable, enable_wal, is_unwritable,
+                     open_checked, readable_rows, why_unwritable)
+from .history import History
 from .ingest import IngestedDocument, Page, Word
-from .dbfile import damaged_reason, set_aside
 
 BUSY_TIMEOUT_MS = 30_000
 
 
-def connect(path: str | Path | None = None) -> sqlite_utils.Database:
-    """Open (creating if needed) the library database with WAL and a busy timeout."""
+def connect(path: str | Path | None, notices: list[str]) -> sqlite_utils.Database:
+    """Open (creating if needed) the library database with WAL and a busy timeout.
+
+    A file SQLite finds damaged is moved aside, never deleted, and a new library is started with the chat
+    history that can still be read from it; the message for the user (where the file went, what was copied)
+    is appended to ``notices``. A library that cannot be written here raises DatabaseNotWritable and is
+    left as it is.
+    """
     path = Path(path) if path else paths.library_path()
-    reason = damaged_reason(path)
-    if reason:  # not SQLite, or truncated: keep it (it holds the chat history) and start a new library
-        set_aside(path, reason, "library database", "The damaged file is kept; PDFs are read again when opened.")
+    moved: list[tuple[Path, str]] = []
+    try:
+        db = open_checked(path, _open, lambda target, reason: moved.append((target, reason)))
+    except (sqlite3.Error, OSError) as error:
+        if not is_unwritable(error):
+            raise
+        raise DatabaseNotWritable(f"DocFocus cannot write its library {path} ({why_unwritable(path, error)}). "
+                                  f"Nothing in it was changed.", WRITABLE_HINT) from error
+    for target, reason in moved:
+        copied, complete = _copy_history(target, db)
+        notices.append(_moved_aside_message(path, target, reason, copied, complete))
+    return db
+
+
+def _copy_history(damaged: Path, db: sqlite_utils.Database) -> tuple[int, bool]:
+    """Copy the chat history SQLite can still read from a damaged library into ``db`` (the new, empty one);
+    returns (answers copied, whether all were read). Documents need no copy: they are read again from the PDFs."""
+    columns, rows, complete = readable_rows(damaged, "history")
+    known = {row[1] for row in db.execute("PRAGMA table_info(history)").fetchall()}
+    kept = [index for index, name in enumerate(columns) if name in known]
+    if rows:
+        sql = f"INSERT INTO history ({', '.join(columns[i] for i in kept)}) VALUES ({', '.join('?' * len(kept))})"
+        with db.conn:
+            db.conn.executemany(sql, ([row[i] for i in kept] for row in rows))
+    return len(rows), complete
+
+
+def _moved_aside_message(path: Path, target: Path, reason: str, copied: int, complete: bool) -> str:
+    if copied and complete:
+        history = f"its chat history ({copied} answers) was copied into the new one"
+    elif copied:
+        history = (f"the {copied} answers of its chat history that could still be read were copied into the new "
+                   f"one; the rest stays in the moved file")
+    else:
+        history = "it held no chat history" if complete else "no chat history could be read from it"
+    return (f"The library {path} could not be used ({reason}). It was moved to {target} (nothing was deleted) "
+            f"and a new library was started: {history}. PDFs are read again when opened.")
+
+
+def _open(path: Path) -> sqlite_utils.Database:
     conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    db = sqlite_utils.Database(conn)
-    _create_schema(db)
+    try:
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        enable_wal(conn, BUSY_TIMEOUT_MS / 1000)
+        conn.execute("PRAGMA synchronous=NORMAL")
+        check_writable(conn)
+        db = sqlite_utils.Database(conn)
+        # The write lock first: a transaction that reads the schema and then writes fails at once, without
+        # waiting, when another process (two starting together) wrote in between.
+        conn.execute("BEGIN IMMEDIATE")
+        _create_schema(db)
+        History(db)  # the chat history's table and its later columns, under the same lock
+        if conn.in_transaction:
+            conn.execute("COMMIT")
+    except BaseException:
+        conn.close()  # rolls back an open transaction
+        raise
     return db
 
 
@@ -49,7 +105,23 @@ class Library:
     """Documents DocFocus has read, keyed by the PDF's SHA-256."""
 
     def __init__(self, path: str | Path | None = None) -> None:
-        self.db = connect(path)
+        self.notices: list[str] = []  # for the user, said once: a damaged file moved aside, answers not saved
+        self.db = connect(path, self.notices)
+
+    @classmethod
+    def or_in_memory(cls, path: str | Path | None = None) -> "Library":
+        """The library at ``path`` or, where it cannot be written, an empty one in memory that says so:
+        questions are still answered, but nothing is saved."""
+        try:
+            return cls(path)
+        except DatabaseNotWritable as error:
+            library = cls(":memory:")
+            library.notices.append(f"{error} Answers are given but not saved in the chat history.")
+            return library
+
+    def take_notices(self) -> list[str]:
+        notices, self.notices = self.notices, []
+        return notices
 
     def save(self, document: IngestedDocument) -> None:
         """Store (or refresh) a document with its pages and words, in one transaction."""

@@ -82,3 +82,15 @@ def token_words(document: IngestedDocument, offsets: np.ndarray) -> np.ndarray:
     safe = np.minimum(first, len(starts) - 1)
     overlaps = (first < len(starts)) & (starts[safe] < offsets[:, 1]) & (offsets[:, 1] > offsets[:, 0])
     return np.where(overlaps, safe, -1).astype(np.int64)
+
+
+def chat_ids(tokenizer, document_text: str, question: str) -> list[int]:
+    """The whole prompt [chat head + document + question + answer head] for a document given as plain text
+    (what a chunk-retrieval pipeline sends; the benchmark's reference rows use it)."""
+    head, middle, tail = _template_pieces(tokenizer)
+    ids = _encode(tokenizer, head + document_text + middle + question.strip() + tail)
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if bos is not None and tokenizer.bos_token and not head.startswith(tokenizer.bos_token) and \
+            getattr(tokenizer, "add_bos_token", False):
+        ids = [bos] + ids
+    return ids

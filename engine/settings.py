@@ -75,11 +75,17 @@ DEVICES = (Choice("auto", "Automatic (GPU if there is one)", "CUDA, then Apple M
            Choice("cpu", "CPU"), Choice("cuda", "NVIDIA GPU (CUDA)"), Choice("mps", "Apple GPU (MPS)"))
 LONG_DOCUMENTS = (
     Choice("select", "Read all of it, answer from the passages that match the question",
-           "Reads the whole document in segments and selects passages per question (engine/longdoc.py)"),
+           "Reads the whole document in segments and selects passages per question (engine/segments.py)"),
     Choice("truncate", "Read only the part that fits", "Answers from the first pages that fit the model's window"))
 PREFILL = (Choice("dense", "Exact (default)", "Dense prefill"),
            Choice("dga", "Faster, approximate", "Prefill-time DGA: each chunk sees older text through focal and "
                                                 "group tokens (engine/dga_prefill.py)"))
+ANSWER_CONTEXTS = (
+    Choice("passages", "The passages that match the question (best for small models)",
+           "passages: the best passages, up to --focal tokens, are placed next to the question"),
+    Choice("document", "The whole document (for large models)",
+           "document: the answer attends to the whole document with the chosen attention (it must fit the "
+           "model's window; longer documents use the passages that fit)"))
 CACHE_FORMATS = (Choice("model", "Exact (the model's precision)"), Choice("fp16", "Half precision (fp16)"),
                  Choice("int8", "Compact (8-bit, about half of fp16)"))
 
@@ -89,6 +95,9 @@ OPTIONS: tuple[Option, ...] = (
            unit=" tokens"),
     Option("long_documents", "Documents longer than the model can read at once",
            "select reads all of it; truncate answers from the part that fits", "--long", LONG_DOCUMENTS),
+    Option("answer_context", "Answer from", "what the answer reads", "--context", ANSWER_CONTEXTS),
+    Option("focal_tokens", "Passage budget", "tokens of the best passages the answer reads (context passages)",
+           "--focal", low=32, high=65536, advanced=True, unit=" tokens"),
     Option("attention_mode", "Attention", "how the answer attends to the document", "--attention",
            _attention_choices, advanced=True),
     Option("gamma", "Share of the document kept exactly (gamma)",
@@ -125,8 +134,11 @@ class EngineSettings:
     cache_format: str = "model"  # "model" (model dtype, exact), "fp16" or "int8"
     use_cache: bool = True  # False: neither restore nor store document states
     dga_options: dict = field(default_factory=dict)  # other DgaSettings fields (reselect_every, bias, ...)
+    answer_context: str = "passages"  # what the answer reads (engine/answering.py)
+    focal_tokens: int = 512  # passages: document tokens the answer reads
+    answer_options: dict = field(default_factory=dict)  # other AnswerSettings fields (decoding, lexical, ...)
     long_documents: str = "select"
-    long_options: dict = field(default_factory=dict)  # LongSettings fields (segment, focal, groups, ...)
+    long_options: dict = field(default_factory=dict)  # ReadingSettings fields (segment, overlap)
     prefill: str = "dense"
     prefill_options: dict = field(default_factory=dict)  # PrefillSettings fields (window, gamma, ...)
 
@@ -140,14 +152,21 @@ class EngineSettings:
                 option.check(getattr(self, option.name))
         if self.device_map not in (None, "auto"):
             raise SettingsError(f"--device-map: {self.device_map!r} is not 'auto'.")
-        self.long_settings()  # the option dicts are checked by their own dataclasses
+        self.reading_settings()  # the option dicts are checked by their own dataclasses
         self.dga_settings()
         self.prefill_settings()
+        self.answer_settings()
 
-    def long_settings(self):
-        from .longdoc import LongSettings
+    def reading_settings(self):
+        from .segments import ReadingSettings
 
-        return _build(LongSettings, self.long_options, "long-document option")
+        return _build(ReadingSettings, self.long_options, "long-document option")
+
+    def answer_settings(self):
+        from .answering import AnswerSettings
+
+        return _build(AnswerSettings, {"context": self.answer_context, "focal": self.focal_tokens,
+                                       **self.answer_options}, "answer option")
 
     def dga_settings(self):
         from .dga import DgaSettings

@@ -6,36 +6,16 @@ not supported; "read.xport" for a passage about read.fwf is not found there and 
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
-from .relevance import STOPWORDS
+from .text import stem as _stem
+from .text import terms
 
 # Words an answer uses to frame itself rather than to say something about the document.
 FRAMING = frozenset(
     "answer answers question document text passage according states stated say says said following "
-    "function functions called named use used using can could would should will may might also one "
-    "provided provides provide".split())
-_TERM = re.compile(r"[\w][\w.\-+/]*[\w]|\w", re.UNICODE)
+    "function functions called named use used using one provided provides provide".split())
 SUPPORT_SHARE = 0.6  # share of an answer's new terms that must be found in the cited passages
-
-
-def terms(text: str) -> list[str]:
-    """Lower-cased content terms of ``text`` ("read.fwf", "5831-22", "ripley"), in order."""
-    found = []
-    for raw in _TERM.findall(text or ""):
-        word = raw.lower().strip(".-")
-        if word and word not in STOPWORDS and (len(word) > 1 or word.isdigit()):
-            found.append(word)
-    return found
-
-
-def _stem(word: str) -> str:
-    """A crude plural/verb stem so that "reads" matches "read" and "files" matches "file"."""
-    for suffix in ("ing", "es", "s", "ed"):
-        if len(word) > len(suffix) + 2 and word.endswith(suffix) and word.isalpha():
-            return word[: -len(suffix)]
-    return word
 
 
 @dataclass

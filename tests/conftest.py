@@ -63,9 +63,14 @@ def make_tiny_model(folder: Path, tokenizer_dir: Path, window: int = 2048, seed:
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, head_dim=16,
                          max_position_embeddings=window, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, tie_word_embeddings=True)
+                         eos_token_id=tokenizer.eos_token_id, tie_word_embeddings=True, initializer_range=0.5)
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
+    # Special and whitespace-only tokens score 0, below the best random token: answers are (random) words that
+    # run to their length limit, so streaming and Stop have something to show and to stop.
+    blank = [i for i in range(len(tokenizer)) if not tokenizer.decode([i]).strip()]
+    with torch.no_grad():
+        model.get_input_embeddings().weight[sorted(set(blank) | set(tokenizer.all_special_ids))] = 0
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder

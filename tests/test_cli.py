@@ -40,19 +40,23 @@ def test_ask_json_with_bundled_model_answers_the_fact(tmp_path, bundled_dir):
     assert first["document"]["pages"] == 3 and first["document"]["tokens"] > 100
     assert len(first["document"]["sha256"]) == 64
     assert first["model"] == {**first["model"], "id": "SmolLM2-135M-Instruct", "device": "cpu", "dtype": "float32"}
-    assert first["attention"]["mode"] in ("dense", "dga")
+    assert first["attention"]["context"] == "passages" and first["supported"] is True
+    assert first["citations"][0]["page"] == 2 and "4417" in first["citations"][0]["text"]
     assert set(first["timings"]) >= {"load_s", "prefill_s", "first_token_s", "decode_tokens_per_s"}
     assert first["timings"]["first_token_s"] >= first["timings"]["prefill_s"] > 0
-    assert isinstance(first["evidence"], list) and first["cache_hit"] in (True, False)
+    assert first["evidence"][0]["page"] == 2 and first["finish"] == "complete"
+    assert first["highlights"] and {h["page"] for h in first["highlights"]} == {2}
+    assert first["cache_hit"] is False and lines[1]["cache_hit"] is True  # read once, then reused in memory
     assert lines[1]["timings"]["prefill_s"] == 0  # one document read for both questions
 
 
 @pytest.mark.model
-def test_ask_streams_text(tmp_path, bundled_dir):
+def test_ask_prints_the_answer_and_its_sources(tmp_path, bundled_dir):
     result = docfocus("ask", str(ROOT / "resources" / "sample.pdf"), "How tall is the tower?",
                       "--device", "cpu", "--max-new-tokens", "20")
     assert result.returncode == 0, result.stderr
-    assert "38" in result.stdout
+    answer, sources = result.stdout.splitlines()[:2]
+    assert "38" in answer and sources == "Sources: p. 2"
 
 
 @pytest.mark.parametrize("make, extra, message", [
@@ -81,3 +85,20 @@ def test_empty_question_exits_nonzero(tmp_path):
 def test_bad_model_path_exits_nonzero(tmp_path):
     result = docfocus("ask", str(ROOT / "resources" / "sample.pdf"), "q", "--model", str(tmp_path / "nope"))
     assert result.returncode != 0 and "not found" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--gamma", "2", r"gamma\) \(--gamma\) must be between 0 and 1, got 2"),
+    ("--gamma", "-1", "must be between 0 and 1"),
+    ("--group", "0", r"\(--group\) must be between 1 and 4096"),
+    ("--max-new-tokens", "0", r"\(--max-new-tokens\) must be between 1 and 4096 tokens, got 0"),
+    ("--max-new-tokens", "-5", "must be between 1 and 4096"),
+    ("--focal", "-5", r"\(--focal\) must be between 32 and 65536"),
+    ("--cache-cap-gb", "-1", r"\(--cache-cap-gb\) must be between 0 and"),
+])
+def test_option_values_are_checked_before_any_work(option, value, message):
+    import re
+
+    result = docfocus("ask", str(ROOT / "resources" / "sample.pdf"), "How tall is the tower?", option, value)
+    assert result.returncode == 2 and re.search(message, result.stderr), result.stderr
+    assert "Traceback" not in result.stderr and not result.stdout

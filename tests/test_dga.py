@@ -7,35 +7,27 @@ import pytest
 import torch
 
 import pdfs
-from engine import dga, generation
+from engine import attention, dga, generation
 from engine.api import Engine, EngineSettings
 
 
 def _answer_logits(model, prefix, question, settings, steps=6):
-    """Logits of the question's last position and of ``steps`` greedy decode steps (teacher-forced)."""
-    from transformers import DynamicCache
-
-    cache = DynamicCache(config=model.config)
+    """Logits of the question's last position and of ``steps`` greedy decode steps (teacher-forced), with the
+    question fed in chunks of ``chunk`` tokens as the engine does."""
+    cache = generation.new_cache(model.config)
     generation.prefill(model, prefix, cache)
     run = dga.DgaRun(settings, doc_start=2, doc_end=len(prefix)) if settings else None
-    kwargs = {"dga_run": run} if run else {}
-    outputs = []
-    with torch.inference_mode():
-        kwargs[generation._cache_kwarg(model)] = cache
-        logits = model(input_ids=torch.tensor([question]), use_cache=True, **kwargs).logits
-        outputs.append(logits[0, -1])
-        if run:
-            run.phase = "decode"
-        for step in range(steps):
-            token = torch.tensor([[int(outputs[-1].argmax())]])
-            outputs.append(model(input_ids=token, use_cache=True, **kwargs).logits[0, -1])
+    outputs = [generation.prefill(model, question, cache, run=run, phase="question", chunk_size=3)]
+    for _ in range(steps):
+        token = torch.tensor([[int(outputs[-1].argmax())]])
+        outputs.append(generation.forward_logits(model, token, cache, run, "decode"))
     return torch.stack(outputs), run
 
 
 @pytest.fixture(scope="module")
 def tiny(tiny_engine):
     model = copy.deepcopy(tiny_engine.loaded.model)
-    dga.enable(model)
+    attention.enable(model)
     return model
 
 
@@ -82,8 +74,8 @@ def test_patch_is_confined_to_the_model_instance(tiny_engine, tiny):
     from transformers import AutoModelForCausalLM
 
     other = AutoModelForCausalLM.from_pretrained(tiny_engine.loaded.model.name_or_path)
-    assert tiny.config._attn_implementation == dga.ATTENTION_NAME
-    assert other.config._attn_implementation != dga.ATTENTION_NAME
+    assert tiny.config._attn_implementation == attention.ATTENTION_NAME
+    assert other.config._attn_implementation != attention.ATTENTION_NAME
     for module in tiny.modules():  # the attention modules' forward methods are the library's own
         if module.__class__.__name__.endswith("Attention"):
             assert "forward" not in vars(module)
@@ -122,17 +114,19 @@ def test_lse_bias_matches_member_mass_at_reference_query():
 
 
 def test_follow_scores_spread_forward():
+    from engine import attention_ops
+
     scores = torch.tensor([[[0.0, 5.0, 0.0, 0.0, 1.0, 0.0]]])
-    assert dga.follow_scores(scores, 2).tolist() == [[[0.0, 5.0, 5.0, 5.0, 1.0, 1.0]]]
+    assert attention_ops.follow_scores(scores, 2).tolist() == [[[0.0, 5.0, 5.0, 5.0, 1.0, 1.0]]]
 
 
 @pytest.mark.parametrize("mode", ["dense", "dga"])
-def test_answers_report_relevance_and_evidence(tiny_model_dir, library, fact_pdf, mode):
+def test_answers_over_the_whole_document_report_relevance_and_evidence(tiny_model_dir, library, fact_pdf, mode):
     engine = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu", max_new_tokens=6, attention_mode=mode,
-                                   dga_options={"min_focal": 16}), library=library)
+                                   answer_context="document", dga_options={"min_focal": 16}), library=library)
     doc = engine.open_document(fact_pdf)
     answer = engine.ask(doc, "What is the code?")
-    assert answer.attention["mode"] == mode
+    assert answer.attention["mode"] == mode and answer.attention["context"] == "document"
     assert (answer.attention["attended_fraction"] == 1.0) == (mode == "dense")
     assert answer.token_scores.shape == (doc.total_tokens,) and answer.token_scores.sum() > 0
     assert answer.evidence and answer.evidence == sorted(answer.evidence, key=lambda e: -e.score)
@@ -164,17 +158,3 @@ def test_half_precision_on_gpu(tiny, dtype):
     dense, _ = _answer_logits(model, PREFIX, QUESTION, None)
     full, _ = _answer_logits(model, PREFIX, QUESTION, dga.DgaSettings(gamma=1.0))
     torch.testing.assert_close(full.float(), dense.float(), rtol=2e-2, atol=2e-2)
-
-
-def test_function_words_get_no_relevance(tmp_path):
-    import numpy as np
-
-    from engine.ingest import ingest_pdf
-    from engine.relevance import passages, word_scores
-
-    doc = ingest_pdf(pdfs.text_pdf(tmp_path / "w.pdf", [[(72, 100, "The tower is 38 meters tall")]]))
-    token_word = np.arange(len(doc.words))  # one token per word
-    scores = np.array([5.0, 1.0, 4.0, 2.0, 1.0, 1.0])  # "The" and "is" soak up the most attention
-    assert word_scores(doc, token_word, scores).tolist() == [0.0, 1.0, 0.0, 2.0, 1.0, 1.0]
-    best = passages(doc, token_word, scores)[0]
-    assert best["page"] == 1 and "38" in best["text"]

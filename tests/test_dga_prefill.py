@@ -6,8 +6,8 @@ import copy
 import pytest
 import torch
 
-from engine import dga, generation
-from engine.dga_prefill import PrefillHooks, PrefillRun, PrefillSettings, prefill_dga
+from engine import attention, generation
+from engine.dga_prefill import PrefillRun, PrefillSettings, prefill_dga
 from engine.errors import CancelledError
 
 HEAD = 6  # pretend chat head before the document
@@ -17,7 +17,7 @@ SMALL = dict(chunk=64, window=64, group_size=8, sinks=4, score_queries=8)
 @pytest.fixture(scope="module")
 def tiny(tiny_engine):
     model = copy.deepcopy(tiny_engine.loaded.model)
-    dga.enable(model)
+    attention.enable(model)
     return model
 
 
@@ -109,9 +109,9 @@ def test_cancel_raises(tiny):
                     should_stop=stop)
 
 
-def test_hooks_and_settings():
+def test_run_only_acts_while_reading_and_settings():
     run = PrefillRun(PrefillSettings(), doc_start=3)
-    assert PrefillHooks(run).forward_kwargs("prefill") == {"dga_run": run}
+    assert run.attend(None, None, None, None, None, 1.0, "question") is None and run.calls == 0
     assert PrefillSettings().tag() != PrefillSettings(window=256).tag()
     with pytest.raises(ValueError):
         PrefillSettings(gamma=1.5)

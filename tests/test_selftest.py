@@ -25,7 +25,7 @@ def test_self_test_passes_from_source(bundled_dir):
     assert len(summary) == 1, result.stdout
     line = summary[0]
     assert line.startswith("DocFocus self-test OK: ")
-    assert "38" in line and "evidence p. 2" in line and "opened and closed" in line
+    assert "38" in line and "cited p. 2" in line and "DGA answer" in line and "opened and closed" in line
     assert "cache hit" in line
 
 

@@ -196,7 +196,7 @@ def test_long_document_gets_window_banner(qtbot, make_window, gui_engine, tmp_pa
     # Plain words in the window; the technical detail (tokens, segments) in the tooltip.
     assert text.startswith("Reads all 12 pages; answers from the passages that match your question")
     assert "token" not in text and "segment" not in text
-    assert f"{window.handle.total_tokens:,} tokens" in window.banners._banners["window"].toolTip()
+    assert window.banners._banners["window"].toolTip() == window.handle.notice()
 
 
 def test_reopens_at_last_page_and_lists_recent(qtbot, make_window, gui_engine, tmp_path):

@@ -1,4 +1,5 @@
-"""Documents longer than the window (engine/longdoc.py): re-positioning, segments, compaction, the Engine path."""
+"""Reading (engine/segments.py) and placing passages (engine/compaction.py): re-positioning, segments, the
+Engine path for documents longer than the window."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,11 +7,11 @@ import pytest
 import torch
 
 import pdfs
-from engine import generation, longdoc
+from engine import compaction, generation, segments
 from engine.api import Engine, EngineSettings
 from engine.errors import CancelledError
 
-LONG = {"segment": 96, "overlap": 16, "focal": 64, "span": 16}
+LONG = {"segment": 96, "overlap": 16}
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +23,8 @@ def small_model_dir(tmp_path_factory, bundled_dir):
 
 @pytest.fixture()
 def long_engine(small_model_dir, library):
-    engine = Engine(EngineSettings(model=str(small_model_dir), device="cpu", max_new_tokens=6, long_options=LONG),
-                    library=library)
+    engine = Engine(EngineSettings(model=str(small_model_dir), device="cpu", max_new_tokens=6, long_options=LONG,
+                                   focal_tokens=64), library=library)
     engine.load()
     return engine
 
@@ -48,19 +49,19 @@ def test_rotating_a_key_moves_it_to_another_position(tiny_engine):
         cos, sin = rotary(raw, positions)
         return apply_rotary_pos_emb(raw, raw, cos, sin)[1]
 
-    moved = longdoc.rotate(placed(at), (to - at)[0], longdoc.rotary_frequencies(model))
+    moved = segments.rotate(placed(at), (to - at)[0], segments.rotary_frequencies(model))
     torch.testing.assert_close(moved, placed(to), rtol=1e-4, atol=1e-4)
 
 
 def test_segments_cover_the_document_and_resynchronise_after_an_edit():
     rng = np.random.default_rng(0)
     ids = rng.integers(0, 50000, 20000)
-    bounds = longdoc.segment_bounds(ids, 512)
+    bounds = segments.segment_bounds(ids, 512)
     assert bounds[0][0] == 0 and bounds[-1][1] == len(ids)
     assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
     assert all(256 <= end - start <= 768 for start, end in bounds[:-1])
     edited = np.concatenate([ids[:5000], rng.integers(0, 50000, 37), ids[5000:]])
-    after = {(s - 37, e - 37) for s, e in longdoc.segment_bounds(edited, 512) if s > 6000}
+    after = {(s - 37, e - 37) for s, e in segments.segment_bounds(edited, 512) if s > 6000}
     shared = [b for b in bounds if b[0] > 6000]
     assert sum(b in after for b in shared) >= len(shared) - 2  # only boundaries near the edit move
 
@@ -68,8 +69,8 @@ def test_segments_cover_the_document_and_resynchronise_after_an_edit():
 def test_one_segment_reads_like_a_dense_prefill(tiny_engine, fact_pdf):
     model = tiny_engine.loaded.model
     doc = tiny_engine.open_document(fact_pdf)
-    settings = longdoc.LongSettings(segment=4096)
-    state = longdoc.read(model, doc.layout.head_ids, doc.layout.doc_ids, settings)
+    settings = segments.ReadingSettings(segment=4096)
+    state = segments.read(model, doc.layout.head_ids, doc.layout.doc_ids, settings)
     cache = generation.new_cache(model.config)
     generation.prefill(model, doc.prefix_ids(), cache)
     head = len(doc.layout.head_ids)
@@ -82,81 +83,71 @@ def test_one_segment_reads_like_a_dense_prefill(tiny_engine, fact_pdf):
 def test_segment_memo_gives_the_same_state(tiny_engine, long_pdf):
     model = tiny_engine.loaded.model
     doc = tiny_engine.open_document(long_pdf)
-    settings = longdoc.LongSettings(**LONG)
-    fresh = longdoc.read(model, doc.layout.head_ids, doc.layout.doc_ids, settings)
+    settings = segments.ReadingSettings(**LONG)
+    fresh = segments.read(model, doc.layout.head_ids, doc.layout.doc_ids, settings)
     memo: dict = {}
-    longdoc.read(model, doc.layout.head_ids, doc.layout.doc_ids, settings, memo=memo)
+    segments.read(model, doc.layout.head_ids, doc.layout.doc_ids, settings, memo=memo)
     assert len(fresh.segments) > 3 and 0 < len(memo) <= len(fresh.segments)  # repeated text: repeated segments
-    reused = longdoc.read(model, doc.layout.head_ids, doc.layout.doc_ids, settings, memo=memo)
+    reused = segments.read(model, doc.layout.head_ids, doc.layout.doc_ids, settings, memo=memo)
     for a, b in zip(fresh.keys + fresh.values, reused.keys + reused.values):
         torch.testing.assert_close(a, b)
     assert int(fresh.positions.max()) < len(doc.layout.head_ids) + 96 * 3 // 2 + 16  # never past one segment
 
 
-def test_all_focal_compaction_answers_like_dense(tiny_engine, fact_pdf):
-    """With every token focal and one segment, the compacted document is the dense cache and the answer matches."""
+def test_placing_every_token_answers_like_dense(tiny_engine, fact_pdf):
+    """With every token placed in order and one segment, the compacted document is the dense cache."""
     model = tiny_engine.loaded.model
     doc = tiny_engine.open_document(fact_pdf)
-    state = longdoc.read(model, doc.layout.head_ids, doc.layout.doc_ids, longdoc.LongSettings(segment=4096))
-    focal = np.ones(doc.total_tokens, dtype=bool)
-    queries = [torch.randn(2, 16) for _ in state.keys]
-    compacted = longdoc.compact(model, state, focal, queries, group_size=8)
-    assert compacted.items == doc.total_tokens and all(float(b.abs().max()) == 0 for b in compacted.bias)
+    state = segments.read(model, doc.layout.head_ids, doc.layout.doc_ids, segments.ReadingSettings(segment=4096))
+    compacted = compaction.compact(model, state, np.arange(doc.total_tokens))
+    assert compacted.items == doc.total_tokens
     from engine.prompt import question_ids
 
     q_ids = question_ids(tiny_engine.loaded.tokenizer, doc.layout, "What is the code?")
-    run = longdoc.BiasRun(compacted, state.head_len)
-    cache = longdoc.cache_with(model, compacted.keys, compacted.values)
-    got = generation.prefill(model, q_ids, cache, hooks=longdoc.Hooks(run))
+    run = compaction.PassageRun(state.head_len, compacted.items)
+    got = generation.prefill(model, q_ids, compaction.cache_of(model, compacted), run=run, phase="question")
     dense = generation.new_cache(model.config)
     generation.prefill(model, doc.prefix_ids(), dense)
     want = generation.prefill(model, q_ids, dense)
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
-    assert run.item_mass is not None and run.item_mass.shape == (doc.total_tokens,)
+    assert run.question_mass.shape == (doc.total_tokens,) and float(run.question_mass.sum()) > 0
+    assert float(run.answer_mass.sum()) == 0  # nothing decoded yet
 
 
-def test_groups_fold_the_rest_with_a_log_sum_exp_bias(tiny_engine, long_pdf):
+def test_placed_passages_sit_right_after_the_head(tiny_engine, long_pdf):
+    """A later passage placed first attends like the same text read at the start of the document."""
     model = tiny_engine.loaded.model
     doc = tiny_engine.open_document(long_pdf)
-    state = longdoc.read(model, doc.layout.head_ids, doc.layout.doc_ids, longdoc.LongSettings(**LONG))
-    focal = np.zeros(doc.total_tokens, dtype=bool)
-    focal[100:140] = True
-    items = longdoc.group_items(focal, 16)
-    assert items[-1] + 1 == 40 + int(np.ceil(100 / 16)) + int(np.ceil((doc.total_tokens - 140) / 16))
-    query = [torch.randn(2, 16) for _ in state.keys]
-    compacted = longdoc.compact(model, state, focal, query, 16, group_bias="lse")
+    state = segments.read(model, doc.layout.head_ids, doc.layout.doc_ids, segments.ReadingSettings(**LONG))
+    order = np.arange(200, 232)
+    compacted = compaction.compact(model, state, order)
     head = state.head_len
-    layer, kv_head, group = 0, 1, 0  # the first group: document tokens 0-15
-    members = longdoc.rotate(state.keys[layer][0, kv_head, :16], torch.full((16,), head) - state.positions[:16],
-                             longdoc.rotary_frequencies(model))
-    scaling = 16 ** -0.5
-    logits = members @ query[layer][kv_head] * scaling
-    expected = torch.softmax(logits, 0) @ members
-    torch.testing.assert_close(compacted.keys[layer][0, kv_head, head + group], expected, rtol=1e-4, atol=1e-4)
-    bias = compacted.bias[layer][kv_head, head + group]
-    torch.testing.assert_close(bias + expected @ query[layer][kv_head] * scaling, torch.logsumexp(logits, 0),
-                               rtol=1e-4, atol=1e-4)
-    assert float(compacted.bias[layer][:, head + 7 + 5].abs().max()) == 0  # a focal token: no bias
+    for layer in range(len(state.keys)):
+        moved = segments.rotate(state.keys[layer][:, :, order], head + torch.arange(32) - state.positions[order],
+                                segments.rotary_frequencies(model))
+        torch.testing.assert_close(compacted.keys[layer][:, :, head:].float(), moved, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(compacted.keys[layer][:, :, :head], state.head_keys[layer])
 
 
 def test_engine_reads_past_the_window_and_says_so(long_engine, long_pdf, library, small_model_dir):
     doc = long_engine.open_document(long_pdf)
     assert doc.method == "select" and doc.total_tokens + len(doc.layout.head_ids) + 512 > 1024
-    assert doc.used_tokens == doc.total_tokens
-    notice = doc.notice()
-    assert f"{doc.total_tokens:,} tokens" in notice and "1,024" in notice and f"{doc.segments} segments" in notice
+    assert doc.used_tokens == doc.total_tokens and doc.segments > 3
+    assert "reads all of it" in doc.notice() and "tokens" not in doc.notice()  # plain words for the user
     seen = []
-    answer = long_engine.ask(doc, "What is the code?", progress=lambda stage, done, total: seen.append((done, total)))
-    assert seen and seen[-1] == (doc.total_tokens, doc.total_tokens)
-    assert answer.attention["mode"] == "dga-select" and answer.attention["attended_tokens"] < long_engine.loaded.window
-    assert answer.document["method"] == "select" and answer.notice == notice
+    answer = long_engine.ask(doc, "What is the code?", progress=lambda stage, done, total: seen.append((stage, done)))
+    reading = [done for stage, done in seen if stage == "Reading the document"]
+    assert reading[0] == 0 and reading[-1] == doc.total_tokens and reading == sorted(reading)
+    assert ("Finding the passages", doc.segments) in seen
+    assert answer.attention["context"] == "passages" and answer.attention["attended_tokens"] <= 64 + 96
+    assert answer.document["method"] == "select" and answer.notice == doc.notice()
     assert answer.evidence and answer.token_scores.shape == (doc.total_tokens,)
     assert answer.timings["prefill_s"] > 0 and not answer.cache_hit
     # A second engine restores the whole state from the state cache and answers the same.
-    other = Engine(EngineSettings(model=str(small_model_dir), device="cpu", max_new_tokens=6, long_options=LONG),
-                   library=library)
+    other = Engine(EngineSettings(model=str(small_model_dir), device="cpu", max_new_tokens=6, long_options=LONG,
+                                  focal_tokens=64), library=library)
     again = other.ask(other.open_document(long_pdf), "What is the code?")
-    assert again.cache_hit and again.timings["state_from"] == "disk" and again.answer == answer.answer
+    assert again.cache_hit and again.timings["state_from"] == "disk" and again.generated == answer.generated
 
 
 def test_truncation_stays_available(small_model_dir, library, long_pdf):
@@ -164,6 +155,9 @@ def test_truncation_stays_available(small_model_dir, library, long_pdf):
                                    long_documents="truncate", long_options=LONG), library=library)
     doc = engine.open_document(long_pdf)
     assert doc.method == "truncate" and doc.truncated and "answers use pages 1-" in doc.notice()
+    answer = engine.ask(doc, "What is the code?")
+    last_word = doc.ingested.words_for_span(0, int(doc.layout.doc_offsets[doc.used_tokens - 1, 1])).stop
+    assert answer.evidence and all(item.words[1] <= last_word for item in answer.evidence)  # only what was read
 
 
 def test_reading_a_long_document_can_be_cancelled(long_engine, long_pdf):
@@ -179,5 +173,5 @@ def test_a_model_without_rope_falls_back_to_truncation(long_engine, long_pdf, mo
     def refuse(model):
         raise DocFocusError("no RoPE")
 
-    monkeypatch.setattr(longdoc, "rotary_frequencies", refuse)
+    monkeypatch.setattr(segments, "rotary_frequencies", refuse)
     assert long_engine.open_document(long_pdf).method == "truncate"

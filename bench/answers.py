@@ -1,0 +1,199 @@
+"""One answer, one story: answer accuracy, evidence page, highlights and support verdict, per answering approach.
+
+Question sets: needles in documents of real R-manual prose within the window (4K and 7K tokens) and beyond it
+(32K), and the whole R manuals with ../shared/eval questions (R-data, R-intro). Every approach answers every
+case, interleaved (the order rotates from case to case) on the same document state after a warm-up, with two
+reference rows: chunk retrieval (what GPT4All LocalDocs and AnythingLLM do, bench/reference.py) and the gold
+page alone (the oracle).
+
+Metrics: accuracy (an expected string in the answer), evidence-page hit@1 and hit@3, highlight precision (the
+share of the highlight weight on the gold page), support verdict (share of wrong answers marked unsupported and
+of right answers marked supported), degenerate answers (a repeated line or sentence, or a frame with nothing in
+it, judged here independently of the engine's own cleaning) and first-token time (median and range).
+
+Environment: DOCFOCUS_BENCH_SETS (e.g. "rdata needle-4k"), DOCFOCUS_BENCH_APPROACHES (names, comma-separated),
+DOCFOCUS_BENCH_CASES (needles per length).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import statistics
+import time
+from pathlib import Path
+
+from bench import needles, reference
+from bench.common import contains_answer, r_manual
+
+EVAL = Path(__file__).resolve().parents[1].parent / "shared" / "eval"
+MAX_NEW_TOKENS = 64
+APPROACHES = {
+    "passages 256": {"focal_tokens": 256},
+    "passages 512": {"focal_tokens": 512},
+    "passages 768": {"focal_tokens": 768},
+    "passages 1536": {"focal_tokens": 1536},
+    "passages 512 + CAD": {"focal_tokens": 512, "answer_options": {"decoding": "cad"}},
+    "passages 512 + copy bias": {"focal_tokens": 512, "answer_options": {"decoding": "copy"}},
+    "passages 512, no quote": {"focal_tokens": 512, "answer_options": {"quote": False}},
+    "document, DGA": {"answer_context": "document", "attention_mode": "dga"},
+    "document, dense": {"answer_context": "document", "attention_mode": "dense"},
+}
+REFERENCES = ("chunk retrieval (BM25 top 3)", "gold page (oracle)")
+QUICK = ("passages 512", "passages 512 + CAD", "passages 512 + copy bias", "document, DGA")
+SETS = ("needle-4k", "needle-7k", "needle-32k", "rdata", "rintro")
+
+
+def chosen_approaches(quick: bool) -> list[str]:
+    names = os.environ.get("DOCFOCUS_BENCH_APPROACHES")
+    if names:
+        return [n.strip() for n in names.split(",") if n.strip()]
+    return list(QUICK if quick else APPROACHES)
+
+
+def degenerate(answer: str) -> bool:
+    """A repeated line or sentence, an empty answer, or a frame ("The answer is:") with nothing after it."""
+    body = answer.strip()
+    if not body or body.endswith(":"):
+        return True
+    lines = [line.strip().lower() for line in body.splitlines() if line.strip()]
+    parts = [p.strip().lower() for p in re.split(r"(?<=[.!?])\s+", " ".join(lines)) if len(p.strip()) > 3]
+    return len(lines) != len(set(lines)) or len(parts) != len(set(parts))
+
+
+def page_order(evidence) -> list[int]:
+    pages: list[int] = []
+    for item in evidence:
+        if item.page not in pages:
+            pages.append(item.page)
+    return pages
+
+
+def highlight_precision(answer, gold: int) -> float | None:
+    total = sum(h.weight for h in answer.highlights)
+    return None if total <= 0 else sum(h.weight for h in answer.highlights if h.page == gold) / total
+
+
+def ask_row(engine, base, name: str, doc, case: dict) -> dict:
+    engine.settings = dataclasses.replace(base, **APPROACHES[name])
+    answer = engine.ask(doc, case["question"])
+    pages = page_order(answer.evidence)
+    return {"approach": name, "answer": answer.answer, "generated": answer.generated,
+            "correct": contains_answer(answer.answer, case["answer_any"]), "pages": pages[:3],
+            "hit1": pages[:1] == [case["page"]], "hit3": case["page"] in pages[:3],
+            "highlight_precision": highlight_precision(answer, case["page"]), "supported": answer.supported,
+            "citations": [c.page for c in answer.citations], "degenerate": degenerate(answer.answer),
+            "first_token_s": answer.timings["first_token_s"]}
+
+
+def reference_row(engine, name: str, doc, case: dict) -> dict:
+    if name.startswith("chunk"):
+        result = reference.chunk_retrieval(engine, doc.ingested, case["question"], MAX_NEW_TOKENS)
+    else:
+        result = reference.gold_page(engine, doc.ingested, case["page"], case["question"], MAX_NEW_TOKENS)
+    pages = result["pages"]
+    return {"approach": name, "answer": result["answer"], "generated": result["answer"],
+            "correct": contains_answer(result["answer"], case["answer_any"]), "pages": pages,
+            "hit1": pages[:1] == [case["page"]], "hit3": case["page"] in pages[:3], "highlight_precision": None,
+            "supported": None, "citations": [], "degenerate": degenerate(result["answer"]),
+            "first_token_s": round(result["first_token_s"], 3)}
+
+
+def run_case(engine, base, doc, case: dict, names: list[str], turn: int) -> list[dict]:
+    """Every approach and reference on one case, in an order rotated by ``turn`` (interleaved)."""
+    everything = list(names) + list(REFERENCES)
+    order = everything[turn % len(everything):] + everything[:turn % len(everything)]
+    rows = []
+    for name in order:
+        row = reference_row(engine, name, doc, case) if name in REFERENCES else ask_row(engine, base, name, doc, case)
+        rows.append({**row, "set": case["set"], "id": case["id"], "gold_page": case["page"]})
+    engine.settings = base
+    return sorted(rows, key=lambda r: everything.index(r["approach"]))
+
+
+def manual_cases(set_name: str) -> tuple[Path, list[dict]]:
+    spec = json.loads((EVAL / ("r-data-questions.json" if set_name == "rdata" else "r-intro-questions.json"))
+                      .read_text())
+    cases = [{"set": set_name, "id": q["id"], "question": q["question"], "answer_any": q["answer_any"],
+              "page": q["evidence_page"]} for q in spec["questions"]]
+    return r_manual(spec["document"]), cases
+
+
+def run(quick: bool, out_dir: Path) -> dict:
+    names = chosen_approaches(quick)
+    sets = os.environ.get("DOCFOCUS_BENCH_SETS", "needle-4k needle-32k rdata" if quick else " ".join(SETS)).split()
+    count = int(os.environ.get("DOCFOCUS_BENCH_CASES", 6 if quick else 20))
+    engine = needles.bench_engine(MAX_NEW_TOKENS)
+    base = engine.settings
+    rows: list[dict] = []
+    reading: dict = {}
+    warmed = False
+    for set_name in sets:
+        for doc, cases, read_s in documents(engine, set_name, count, out_dir):
+            reading.setdefault(set_name, []).append(read_s)
+            if not warmed:  # the first answer pays for lazy initialisation; keep it out of the timings
+                run_case(engine, base, doc, cases[0], names, 0)
+                warmed = True
+            for case in cases:
+                rows.extend(run_case(engine, base, doc, case, names, len(rows)))
+                mine = [r for r in rows if r["id"] == case["id"] and r["set"] == set_name]
+                print(f"  {set_name} {case['id']}: " + " ".join(
+                    f"{r['approach'].split(' (')[0]}={'Y' if r['correct'] else '-'}{'p' if r['hit1'] else ''}"
+                    for r in mine), flush=True)
+                (out_dir / "answers-cases.json").write_text(json.dumps({"reading": reading, "rows": rows}, indent=1))
+            engine.forget(doc)
+    return report(rows, names, sets, reading)
+
+
+def documents(engine, set_name: str, count: int, out_dir: Path):
+    """(document handle, its cases, seconds to read it) for a question set."""
+    if set_name in ("rdata", "rintro"):
+        path, cases = manual_cases(set_name)
+        doc = engine.open_document(path)
+        started = time.perf_counter()
+        engine.read(doc)
+        yield doc, cases, round(time.perf_counter() - started, 1)
+        return
+    length = {"needle-4k": 4096, "needle-7k": 7168, "needle-32k": 32768}[set_name]
+    yield from needles.needle_documents(engine, set_name, length, count, out_dir / "answers-pdfs")
+
+
+def summarize(rows: list[dict], name: str) -> dict:
+    mine = [r for r in rows if r["approach"] == name]
+    if not mine:
+        return {}
+    rate = lambda key: round(sum(bool(r[key]) for r in mine) / len(mine), 3)  # noqa: E731
+    precision = [r["highlight_precision"] for r in mine if r["highlight_precision"] is not None]
+    wrong = [r for r in mine if not r["correct"] and r["supported"] is not None]
+    right = [r for r in mine if r["correct"] and r["supported"] is not None]
+    times = [r["first_token_s"] for r in mine]
+    return {"cases": len(mine), "accuracy": rate("correct"), "hit1": rate("hit1"), "hit3": rate("hit3"),
+            "highlight_precision": round(statistics.mean(precision), 3) if precision else None,
+            "wrong_unsupported": round(sum(not r["supported"] for r in wrong) / len(wrong), 3) if wrong else None,
+            "right_supported": round(sum(r["supported"] for r in right) / len(right), 3) if right else None,
+            "degenerate": sum(r["degenerate"] for r in mine),
+            "first_token_s": {"median": round(statistics.median(times), 2), "min": round(min(times), 2),
+                              "max": round(max(times), 2)}}
+
+
+def report(rows: list[dict], names: list[str], sets: list[str], reading: dict) -> dict:
+    summary = {s: {n: summarize([r for r in rows if r["set"] == s], n) for n in [*names, *REFERENCES]}
+               for s in sets}
+    text = ""
+    for set_name, entries in summary.items():
+        cases = next((e["cases"] for e in entries.values() if e), 0)
+        text += (f"\n**{set_name}** ({cases} cases; reading took {reading.get(set_name)} s)\n\n"
+                 "| approach | accuracy | hit@1 | hit@3 | highlight on gold page | wrong marked unsupported | "
+                 "right marked supported | degenerate | first token s (median, min-max) |\n"
+                 "|---|---|---|---|---|---|---|---|---|\n")
+        for name, e in entries.items():
+            if not e:
+                continue
+            cell = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+            first = e["first_token_s"]
+            text += (f"| {name} | {e['accuracy']:.2f} | {e['hit1']:.2f} | {e['hit3']:.2f} | "
+                     f"{cell(e['highlight_precision'])} | {cell(e['wrong_unsupported'])} | "
+                     f"{cell(e['right_supported'])} | {e['degenerate']} | {first['median']} "
+                     f"({first['min']}-{first['max']}) |\n")
+    return {"approaches": names, "sets": sets, "summary": summary, "reading_s": reading, "markdown": text}

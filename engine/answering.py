@@ -1,0 +1,267 @@
+"""Answering a question: rank the passages, give the model its context, generate, and tell one story.
+
+Two contexts (``AnswerSettings.context``):
+
+- ``passages`` (default): the question's attention over the model's reading of the document, plus its word
+  match, ranks the passages (engine/relevance.py); the best ones, up to ``focal`` tokens, are placed right after
+  the chat head by RoPE re-positioning (engine/compaction.py) and the answer attends to them alone. A small
+  model answers far better from a short relevant context than from a whole document.
+- ``document``: the answer attends to the whole document with the chosen attention strategy (dense, DGA, ...;
+  engine/strategies.py) when it fits the window; the question's attention ranks the passages for the evidence.
+  A document past the window falls back to the passages that fit.
+
+Either way the raw text is cleaned (engine/postprocess.py), checked against the passages it was given
+(engine/support.py), quoted from the document when it is not supported, and the evidence, citations and
+highlights are made from the same ranking.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from . import compaction, decoding, generation, postprocess, relevance, scoring, strategies, support
+from . import passages as passage_ops
+from .answer import Answer, Citation
+from .documents import DocumentHandle, DocumentState
+from .errors import QuestionError
+from .prompt import question_ids
+
+CONTEXTS = ("passages", "document")
+DECODINGS = ("greedy", "cad", "copy")
+ORDERS = ("rank", "document")
+QUOTE_COVERAGE = 0.5  # a quote answers when its sentence holds this share of the question's (idf-weighted) terms
+
+
+@dataclass
+class AnswerSettings:
+    """How an answer is made (EngineSettings.answer_context, focal_tokens and answer_options)."""
+
+    context: str = "passages"
+    focal: int = 512  # passages: document tokens the answer attends to
+    lexical: float = 1.0  # weight of the word match against the attention in the passage ranking
+    layers: list[int] | None = None  # layers whose attention ranks passages (None: all)
+    follow: int = 1  # the best `follow` passages bring the passage after them along
+    order: str = "rank"  # placement of the passages: "rank" (the best one last, next to the question) or "document"
+    decoding: str = "greedy"
+    cad_alpha: float = -1.0  # decoding "cad": weight of the document-free logits (-1: adaptive, AdaCAD)
+    copy_bonus: float = 3.0  # decoding "copy": logit bonus for continuing a span of the context
+    quote: bool = True  # answer with the document's own sentence when the generated text is not supported
+
+    def __post_init__(self) -> None:
+        if self.context not in CONTEXTS or self.decoding not in DECODINGS or self.order not in ORDERS:
+            raise ValueError(f"context must be one of {CONTEXTS}, decoding one of {DECODINGS}, order one of "
+                             f"{ORDERS}; got {self.context!r}, {self.decoding!r}, {self.order!r}")
+        if self.focal < 32 or self.lexical < 0 or self.follow < 0 or self.copy_bonus < 0:
+            raise ValueError(f"focal must be at least 32 tokens (got {self.focal}); lexical, follow and "
+                             "copy_bonus at least 0")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Generated:
+    """What the model produced and what it attended to."""
+
+    text: str
+    finish: str
+    looped: bool
+    tokens: int
+    first_token_s: float
+    decode_s: float
+    token_mass: np.ndarray  # (layers, L) the question's attention over the document
+    answer_mass: np.ndarray  # (L,) the answer's attention over the document (zeros where it was not seen)
+    context: list[int]  # passages the answer attended to, best first
+    ranking: relevance.Ranking
+    attention: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+
+
+class Answerer:
+    """Answers questions with one loaded model; ``ask`` is the whole pipeline for one question."""
+
+    def __init__(self, loaded, stop_ids: set[int]) -> None:
+        self.loaded = loaded
+        self.stop_ids = stop_ids
+
+    def ask(self, doc: DocumentHandle, state: DocumentState, question: str, engine_settings, limit_tokens: int,
+            budget: int, on_text=None, should_stop=None, progress=None,
+            started: float | None = None) -> tuple[Answer, dict]:
+        """The answer and its timings; ``budget`` is the most document tokens the window leaves for a context;
+        ``started`` is when the question was asked (first-token time counts from it, reading included)."""
+        settings = engine_settings.answer_settings()
+        q_ids = question_ids(self.loaded.tokenizer, doc.layout, question)
+        started = started if started is not None else time.perf_counter()
+        whole = settings.context == "document" and state.cache is not None
+        if whole:
+            generated = self._over_document(doc, state, q_ids, question, engine_settings, settings, limit_tokens,
+                                            on_text, should_stop, started)
+        else:
+            focal = settings.focal if settings.context == "passages" else budget // 2
+            generated = self._over_passages(doc, state, q_ids, question, settings, min(focal, budget),
+                                            limit_tokens, on_text, should_stop, progress, started)
+        return self._story(doc, question, generated, settings), generated.timings
+
+    # ---- the two contexts
+
+    def _ranking(self, doc: DocumentHandle, state: DocumentState, token_mass: np.ndarray, question: str,
+                 settings: AnswerSettings) -> relevance.Ranking:
+        layers = token_mass if settings.layers is None else token_mass[settings.layers]
+        return relevance.rank(doc.ingested, doc.passages, layers.sum(0), state.reading.segments, question,
+                              settings.lexical, doc.used_tokens)
+
+    def _over_passages(self, doc, state, q_ids, question, settings, focal, limit_tokens, on_text, should_stop,
+                       progress, started) -> Generated:
+        model = self.loaded.model
+        scoring_began = time.perf_counter()
+        if state.cache is not None:
+            token_mass = scoring.over_cache(model, state.cache, state.reading.head_len, state.reading.length, q_ids,
+                                            should_stop)
+        else:
+            report = (lambda done, total: progress("Finding the passages", done, total)) if progress else None
+            token_mass = scoring.over_segments(model, state.reading, q_ids, should_stop, report)
+        scored = time.perf_counter()
+        ranking = self._ranking(doc, state, token_mass, question, settings)
+        chosen = passage_ops.select(doc.passages, ranking.score, focal, settings.follow)
+        placed = chosen[::-1] if settings.order == "rank" else sorted(chosen)
+        token_index = np.concatenate([np.arange(doc.passages.start[p], min(doc.passages.end[p], state.reading.length))
+                                      for p in placed])  # a truncated document's last passage is cut where reading ended
+        compacted = compaction.compact(model, state.reading, token_index)
+        run = compaction.PassageRun(state.reading.head_len, compacted.items)
+        context_ids = doc.layout.doc_ids[token_index].tolist()
+        limit = min(limit_tokens, self.loaded.window - state.reading.head_len - compacted.items - len(q_ids))
+        result = self._generate(compaction.cache_of(model, compacted), q_ids, run, limit,
+                                self._adjuster(doc, q_ids, context_ids, settings), on_text, should_stop, started)
+        answer_mass = np.zeros(doc.total_tokens, dtype=np.float32)
+        answer_mass[token_index] = run.answer_mass.numpy()
+        attention = {"context": "passages", "passages": len(chosen), "attended_tokens": compacted.items,
+                     "attended_fraction": round(compacted.items / max(1, doc.total_tokens), 4)}
+        generated = Generated(**result, token_mass=token_mass, answer_mass=answer_mass,
+                              context=sorted(chosen, key=lambda p: -ranking.score[p]), ranking=ranking,
+                              attention=attention)
+        generated.timings["score_s"] = round(scored - scoring_began, 3)
+        return generated
+
+    def _over_document(self, doc, state, q_ids, question, engine_settings, settings, limit_tokens, on_text,
+                       should_stop, started) -> Generated:
+        run = strategies.get(engine_settings.attention_mode).make_run(engine_settings, doc.layout.doc_start,
+                                                                      state.prefix_len)
+        limit = min(limit_tokens, self.loaded.window - state.prefix_len - len(q_ids))
+        try:
+            result = self._generate(state.cache, q_ids, run, limit, self._adjuster(
+                doc, q_ids, doc.layout.doc_ids[:doc.used_tokens].tolist(), settings), on_text, should_stop, started)
+        finally:
+            generation.crop_cache(state.cache, state.prefix_len)  # the next question starts from the document
+        if run.question_mass:
+            token_mass = np.stack([run.question_mass[i].numpy() for i in sorted(run.question_mass)])
+        else:  # a strategy that records nothing: one more pass of the question for the ranking
+            token_mass = scoring.over_cache(self.loaded.model, state.cache, state.reading.head_len,
+                                            state.reading.length, q_ids, should_stop)
+        ranking = self._ranking(doc, state, token_mass, question, settings)
+        chosen = passage_ops.select(doc.passages, ranking.score, settings.focal, settings.follow)
+        answer_mass = run.answer_mass.numpy() if run.answer_mass is not None else np.zeros(doc.total_tokens)
+        attention = {"context": "document", "mode": engine_settings.attention_mode,
+                     "attended_fraction": run.attended_fraction()}
+        if engine_settings.attention_mode == "dga":
+            attention.update(gamma=engine_settings.gamma, group_size=engine_settings.group_size)
+        return Generated(**result, token_mass=token_mass, answer_mass=answer_mass,
+                         context=sorted(chosen, key=lambda p: -ranking.score[p]), ranking=ranking, attention=attention)
+
+    def _adjuster(self, doc, q_ids, context_ids, settings):
+        if settings.decoding == "cad":
+            alpha = "auto" if settings.cad_alpha < 0 else settings.cad_alpha
+            return decoding.ContrastiveDecoding(self.loaded.model, doc.layout.head_ids + q_ids, alpha)
+        if settings.decoding == "copy":
+            return decoding.CopyBias(context_ids, settings.copy_bonus)
+        return None
+
+    def _generate(self, cache, q_ids, run, limit, adjust, on_text, should_stop, started) -> dict:
+        """Question prefill + greedy decode into ``cache``."""
+        if limit < 1:
+            raise QuestionError(f"The question is too long ({len(q_ids)} tokens) for the space left in the "
+                                f"model's window.", "Ask a shorter question.")
+        model = self.loaded.model
+        stream = generation.TextStream(self.loaded.tokenizer)
+        shown = postprocess.StreamFilter()  # the user never sees a repeat or an empty frame, even while streaming
+        finish = generation.Finish()
+        first_token_s = decode_started = None
+        logits = generation.prefill(model, q_ids, cache, run=run, phase="question", should_stop=should_stop)
+        for token in generation.decode(model, cache, logits, limit, self.stop_ids, run=run, should_stop=should_stop,
+                                       adjust=adjust, finish=finish):
+            if first_token_s is None:
+                first_token_s = time.perf_counter() - started
+                decode_started = time.perf_counter()
+            piece = shown.feed(stream.push(token))
+            if piece and on_text:
+                on_text(piece)
+        if finish.reason != "stopped" and should_stop and should_stop():
+            finish.reason = "stopped"  # asked to stop as the answer ended (or before it began)
+        rest = shown.flush()
+        if rest and on_text and finish.reason != "stopped":
+            on_text(rest)
+        now = time.perf_counter()
+        decode_s = now - decode_started if decode_started else 0.0
+        timings = {"first_token_s": round(first_token_s if first_token_s is not None else now - started, 3),
+                   "decode_tokens_per_s": round((len(stream.ids) - 1) / decode_s, 2)
+                   if len(stream.ids) > 1 and decode_s > 0 else None,
+                   "generated_tokens": len(stream.ids)}
+        return {"text": stream.text.strip(), "finish": finish.reason, "looped": finish.looped,
+                "tokens": len(stream.ids), "first_token_s": timings["first_token_s"], "decode_s": decode_s,
+                "timings": timings}
+
+    # ---- one story
+
+    def _story(self, doc: DocumentHandle, question: str, generated: Generated, settings: AnswerSettings) -> Answer:
+        ranking: relevance.Ranking = generated.ranking
+        passages, document = doc.passages, doc.ingested
+        cleaned = postprocess.clean(generated.text, generated.finish)
+        context = generated.context
+        texts = [passages.text(document, p) for p in context]
+        verdict = support.check(cleaned.text, question, texts) if cleaned.text else support.Verdict(False, [0])
+        text, supported, answer_terms = cleaned.text, verdict.supported, verdict.found
+        cited = [context[i] for i in verdict.cited] if context else []
+        quote_ranges = None
+        if not supported and generated.finish != "stopped":  # a stopped answer stays what the user let it be
+            quote = postprocess.best_sentence(document, passages, context or ranking.order()[:3], question)
+            if quote is not None:
+                page = int(passages.page[quote.passage]) + 1
+                answers = settings.quote and quote_coverage(quote.text, question, passages, document) >= QUOTE_COVERAGE
+                text = (f"p. {page}: “{quote.text}”" if answers else
+                        f"Not found in the document. Closest passage, p. {page}: “{quote.text}”")
+                supported, cited = answers, [quote.passage]
+                quote_ranges = [(quote.first_word, quote.end_word)]
+                answer_terms = support.new_terms(quote.text, question) if answers else []
+        evidence = relevance.evidence(document, ranking, cited, doc.ref())
+        where = {(e.words[0], e.words[1]): i for i, e in enumerate(evidence)}
+        citations = []
+        for p in cited:
+            key = (int(passages.first_word[p]), int(passages.end_word[p]))
+            if key in where:
+                item = evidence[where[key]]
+                citations.append(Citation(item.page, item.text, where[key], item.boxes, item.document))
+        ranges = quote_ranges or [(int(passages.first_word[p]), int(passages.end_word[p])) for p in cited]
+        lights = relevance.highlights(document, ranges, doc.token_word, generated.answer_mass, answer_terms,
+                                      question, doc.sha256)
+        answer = Answer(question=question.strip(), answer=text, document=doc.info(), model=self.loaded.info(),
+                        attention=generated.attention, timings={}, evidence=evidence, cache_hit=False,
+                        stopped=generated.finish == "stopped", notice=doc.notice(),
+                        token_scores=generated.token_mass.sum(0).astype(np.float32), citations=citations,
+                        supported=bool(supported), highlights=lights, finish=cleaned.finish, generated=generated.text)
+        answer.attention["degenerate"] = cleaned.degenerate or generated.looped
+        return answer
+
+
+def quote_coverage(sentence: str, question: str, passages, document) -> float:
+    """The idf-weighted share of the question's terms that ``sentence`` holds."""
+    from . import text as words_text
+
+    wanted = {words_text.stem(t) for t in words_text.terms(question)}
+    if not wanted:
+        return 0.0
+    counts = passages.term_counts(document)
+    weight = {t: np.log(1 + len(counts) / (1 + sum(1 for c in counts if t in c))) for t in wanted}
+    keys = words_text.term_keys(sentence)
+    return sum(weight[t] for t in wanted if t in keys) / max(1e-9, sum(weight.values()))
