@@ -26,9 +26,14 @@ def choice_label(option_name: str, value: str) -> str:
 
 
 def answer_method(settings) -> tuple[str, str]:
-    """(status bar text, tooltip) for how answers attend to the document."""
-    label = choice_label("attention_mode", settings.attention_mode)
-    detail = f"attention: {settings.attention_mode}"
+    """(status bar text, tooltip) for what answers read and how they attend to the document."""
+    context = getattr(settings, "answer_context", None)
+    if context is not None and "answer_context" in OPTION:
+        label = choice_label("answer_context", context).split(" (")[0]  # without "(best for small models)"
+    else:
+        label = choice_label("attention_mode", settings.attention_mode)
+    detail = f"context: {context}; " if context is not None else ""
+    detail += f"attention: {settings.attention_mode}"
     if settings.attention_mode == "dga":
         detail += f" (γ {settings.gamma:g}, m {settings.group_size})"
-    return f"Answers: {label}", detail
+    return f"Answers from: {label}" if context is not None else f"Answers: {label}", detail

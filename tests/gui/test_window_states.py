@@ -145,7 +145,7 @@ def test_no_jargon_in_the_window(qtbot, make_window, gui_engine, tmp_path):
     shown = " ".join([card.meta_label.text(), window.attention_label.text(), *window.banners.texts().values()])
     for word in ("dga", "DGA-select", "tokens", "segments", "γ", "attention:"):
         assert word not in shown, word
-    assert "dga" in card.meta_label.toolTip() and "γ" in window.attention_label.toolTip()
+    assert "tokens" in card.meta_label.toolTip() and "γ" in window.attention_label.toolTip()  # the detail
     dialog = window.show_settings()
     basic = [dialog.layout().itemAt(0).layout().itemAt(i, dialog.layout().itemAt(0).layout().ItemRole.LabelRole)
              for i in range(dialog.layout().itemAt(0).layout().rowCount())]
