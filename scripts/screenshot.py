@@ -69,14 +69,7 @@ def main() -> int:
         print("answer:", entry.get("answer"))
         print("citations:", [c["page"] for c in entry.get("citations") or []],
               "highlights on pages:", sorted({h["page"] for h in entry.get("highlights") or []}))
-        QTimer.singleShot(400, lambda: save_when_flashing(12))  # let the pages render first
-
-    def save_when_flashing(tries: int) -> None:
-        """Grab while the cited passage blinks (after an answer the view goes to it and flashes its words)."""
-        if tries and not any(page.flash_on for page in window.view.pages):
-            QTimer.singleShot(40, lambda: save_when_flashing(tries - 1))
-        else:
-            save()
+        QTimer.singleShot(2500, save)  # the view went to the first citation; after its flash the highlights show
 
     def failed(job: str, message: str) -> None:
         print(f"error ({job}): {message}", file=sys.stderr)
