@@ -20,6 +20,12 @@ def wants_gui(argv: list[str]) -> bool:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if wants_gui(argv):
+        from app.qt_libraries import check_window_libraries
+
+        problem = check_window_libraries()
+        if problem:  # instead of Qt's abort, which names one library of several
+            print(problem, file=sys.stderr)
+            return 1
         from app.gui import run_gui  # Qt is imported only for the window
 
         return run_gui(argv[0] if argv else None)

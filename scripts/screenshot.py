@@ -3,6 +3,8 @@
     xvfb-run -s "-screen 0 1600x1000x24" python scripts/screenshot.py resources/sample.pdf \
         "Who was the first lighthouse keeper?" docs/screenshot.png
 
+    python scripts/screenshot.py --empty - - docs/start.png     # the start screen (no document)
+
 Uses a throw-away QSettings file, so the user's settings are neither read nor changed.
 Exits non-zero if no answer arrives within --timeout seconds.
 """
@@ -26,21 +28,21 @@ def main() -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--size", default="1440x900", help="window size, WIDTHxHEIGHT")
     parser.add_argument("--timeout", type=float, default=600)
-    parser.add_argument("--dark", action="store_true", help="use the dark palette whatever the system says")
+    parser.add_argument("--dark", action="store_true", help="use the dark theme whatever the system says")
+    parser.add_argument("--empty", action="store_true", help="no question: the window as it opens, no document")
     args = parser.parse_args()
 
     from PySide6.QtCore import QSettings, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from app.gui import apply_palette
     from app.gui.main_window import MainWindow
     from app.gui.settings import save_engine_settings
     from engine.api import EngineSettings
 
     app = QApplication(sys.argv[:1])
     app.setApplicationName("DocFocus")
-    apply_palette(app, dark=True if args.dark else None)
     store = QSettings(str(Path(tempfile.mkdtemp()) / "docfocus.ini"), QSettings.Format.IniFormat)
+    store.setValue("view/theme", "dark" if args.dark else "system")  # the window applies it (View > Theme)
     save_engine_settings(store, EngineSettings(model=None, device=args.device, attention_mode=args.attention,
                                                max_new_tokens=60))
     window = MainWindow(settings=store)
@@ -65,7 +67,9 @@ def main() -> int:
 
     def answered(entry) -> None:
         print("answer:", entry.get("answer"))
-        QTimer.singleShot(1500, save)  # let the pages with highlights render
+        print("citations:", [c["page"] for c in entry.get("citations") or []],
+              "highlights on pages:", sorted({h["page"] for h in entry.get("highlights") or []}))
+        QTimer.singleShot(2500, save)  # the view went to the first citation; after its flash the highlights show
 
     def failed(job: str, message: str) -> None:
         print(f"error ({job}): {message}", file=sys.stderr)
@@ -74,7 +78,10 @@ def main() -> int:
     window.sig_answer_shown.connect(answered)
     window.sig_error_shown.connect(failed)
     QTimer.singleShot(int(args.timeout * 1000), lambda: (print("timed out", file=sys.stderr), app.quit()))
-    window.open_pdf(args.pdf)
+    if args.empty:  # the start screen, with the recent documents of this data folder
+        QTimer.singleShot(1500, save)
+    else:
+        window.open_pdf(args.pdf)
     app.exec()
     return result["code"]
 

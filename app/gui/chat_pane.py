@@ -1,21 +1,26 @@
-"""The chat pane: question box, streamed answers, evidence passages, Stop / Clear / Copy.
+"""The chat pane: question box, streamed answers, Stop, Clear chat (with Undo), Copy.
 
-The pane only shows things and reports what the user did; the main window
-talks to the engine worker. Signals:
-- ``sig_ask(question)``: the user sent a question.
+The pane only shows things and reports what the user did; the main window talks to the engine
+worker. Answers being generated are known by their job id, so a late piece of a stopped answer
+still lands in its own card. Signals:
+- ``sig_ask(question)``: the user sent a question (the box keeps it until ``start_answer`` takes it).
 - ``sig_stop()``: the Stop button.
-- ``sig_clear()``: the Clear chat button.
-- ``sig_evidence(page, boxes)``: an evidence passage was clicked (0-based page, boxes in points).
-- ``sig_selected(entry)``: an answer card was selected (its dict: question, answer, evidence, token_scores...).
+- ``sig_clear()``: a Clear chat that was not undone: delete the document's saved chat now.
+- ``sig_passage(page, boxes)``: a citation or evidence passage was clicked (0-based page, boxes in points).
+- ``sig_selected(entry)``: an answer card was selected (its entry dict, see app/gui/answer_card.py).
 """
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QGuiApplication, QKeyEvent
-from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QScrollArea, QSizePolicy,
-                               QVBoxLayout, QWidget)
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QScrollArea, QVBoxLayout,
+                               QWidget)
 
-SNIPPET_CHARS = 110
+from .answer_card import AnswerCard
+
+UNDO_SECONDS = 10
+NO_DOCUMENT_HINT = "Open a PDF and ask a question about it."
+DOCUMENT_HINT = "Ask a question about this document.\nEnter sends, Shift+Enter starts a new line."
 
 
 class QuestionBox(QPlainTextEdit):
@@ -31,107 +36,26 @@ class QuestionBox(QPlainTextEdit):
         super().keyPressEvent(event)
 
 
-class AnswerCard(QFrame):
-    """One question and its answer, evidence and actions."""
+class UndoBar(QFrame):
+    """"Chat cleared. Undo" for a few seconds after Clear chat."""
 
-    sig_clicked = Signal(object)
-    sig_evidence = Signal(int, object)
-
-    def __init__(self, question: str, parent=None) -> None:
+    def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self.setObjectName("answerCard")
         self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.entry: dict = {"question": question, "answer": "", "evidence": [], "token_scores": None}
-        self.streamed = ""
-        self.finished = False
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(8, 6, 8, 6)
-        self.question_label = QLabel(question)
-        self.question_label.setWordWrap(True)
-        self.question_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        font = self.question_label.font()
-        font.setBold(True)
-        self.question_label.setFont(font)
-        self.answer_label = QLabel("…")
-        self.answer_label.setWordWrap(True)
-        self.answer_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.evidence_box = QVBoxLayout()
-        self.evidence_box.setSpacing(2)
-        footer = QHBoxLayout()
-        self.meta_label = QLabel("")
-        self.meta_label.setEnabled(False)  # greyed, follows the palette
-        self.copy_button = QPushButton("Copy")
-        self.copy_button.setToolTip("Copy this answer to the clipboard")
-        self.copy_button.clicked.connect(self.copy_answer)
-        footer.addWidget(self.meta_label, 1)
-        footer.addWidget(self.copy_button)
-        layout.addWidget(self.question_label)
-        layout.addWidget(self.answer_label)
-        layout.addLayout(self.evidence_box)
-        layout.addLayout(footer)
-        self.set_selected(False)
-
-    def append(self, piece: str) -> None:
-        self.streamed += piece
-        self.answer_label.setText(self.streamed)
-
-    def finish(self, entry: dict) -> None:
-        self.entry = entry
-        self.finished = True
-        text = entry.get("answer") or self.streamed.strip() or "(no answer)"
-        if entry.get("stopped"):
-            text += "  [stopped]"
-        self.answer_label.setText(text)
-        for index, item in enumerate(entry.get("evidence") or []):
-            snippet = " ".join(str(item.get("text", "")).split())
-            if len(snippet) > SNIPPET_CHARS:
-                snippet = snippet[:SNIPPET_CHARS - 1] + "…"
-            button = QPushButton(f"p. {item['page']}  ·  {snippet}")
-            button.setObjectName(f"evidence{index}")
-            button.setFlat(True)
-            button.setStyleSheet("text-align: left; padding: 2px;")
-            button.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
-            button.setToolTip(str(item.get("text", "")))
-            button.clicked.connect(lambda _=False, item=item: self.sig_evidence.emit(
-                int(item["page"]) - 1, list(item.get("boxes") or [])))
-            self.evidence_box.addWidget(button)
-        self.meta_label.setText(_meta_text(entry))
-
-    def fail(self, message: str) -> None:
-        self.entry["answer"] = self.streamed
-        self.answer_label.setText((self.streamed + "\n" if self.streamed else "") + f"⚠ {message}")
-
-    def copy_answer(self) -> None:
-        answer = self.entry.get("answer")
-        QGuiApplication.clipboard().setText(answer if self.finished and answer is not None else self.streamed)
-
-    def set_selected(self, selected: bool) -> None:
-        self.selected = selected
-        self.setProperty("selected", selected)
-        self.setStyleSheet("#answerCard { border: 2px solid palette(highlight); border-radius: 6px; }"
-                           if selected else "#answerCard { border: 1px solid palette(mid); border-radius: 6px; }")
-
-    def mousePressEvent(self, event) -> None:
-        self.sig_clicked.emit(self)
-        super().mousePressEvent(event)
-
-
-def _meta_text(entry: dict) -> str:
-    parts = []
-    mode = (entry.get("attention") or {}).get("mode")
-    if mode:
-        parts.append(f"attention: {mode}")
-    timings = entry.get("timings") or {}
-    if timings.get("total_s") is not None:
-        parts.append(f"{timings['total_s']:.1f} s")
-    return " · ".join(parts)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(6, 2, 2, 2)
+        self.label = QLabel("Chat cleared.")
+        self.undo_button = QPushButton("Undo")
+        self.undo_button.setToolTip(f"Bring the chat back (possible for {UNDO_SECONDS} s)")
+        layout.addWidget(self.label, 1)
+        layout.addWidget(self.undo_button)
 
 
 class ChatPane(QWidget):
     sig_ask = Signal(str)
     sig_stop = Signal()
     sig_clear = Signal()
-    sig_evidence = Signal(int, object)
+    sig_passage = Signal(int, object)
     sig_selected = Signal(object)
 
     def __init__(self, parent=None) -> None:
@@ -139,6 +63,8 @@ class ChatPane(QWidget):
         self.cards: list[AnswerCard] = []
         self.current: AnswerCard | None = None  # the card being streamed
         self.selected: AnswerCard | None = None
+        self._by_job: dict[int, AnswerCard] = {}
+        self._cleared: list[dict] = []  # entries of a Clear chat that can still be undone
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         header = QHBoxLayout()
@@ -147,17 +73,22 @@ class ChatPane(QWidget):
         font.setBold(True)
         title.setFont(font)
         self.clear_button = QPushButton("Clear chat")
-        self.clear_button.clicked.connect(self.sig_clear)
+        self.clear_button.setToolTip("Forget this document's saved chat (you can undo it for a few seconds)")
+        self.clear_button.clicked.connect(self.clear_chat)
         header.addWidget(title, 1)
         header.addWidget(self.clear_button)
+        self.undo_bar = UndoBar()
+        self.undo_bar.undo_button.clicked.connect(self.undo_clear)
+        self.undo_bar.hide()
+        self.undo_timer = QTimer(self, singleShot=True, interval=UNDO_SECONDS * 1000)
+        self.undo_timer.timeout.connect(self.commit_clear)
         self.scroll = QScrollArea()
         self.scroll.setWidgetResizable(True)
         self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         holder = QWidget()
         self.cards_layout = QVBoxLayout(holder)
         self.cards_layout.setContentsMargins(2, 2, 2, 2)
-        self.placeholder = QLabel("Open a PDF and ask a question about it.\n"
-                                  "Enter sends, Shift+Enter starts a new line.")
+        self.placeholder = QLabel(NO_DOCUMENT_HINT)
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.placeholder.setWordWrap(True)
         self.placeholder.setEnabled(False)
@@ -165,7 +96,6 @@ class ChatPane(QWidget):
         self.cards_layout.addStretch(1)
         self.scroll.setWidget(holder)
         self.question = QuestionBox()
-        self.question.setPlaceholderText("Ask about the document…")
         self.question.setFixedHeight(64)
         self.question.sig_submit.connect(self.submit)
         buttons = QHBoxLayout()
@@ -173,51 +103,79 @@ class ChatPane(QWidget):
         self.send_button.setDefault(True)
         self.send_button.clicked.connect(self.submit)
         self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop the answer (also while the document is still being read)")
         self.stop_button.setEnabled(False)
         self.stop_button.clicked.connect(self.sig_stop)
         buttons.addStretch(1)
         buttons.addWidget(self.stop_button)
         buttons.addWidget(self.send_button)
         layout.addLayout(header)
+        layout.addWidget(self.undo_bar)
         layout.addWidget(self.scroll, 1)
         layout.addWidget(self.question)
         layout.addLayout(buttons)
+        self.set_document_open(False)
 
     @property
     def busy(self) -> bool:
         return self.current is not None
 
+    def set_document_open(self, is_open: bool, title: str = "") -> None:
+        """Hints that fit: how to start without a document, what to ask with one."""
+        self.placeholder.setText(DOCUMENT_HINT if is_open else NO_DOCUMENT_HINT)
+        self.question.setPlaceholderText(f"Ask about {title or 'this document'}…" if is_open
+                                         else "Open a PDF first, then ask about it here…")
+
     def submit(self) -> None:
         text = self.question.toPlainText().strip()
-        if not text or self.busy:
-            return
-        self.question.clear()
-        self.sig_ask.emit(text)
+        if text and not self.busy:
+            self.sig_ask.emit(text)
 
-    def start_answer(self, question: str) -> AnswerCard:
+    # --- answers --------------------------------------------------------------------------------
+    def start_answer(self, question: str, job_id: int) -> AnswerCard:
+        """A question was accepted: it leaves the box and gets a card that its job's results go to."""
+        self.commit_clear()  # a new answer is saved: a pending Clear must not delete it later
+        self.question.clear()
         card = self._add_card(question)
         self.current = card
+        self._by_job[job_id] = card
         self.stop_button.setEnabled(True)
         self.send_button.setEnabled(False)
         return card
 
-    def append_text(self, piece: str) -> None:
-        if self.current is not None:
-            self.current.append(piece)
-            self._scroll_to_end()
-
-    def finish_answer(self, entry: dict) -> None:
-        card = self.current
-        self._end_streaming()
+    def append_text(self, job_id: int, piece: str) -> None:
+        card = self._by_job.get(job_id)
         if card is not None:
-            card.finish(entry)
-            self.select(card)
-            self._scroll_to_end()
+            card.append(piece)
+            if card is self.current:
+                self._scroll_to_end()
 
-    def fail_answer(self, message: str) -> None:
+    def finish_answer(self, job_id: int, entry: dict) -> AnswerCard | None:
+        card = self._by_job.pop(job_id, None)
+        if card is None:
+            return None
+        if card is self.current:
+            self._end_streaming()
+        card.finish(entry)
+        self.select(card)
+        self._scroll_to_end()
+        return card
+
+    def stop_answer(self, message: str = "Stopped before the answer began.") -> None:
+        """Stop pressed: the card says so at once and the box takes the next question."""
         if self.current is not None:
-            self.current.fail(message)
+            self.current.mark_stopped(message)
         self._end_streaming()
+        self.question.setFocus()
+
+    def fail_answer(self, job_id: int, message: str) -> None:
+        card = self._by_job.pop(job_id, None)
+        if card is None:
+            return
+        if card is self.current:
+            self._end_streaming()
+        if not card.entry.get("stopped"):
+            card.fail(message)
 
     def add_entry(self, entry: dict) -> AnswerCard:
         """A finished answer from the saved history."""
@@ -225,26 +183,59 @@ class ChatPane(QWidget):
         card.finish(entry)
         return card
 
-    def clear(self) -> None:
-        for card in self.cards:
-            card.setParent(None)
-            card.deleteLater()
-        self.cards, self.current, self.selected = [], None, None
-        self.placeholder.show()
-        self._end_streaming()
-
     def select(self, card: AnswerCard | None) -> None:
         for other in self.cards:
             other.set_selected(other is card)
         self.selected = card
-        if card is not None and card is not self.current:
+        if card is not None and card.finished:
             self.sig_selected.emit(card.entry)
+
+    # --- clearing -------------------------------------------------------------------------------
+    def clear_chat(self) -> None:
+        """Clear chat: the cards go at once; the saved chat is deleted when the Undo time is over."""
+        if self.busy:
+            self.sig_stop.emit()
+        self.commit_clear()
+        entries = [card.entry for card in self.cards if card.finished]
+        self.clear()
+        if entries:
+            self._cleared = entries
+            self.undo_bar.show()
+            self.undo_timer.start()
+        self.sig_selected.emit({})
+
+    def undo_clear(self) -> None:
+        entries, self._cleared = self._cleared, []
+        self.undo_timer.stop()
+        self.undo_bar.hide()
+        last = None
+        for entry in entries:
+            last = self.add_entry(entry)
+        if last is not None:
+            self.select(last)
+
+    def commit_clear(self) -> None:
+        """Make a pending Clear chat final (the Undo time ran out, or a new question or document came)."""
+        self.undo_timer.stop()
+        self.undo_bar.hide()
+        if self._cleared:
+            self._cleared = []
+            self.sig_clear.emit()
+
+    def clear(self) -> None:
+        """Remove every card (another document was opened)."""
+        for card in self.cards:
+            card.setParent(None)
+            card.deleteLater()
+        self.cards, self.current, self.selected, self._by_job = [], None, None, {}
+        self.placeholder.show()
+        self._end_streaming()
 
     def _add_card(self, question: str) -> AnswerCard:
         self.placeholder.hide()
         card = AnswerCard(question)
         card.sig_clicked.connect(self.select)
-        card.sig_evidence.connect(self.sig_evidence)
+        card.sig_passage.connect(self.sig_passage)
         self.cards_layout.insertWidget(self.cards_layout.count() - 1, card)
         card.show()
         self.cards.append(card)

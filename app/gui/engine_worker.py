@@ -1,36 +1,58 @@
-"""The engine's thread: model loading, document reading, answering, history and library queries.
+"""The engine's worker: model loading, document reading, answering, history and library queries.
 
-``EngineWorker`` is a QObject moved to its own QThread (Anki's task manager:
-one worker owns the engine and the database). The GUI talks to it only by
-emitting its ``req_*`` signals (queued into the worker's thread) and hears back
-through its ``sig_*`` signals. Stopping does not go through the event loop (the
-worker is busy): ``cancel()`` bumps a counter that the running job's
-``should_stop`` compares against.
+``EngineWorker`` is a QObject moved to its own ``WorkerThread`` (Anki's task manager: one worker owns
+the engine and the database). The GUI talks to it only by emitting its ``req_*`` signals (queued
+into the worker's thread) and hears back only through its ``sig_*`` signals; it never reads the
+worker's attributes. Stopping cannot wait for the event loop (the worker is busy), so a long job
+carries a ``Job`` whose stop event the GUI sets; the running job checks it between steps (the engine
+between segments, chunks and tokens through ``should_stop``).
 
 Signals to the GUI:
 - ``sig_busy(text)``: what the worker is doing now, "" when idle.
-- ``sig_progress(stage, done, total)``: model load and document reading progress.
+- ``sig_progress(stage, done, total)``: progress of a step (stage names come from the engine).
 - ``sig_model(info)``: the loaded model's ``info()`` dict (id, device, dtype, device_name).
 - ``sig_document(path, handle)``: an ``engine.api.DocumentHandle`` ready for questions.
 - ``sig_document_row(path, sha256, last_page)``: the library's row for a file being opened.
 - ``sig_history(sha256, entries)``: the saved chat of a document (list of dicts).
-- ``sig_text(piece)``: a streamed piece of the answer being generated.
-- ``sig_answer(answer)``: an ``engine.api.Answer``.
-- ``sig_cancelled(job)``: a job stopped at the user's request.
-- ``sig_error(job, message)``: a job failed; ``message`` is for the user.
+- ``sig_text(job_id, piece)``: a streamed piece of an answer.
+- ``sig_answer(job_id, answer)``: an ``engine.answer.Answer``.
+- ``sig_cancelled(job_id, kind)``: a job stopped at the user's request before it had a result.
+- ``sig_error(job_id, kind, message)``: a job failed (job id 0 for library and cache requests);
+  ``message`` is for the user.
 - ``sig_recent(rows)``: recent documents from the library.
-- ``sig_cache_cleared()``: the state cache was emptied.
+- ``sig_cache_cleared()``: the stored document states were deleted.
 """
 from __future__ import annotations
 
+import itertools
 import sys
+import threading
 import traceback
+from dataclasses import dataclass, field
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 
 from engine.errors import CancelledError, DocFocusError
 
 from .pdf_worker import PDF_LOCK
+
+_job_ids = itertools.count(1)
+
+
+@dataclass
+class Job:
+    """One request that the user may stop: its id (for routing results) and the stop event the GUI sets."""
+
+    kind: str  # "open" or "ask"
+    id: int = field(default_factory=lambda: next(_job_ids))
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def should_stop(self) -> bool:
+        return self.stop.is_set()
+
+    def check(self, what: str) -> None:
+        if self.stop.is_set():
+            raise CancelledError(what)
 
 
 class EngineWorker(QObject):
@@ -40,17 +62,17 @@ class EngineWorker(QObject):
     sig_document = Signal(str, object)
     sig_document_row = Signal(str, str, int)
     sig_history = Signal(str, object)
-    sig_text = Signal(str)
-    sig_answer = Signal(object)
-    sig_cancelled = Signal(str)
-    sig_error = Signal(str, str)
+    sig_text = Signal(int, str)
+    sig_answer = Signal(int, object)
+    sig_cancelled = Signal(int, str)
+    sig_error = Signal(int, str, str)
     sig_recent = Signal(object)
     sig_cache_cleared = Signal()
 
     req_configure = Signal(object)  # EngineSettings
     req_lookup = Signal(str)  # path: library row (last page)
-    req_prepare = Signal(str, object, int)  # path, password or None, stop generation: load, open and read
-    req_ask = Signal(object, str, int)  # handle, question, stop generation
+    req_prepare = Signal(object, str, object)  # Job, path, password or None: load, open and read
+    req_ask = Signal(object, object, str)  # Job, handle, question
     req_history = Signal(str)
     req_clear_history = Signal(str)
     req_recent = Signal(int)
@@ -60,9 +82,8 @@ class EngineWorker(QObject):
     def __init__(self, settings=None, engine=None, library=None) -> None:
         super().__init__()
         self._settings = settings
-        self.engine = engine
+        self._engine_object = engine
         self._library = library
-        self.stop_generation = 0
         for request, slot in [(self.req_configure, self._configure), (self.req_lookup, self._lookup),
                               (self.req_prepare, self._prepare), (self.req_ask, self._ask),
                               (self.req_history, self._history), (self.req_clear_history, self._clear_history),
@@ -70,15 +91,11 @@ class EngineWorker(QObject):
                               (self.req_clear_cache, self._clear_cache)]:
             request.connect(slot)
 
-    def cancel(self) -> None:
-        """Ask the running job to stop (called from the GUI thread)."""
-        self.stop_generation += 1
-
     # --- helpers (worker thread) ------------------------------------------------------------
     @property
     def library(self):
-        if self.engine is not None:
-            return self.engine.library
+        if self._engine_object is not None:
+            return self._engine_object.library
         if self._library is None:
             from engine.library import Library
 
@@ -86,46 +103,47 @@ class EngineWorker(QObject):
         return self._library
 
     def _engine(self):
-        if self.engine is None:
+        if self._engine_object is None:
             from engine.api import Engine, EngineSettings
 
-            self.engine = Engine(self._settings or EngineSettings(), library=self._library)
-        return self.engine
+            self._engine_object = Engine(self._settings or EngineSettings(), library=self._library)
+        return self._engine_object
 
-    def _load(self, generation: int):
+    def _load(self, job: Job):
         engine = self._engine()
         if engine.loaded is None:
             self.sig_busy.emit("Loading the model")
 
             def progress(stage: str, done: int, total: int) -> None:
-                if self.stop_generation != generation:
-                    raise CancelledError("loading the model")
+                job.check("loading the model")
                 self.sig_progress.emit(stage, done, total)
 
             engine.load(progress)
+        job.check("loading the model")
         self.sig_model.emit(dict(engine.loaded.info()))
         return engine
 
-    def _run(self, job: str, work) -> None:
+    def _run(self, kind: str, work, job: Job | None = None) -> None:
         """Run ``work`` and turn any exception into a signal: the window must never crash."""
+        job_id = job.id if job else 0
         try:
             work()
         except CancelledError:
-            self.sig_cancelled.emit(job)
+            self.sig_cancelled.emit(job_id, kind)
         except DocFocusError as error:
-            self.sig_error.emit(job, error.user_message())
+            self.sig_error.emit(job_id, kind, error.user_message())
         except Exception as error:  # noqa: BLE001 - a worker must report, never die
             traceback.print_exc(file=sys.stderr)
-            self.sig_error.emit(job, f"{type(error).__name__}: {error}")
+            self.sig_error.emit(job_id, kind, f"{type(error).__name__}: {error}")
         finally:
             self.sig_busy.emit("")
 
     # --- jobs ---------------------------------------------------------------------------------
     @Slot(object)
     def _configure(self, settings) -> None:
-        if settings != self._settings or self.engine is None:
+        if settings != self._settings or self._engine_object is None:
             self._settings = settings
-            self.engine = None  # the next job builds (and loads) an engine with the new settings
+            self._engine_object = None  # the next job builds (and loads) an engine with the new settings
 
     @Slot(str)
     def _lookup(self, path: str) -> None:
@@ -137,37 +155,38 @@ class EngineWorker(QObject):
             self.sig_document_row.emit(path, sha, int(row["last_page"] or 0) if row else 0)
         self._run("library", work)
 
-    @Slot(str, object, int)
-    def _prepare(self, path: str, password, generation: int) -> None:
+    @Slot(object, str, object)
+    def _prepare(self, job: Job, path: str, password) -> None:
         def work() -> None:
-            engine = self._load(generation)
-            self.sig_busy.emit("Opening the document")
-            with PDF_LOCK:
-                handle = engine.open_document(path, password)
-            if hasattr(self.library, "touch"):
-                self.library.touch(handle.sha256, path)  # a library hit is a fresh open for "recent"
+            self.sig_busy.emit("Preparing the document")
+            engine = self._load(job)
+            self.sig_busy.emit("Preparing the document")
+            with PDF_LOCK:  # only parsing the file needs the PDF to itself; the viewer renders meanwhile
+                ingested = engine.ingest(path, password)
+            job.check("opening the document")
+            handle = engine.open_document(ingested)
+            job.check("opening the document")
+            self.library.touch(handle.sha256, path)  # a library hit is a fresh open for "recent"
             self.sig_document.emit(path, handle)
             self._emit_history(handle.sha256)
             self.sig_busy.emit("Reading the document")
-            engine.read(handle, progress=self.sig_progress.emit,
-                        should_stop=lambda: self.stop_generation != generation)
-        self._run("open", work)
+            engine.read(handle, progress=self.sig_progress.emit, should_stop=job.should_stop)
+            job.check("reading the document")
+        self._run("open", work, job)
 
-    @Slot(object, str, int)
-    def _ask(self, handle, question: str, generation: int) -> None:
+    @Slot(object, object, str)
+    def _ask(self, job: Job, handle, question: str) -> None:
         def work() -> None:
-            engine = self._load(generation)
+            job.check("answering")
+            engine = self._load(job)
             self.sig_busy.emit("Answering")
-            answer = engine.ask(handle, question, on_text=self.sig_text.emit,
-                                should_stop=lambda: self.stop_generation != generation,
-                                progress=self.sig_progress.emit)
-            self.sig_answer.emit(answer)
-        self._run("ask", work)
+            answer = engine.ask(handle, question, on_text=lambda piece: self.sig_text.emit(job.id, piece),
+                                should_stop=job.should_stop, progress=self.sig_progress.emit)
+            self.sig_answer.emit(job.id, answer)
+        self._run("ask", work, job)
 
     def _emit_history(self, sha256: str) -> None:
-        engine = self._engine()
-        if hasattr(engine, "history"):
-            self.sig_history.emit(sha256, list(engine.history(sha256)))
+        self.sig_history.emit(sha256, list(self._engine().history(sha256)))
 
     @Slot(str)
     def _history(self, sha256: str) -> None:
@@ -175,11 +194,7 @@ class EngineWorker(QObject):
 
     @Slot(str)
     def _clear_history(self, sha256: str) -> None:
-        def work() -> None:
-            engine = self._engine()
-            if hasattr(engine, "clear_history"):
-                engine.clear_history(sha256)
-        self._run("history", work)
+        self._run("history", lambda: self._engine().clear_history(sha256))
 
     @Slot(int)
     def _recent(self, limit: int) -> None:
@@ -192,25 +207,6 @@ class EngineWorker(QObject):
     @Slot()
     def _clear_cache(self) -> None:
         def work() -> None:
-            engine = self._engine()
-            if hasattr(engine, "clear_cache"):
-                engine.clear_cache()
-            elif hasattr(engine, "state_cache"):
-                engine.state_cache.clear()  # every stored document state; the in-memory one stays usable
+            self._engine().state_cache.clear()  # every stored document state; the in-memory one stays usable
             self.sig_cache_cleared.emit()
         self._run("cache", work)
-
-
-class EngineThread(QThread):
-    """The QThread that hosts an ``EngineWorker``; ``shutdown()`` stops the job and joins."""
-
-    def __init__(self, worker: EngineWorker, parent=None) -> None:
-        super().__init__(parent)
-        self.setObjectName("docfocus-engine")
-        self.worker = worker
-        worker.moveToThread(self)
-
-    def shutdown(self, timeout_ms: int = 10_000) -> None:
-        self.worker.cancel()
-        self.quit()
-        self.wait(timeout_ms)

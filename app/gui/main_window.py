@@ -1,58 +1,48 @@
-"""DocFocus's main window: reader on the left, chat on the right, engine in a worker thread.
+"""DocFocus's main window: reader on the left, chat on the right, engine and PDF in worker threads.
 
-``MainWindow(settings=None)`` builds the window without loading any model; the
-model loads (in the engine thread, with a progress bar) when a document is
-opened or a question is asked.
+``MainWindow(settings=None)`` builds the window without loading any model; the model loads (in the
+engine thread, with a progress bar) when a document is opened or a question is asked. The window is
+view + controller: it sends requests to the workers as queued signals and shows what their signals
+report; it reads no worker state.
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QFileDialog, QInputDialog, QLabel, QLineEdit, QMainWindow, QProgressBar,
-                               QPushButton, QSpinBox, QSplitter, QToolBar, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QApplication, QFileDialog, QInputDialog, QLabel, QLineEdit, QMainWindow, QSplitter,
+                               QStackedWidget, QVBoxLayout, QWidget)
 
+from .answer_card import answer_entry, entry_highlights
 from .chat_pane import ChatPane
-from .engine_worker import EngineThread, EngineWorker
+from .engine_worker import EngineWorker, Job
 from .pdf_view import PdfView
-from .relevance import answer_highlights
+from .pdf_worker import WorkerThread
+from .progress import ProgressStatus
 from .settings import SettingsDialog, default_qsettings, load_engine_settings, save_engine_settings
-from .widgets import BannerArea, FindBar, RelevanceLegend, SidePanel
+from .start_screen import StartScreen
+from .theme import apply_theme
+from .widgets import BannerArea, FindBar, SidePanel
+from .window_actions import build_actions
+from .wording import answer_method, document_banner
+from .zoom_memory import ZoomMemory
 
 APP_NAME = "DocFocus"
 RECENT_LIMIT = 10
 SAVE_PAGE_DELAY_MS = 800
-
-
-def can_clear_cache(engine=None) -> bool:
-    """Whether the engine (or, before one exists, the Engine class) has a state cache to clear."""
-    if engine is None:
-        from engine.api import Engine as engine  # noqa: N813 - the class stands in for an instance
-    return hasattr(engine, "clear_cache") or hasattr(engine, "state_cache")
-
-
-def answer_entry(answer) -> dict:
-    """An ``engine.api.Answer`` as the dict the chat pane and history use."""
-    return {"question": answer.question, "answer": answer.answer,
-            "evidence": [e if isinstance(e, dict) else {"page": e.page, "text": e.text, "score": e.score,
-                                                       "boxes": e.boxes} for e in answer.evidence],
-            "token_scores": answer.token_scores, "attention": dict(answer.attention or {}),
-            "timings": dict(answer.timings or {}), "stopped": answer.stopped, "model": dict(answer.model or {})}
+NO_DOCUMENT = "Open a PDF first (Ctrl+O, a recent document, or drop one on the window); your question stays here."
 
 
 class MainWindow(QMainWindow):
     """The DocFocus window.
 
     Signals (GUI thread, after the window has shown the result): ``sig_document_ready(handle)``,
-    ``sig_answer_shown(entry)``, ``sig_error_shown(job, message)``.
+    ``sig_answer_shown(entry)``, ``sig_error_shown(kind, message)``.
 
     ``settings``: a QSettings to persist to (default: the user's DocFocus settings).
-    ``engine``: an already built ``engine.api.Engine`` (tests); otherwise one is built
-    from the saved settings on first use. ``auto_prepare``: read a document (load the
-    model, prefill) as soon as it opens rather than at the first question.
+    ``engine``: an already built ``engine.api.Engine`` (tests); otherwise one is built from the saved
+    settings on first use. ``auto_prepare``: read a document (load the model, prefill) as soon as it
+    opens rather than at the first question.
     """
 
     sig_document_ready = Signal(object)
@@ -69,151 +59,57 @@ class MainWindow(QMainWindow):
         self.sha256: str | None = None
         self.handle = None  # engine DocumentHandle of the open document, once read
         self.model_info: dict | None = None
-        self._pending_question: str | None = None
-        self._prepare_requested = False
+        self._open_job: Job | None = None  # reading the open document
+        self._ask_job: Job | None = None  # the answer being generated (or waiting for the reading)
+        self._pending_question: str | None = None  # asked before the document was read
         self._restore_page: int | None = None
-        self._progress_stage = ""
-        self._progress_started = 0.0
         self.setWindowTitle(APP_NAME)
         self.setAcceptDrops(True)
         self.resize(1400, 900)
-
-        self.view = PdfView()
-        self.chat = ChatPane()
-        self.side = SidePanel()
-        self.banners = BannerArea()
-        self.find_bar = FindBar()
-        self.find_bar.hide()
-        reader = QWidget()
-        column = QVBoxLayout(reader)
-        column.setContentsMargins(0, 0, 0, 0)
-        column.setSpacing(0)
-        column.addWidget(self.banners)
-        column.addWidget(self.find_bar)
-        column.addWidget(self.view, 1)
-        self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.splitter.addWidget(self.side)
-        self.splitter.addWidget(reader)
-        self.splitter.addWidget(self.chat)
-        self.splitter.setStretchFactor(0, 0)
-        self.splitter.setStretchFactor(1, 3)
-        self.splitter.setStretchFactor(2, 2)
-        self.splitter.setSizes([170, 760, 470])
-        self.setCentralWidget(self.splitter)
-
-        self._build_status_bar()
-        self._build_actions()
-        self._build_worker(engine)
+        self._build_layout()
+        self.status_progress = ProgressStatus()
+        self.statusBar().addWidget(self.status_progress, 1)
+        self.model_label, self.device_label, self.attention_label = QLabel(), QLabel(), QLabel()
+        for label in (self.model_label, self.device_label, self.attention_label):
+            self.statusBar().addPermanentWidget(label)
+        build_actions(self)
+        self.zoom_memory = ZoomMemory(self.store, self.view)
+        self.worker = EngineWorker(self.engine_settings, engine=engine)
+        self.engine_thread = WorkerThread(self.worker, "docfocus-engine")
+        self.engine_thread.start()
         self._connect()
         self._save_page_timer = QTimer(self, singleShot=True, interval=SAVE_PAGE_DELAY_MS)
         self._save_page_timer.timeout.connect(self._save_page)
+        self.set_theme(str(self.store.value("view/theme", "system")))
+        self._show_document_controls(False)
         self._update_status_labels()
         self.request_recent()
 
-    # --- construction ---------------------------------------------------------------------------
-    def _build_status_bar(self) -> None:
-        bar = self.statusBar()
-        self.activity = QLabel("Ready")
-        self.progress = QProgressBar()
-        self.progress.setFixedWidth(200)
-        self.progress.setTextVisible(True)
-        self.eta = QLabel("")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.clicked.connect(self.cancel)
-        self.model_label = QLabel()
-        self.device_label = QLabel()
-        self.attention_label = QLabel()
-        bar.addWidget(self.activity, 1)
-        bar.addWidget(self.progress)
-        bar.addWidget(self.eta)
-        bar.addWidget(self.cancel_button)
-        for label in (self.model_label, self.device_label, self.attention_label):
-            bar.addPermanentWidget(label)
-        self._show_progress(False)
+    # The status bar's parts, by the names tests and scripts use.
+    activity = property(lambda self: self.status_progress.activity)
+    progress = property(lambda self: self.status_progress.bar)
+    eta = property(lambda self: self.status_progress.eta)
+    cancel_button = property(lambda self: self.status_progress.cancel_button)
 
-    def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
-        action = QAction(text, self)
-        if shortcut is not None:
-            action.setShortcuts(shortcut if isinstance(shortcut, list) else [QKeySequence(shortcut)])
-        action.setToolTip(tip or text)
-        action.triggered.connect(slot)
-        self.addAction(action)
-        return action
-
-    def _build_actions(self) -> None:
-        keys = QKeySequence.StandardKey
-        self.open_action = self._action("Open…", self.choose_file, keys.Open, "Open a PDF (Ctrl+O)")
-        self.zoom_in_action = self._action("Zoom in", self.view.zoom_in,
-                                           [QKeySequence("Ctrl+="), QKeySequence("Ctrl++")])
-        self.zoom_out_action = self._action("Zoom out", self.view.zoom_out, QKeySequence("Ctrl+-"))
-        self.fit_width_action = self._action("Fit width", self.view.fit_width, QKeySequence("Ctrl+2"))
-        self.fit_page_action = self._action("Fit page", self.view.fit_page, QKeySequence("Ctrl+1"))
-        self.find_action = self._action("Find…", self.show_find, keys.Find, "Find in the document (Ctrl+F)")
-        self.find_next_action = self._action("Find next", lambda: self.find_next(1), QKeySequence("F3"))
-        self.find_prev_action = self._action("Find previous", lambda: self.find_next(-1), QKeySequence("Shift+F3"))
-        self.goto_action = self._action("Go to page…", self._focus_page_box, QKeySequence("Ctrl+G"))
-        self.highlight_action = self._action("Highlights", self.view.set_highlights_visible, QKeySequence("Ctrl+H"),
-                                             "Show or hide what the model relied on (Ctrl+H)")
-        self.highlight_action.setCheckable(True)
-        self.highlight_action.setChecked(True)
-        self.settings_action = self._action("Settings…", self.show_settings, keys.Preferences)
-        self.quit_action = self._action("Quit", self.close, keys.Quit)
-        self.side_action = self._action("Side panel", lambda on: self.side.setVisible(on), QKeySequence("F9"))
-        self.side_action.setCheckable(True)
-        self.side_action.setChecked(True)
-
-        self.page_box = QSpinBox()
-        self.page_box.setMinimum(1)
-        self.page_box.setMaximum(1)
-        self.page_box.setKeyboardTracking(False)
-        self.page_box.setToolTip("Go to page (Ctrl+G)")
-        self.page_box.valueChanged.connect(lambda value: self.view.go_to_page(value - 1))
-        self.page_total = QLabel(" / 0 ")
-        self.zoom_label = QLabel("100%")
-        self.legend = RelevanceLegend()
-
-        tools = QToolBar("Main")
-        tools.setObjectName("mainToolbar")
-        tools.setMovable(False)
-        self.addToolBar(tools)
-        tools.addAction(self.open_action)
-        tools.addSeparator()
-        tools.addAction(self.zoom_out_action)
-        tools.addWidget(self.zoom_label)
-        tools.addAction(self.zoom_in_action)
-        tools.addAction(self.fit_width_action)
-        tools.addAction(self.fit_page_action)
-        tools.addSeparator()
-        tools.addWidget(QLabel(" Page "))
-        tools.addWidget(self.page_box)
-        tools.addWidget(self.page_total)
-        tools.addSeparator()
-        tools.addAction(self.find_action)
-        tools.addAction(self.highlight_action)
-        tools.addWidget(self.legend)
-        spacer = QWidget()
-        spacer.setSizePolicy(spacer.sizePolicy().horizontalPolicy().Expanding,
-                             spacer.sizePolicy().verticalPolicy().Preferred)
-        tools.addWidget(spacer)
-        tools.addAction(self.settings_action)
-
-        menu = self.menuBar()
-        file_menu = menu.addMenu("&File")
-        file_menu.addAction(self.open_action)
-        self.recent_menu = file_menu.addMenu("Open &recent")
-        file_menu.addSeparator()
-        file_menu.addAction(self.settings_action)
-        file_menu.addAction(self.quit_action)
-        view_menu = menu.addMenu("&View")
-        for action in (self.zoom_in_action, self.zoom_out_action, self.fit_width_action, self.fit_page_action,
-                       self.goto_action, self.find_action, self.find_next_action, self.find_prev_action,
-                       self.highlight_action, self.side_action):
-            view_menu.addAction(action)
-
-    def _build_worker(self, engine) -> None:
-        self.worker = EngineWorker(self.engine_settings, engine=engine)
-        self.engine_thread = EngineThread(self.worker)
-        self.engine_thread.start()
+    def _build_layout(self) -> None:
+        self.view, self.chat, self.side = PdfView(), ChatPane(), SidePanel()
+        self.banners, self.find_bar, self.start_screen = BannerArea(), FindBar(), StartScreen()
+        self.find_bar.hide()
+        self.reader = QStackedWidget()
+        self.reader.addWidget(self.start_screen)
+        self.reader.addWidget(self.view)
+        column_widget = QWidget()
+        column = QVBoxLayout(column_widget)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        for widget, stretch in ((self.banners, 0), (self.find_bar, 0), (self.reader, 1)):
+            column.addWidget(widget, stretch)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        for widget, stretch in ((self.side, 0), (column_widget, 3), (self.chat, 2)):
+            self.splitter.addWidget(widget)
+            self.splitter.setStretchFactor(self.splitter.count() - 1, stretch)
+        self.splitter.setSizes([170, 760, 470])
+        self.setCentralWidget(self.splitter)
 
     def _connect(self) -> None:
         view, chat, worker = self.view, self.chat, self.worker
@@ -221,20 +117,23 @@ class MainWindow(QMainWindow):
         view.sig_failed.connect(lambda message: self.show_error("pdf", message))
         view.worker.sig_needs_password.connect(self._ask_password)
         view.sig_page_changed.connect(self._on_page_changed)
-        view.sig_zoom_changed.connect(lambda zoom: self.zoom_label.setText(f"{zoom * 100:.0f}%"))
-        view.sig_find_done.connect(self._on_find_done)
+        view.sig_zoom_changed.connect(self._on_zoom_changed)
+        view.sig_find_done.connect(lambda count: self.find_bar.set_count(count, self.view.find_index))
         view.sig_thumbnail.connect(self.side.set_thumbnail)
         self.side.sig_go.connect(view.go_to_page)
         self.find_bar.sig_find.connect(view.find)
         self.find_bar.sig_next.connect(self.find_next)
         self.find_bar.sig_closed.connect(view.clear_find)
+        self.start_screen.sig_open.connect(self.choose_file)
+        self.start_screen.sig_open_path.connect(self.open_pdf)
+        self.status_progress.sig_cancel.connect(self.cancel)
         chat.sig_ask.connect(self.ask)
         chat.sig_stop.connect(self.stop)
-        chat.sig_clear.connect(self.clear_chat)
-        chat.sig_evidence.connect(view.flash)
+        chat.sig_clear.connect(self._forget_history)
+        chat.sig_passage.connect(view.flash)
         chat.sig_selected.connect(self.show_answer_highlights)
-        worker.sig_busy.connect(self._on_busy)
-        worker.sig_progress.connect(self._on_progress)
+        worker.sig_busy.connect(self.status_progress.set_busy)
+        worker.sig_progress.connect(self.status_progress.set_progress)
         worker.sig_model.connect(self._on_model)
         worker.sig_document.connect(self._on_document)
         worker.sig_document_row.connect(self._on_document_row)
@@ -242,9 +141,9 @@ class MainWindow(QMainWindow):
         worker.sig_text.connect(chat.append_text)
         worker.sig_answer.connect(self._on_answer)
         worker.sig_cancelled.connect(self._on_cancelled)
-        worker.sig_error.connect(self.show_error)
+        worker.sig_error.connect(self._on_worker_error)  # bound methods: a lambda would run in the worker's thread
         worker.sig_recent.connect(self._fill_recent)
-        worker.sig_cache_cleared.connect(self._on_cache_cleared)  # (a lambda would run in the worker's thread)
+        worker.sig_cache_cleared.connect(self._on_cache_cleared)
 
     # --- documents --------------------------------------------------------------------------------
     def choose_file(self) -> None:
@@ -257,18 +156,20 @@ class MainWindow(QMainWindow):
         """Show ``path`` in the reader now; the engine reads it in the background."""
         path = str(Path(path).expanduser().resolve())
         self._save_page()
-        if self.chat.busy:
-            self.stop()
+        self.chat.commit_clear()  # a pending Clear chat belongs to the document being left
+        self.stop()
+        if self._open_job is not None:
+            self._open_job.stop.set()
         self.path, self.sha256, self.handle, self.password = path, None, None, None
-        self._pending_question = None
-        self._prepare_requested = False
-        self._restore_page = page
+        self._open_job, self._restore_page = None, page
+        self.zoom_memory.new_document()
         self.banners.clear()
         self.chat.clear()
         self.view.set_highlights([])
+        self.reader.setCurrentWidget(self.view)
         self.view.open(path, page or 0)
         self.worker.req_lookup.emit(path)
-        self.activity.setText(f"Opening {Path(path).name}")
+        self.status_progress.set_message(f"Opening {Path(path).name}")
 
     def _ask_password(self, path: str, wrong: bool) -> None:
         if path != self.path:
@@ -283,28 +184,41 @@ class MainWindow(QMainWindow):
 
     def _on_pdf_opened(self, info) -> None:
         self.setWindowTitle(f"{APP_NAME} — {info.title}")
-        self.page_box.blockSignals(True)
-        self.page_box.setMaximum(max(1, len(info.page_sizes)))
-        self.page_box.setValue(self.view.current_page() + 1)  # the view may have moved before the maximum was set
-        self.page_box.blockSignals(False)
-        self.page_total.setText(f" / {len(info.page_sizes)} ")
+        self._show_document_controls(True, len(info.page_sizes))
         self.side.set_document(info.outline, len(info.page_sizes))
-        self.activity.setText("Ready")
+        self.side.follow_page(self.view.current_page())  # the view may already be at the page left last time
+        self.chat.set_document_open(True, info.title)
+        self.status_progress.set_message("Ready")
+        self.zoom_memory.restore(self.sha256)
         if not info.has_text:
             self.banners.show_banner("text", "warning",
                                      "This PDF has no text layer (it looks like a scan), so DocFocus cannot read "
                                      "it or answer questions about it. Run OCR on it first (for example with "
                                      "ocrmypdf) and open the result.")
-            return
-        if self.auto_prepare:
+        elif self.auto_prepare:
             self.prepare()
+
+    def _show_document_controls(self, shown: bool, pages: int = 0) -> None:
+        """No document: no page numbers, no zoom; the start screen instead of pages."""
+        self.page_box.blockSignals(True)
+        self.page_box.setMaximum(max(1, pages))
+        self.page_box.setValue(self.view.current_page() + 1)  # the view may have moved before the maximum was set
+        self.page_box.blockSignals(False)
+        self.page_box.setEnabled(shown)
+        self.page_box.setSpecialValueText("" if shown else " ")  # no page number without a document
+        self.page_total.setText(f" / {pages} " if shown else " – ")
+        for action in self.document_actions:
+            action.setEnabled(shown)
+        if not shown:
+            self.zoom_label.setText("")
+            self.reader.setCurrentWidget(self.start_screen)
 
     def prepare(self) -> None:
         """Load the model, open and read the current document in the engine thread."""
-        if self.path and not self._prepare_requested:
-            self._prepare_requested = True
+        if self.path and self._open_job is None:
+            self._open_job = Job("open")
             self.worker.req_configure.emit(self.engine_settings)
-            self.worker.req_prepare.emit(self.path, self.password, self.worker.stop_generation)
+            self.worker.req_prepare.emit(self._open_job, self.path, self.password)
 
     def _on_document_row(self, path: str, sha256: str, last_page: int) -> None:
         if path != self.path:
@@ -312,18 +226,19 @@ class MainWindow(QMainWindow):
         self.sha256 = sha256
         if self._restore_page is None and last_page > 0:
             self.view.go_to_page(last_page)  # reopen where the user left off
+        self.zoom_memory.restore(self.sha256)
 
     def _on_document(self, path: str, handle) -> None:
         if path != self.path:
             return
-        self.handle = handle
-        self.sha256 = handle.sha256
-        notice = handle.notice()
-        if notice:  # read whole (selection) is news; truncation is a warning
-            self.banners.show_banner("window", "info" if getattr(handle, "method", "") == "select" else "warning", notice)
-        if self._pending_question is not None:
+        self.handle, self.sha256 = handle, handle.sha256
+        banner = document_banner(handle)
+        if banner:
+            kind, text, detail = banner
+            self.banners.show_banner("window", kind, text).setToolTip(detail)
+        if self._pending_question is not None and self._ask_job is not None:
             question, self._pending_question = self._pending_question, None
-            self.worker.req_ask.emit(handle, question, self.worker.stop_generation)
+            self.worker.req_ask.emit(self._ask_job, handle, question)
         self.request_recent()
         self.sig_document_ready.emit(handle)
 
@@ -340,11 +255,16 @@ class MainWindow(QMainWindow):
         self.page_box.blockSignals(True)
         self.page_box.setValue(page + 1)
         self.page_box.blockSignals(False)
+        self.side.follow_page(page)
         self._save_page_timer.start()
 
     def _save_page(self) -> None:
         if self.sha256 and self.view.pages:
             self.worker.req_last_page.emit(self.sha256, self.view.current_page())
+
+    def _on_zoom_changed(self, zoom: float, fit_mode: str) -> None:
+        self.zoom_label.setText(f"{zoom * 100:.0f}%")
+        self.zoom_memory.changed(self.sha256, zoom, fit_mode)
 
     def request_recent(self) -> None:
         self.worker.req_recent.emit(RECENT_LIMIT)
@@ -357,70 +277,72 @@ class MainWindow(QMainWindow):
             action.setEnabled(Path(row["path"]).is_file())
             action.triggered.connect(lambda _=False, path=row["path"]: self.open_pdf(path))
         self.recent_menu.setEnabled(bool(rows))
+        self.start_screen.set_recent(rows)
 
     # --- asking --------------------------------------------------------------------------------------
     def ask(self, question: str) -> None:
         if not self.path:
-            self.show_error("ask", "Open a PDF first (Ctrl+O or drop one on the window).")
+            self.show_error("ask", NO_DOCUMENT)
             return
-        self.chat.start_answer(question)
+        self._ask_job = Job("ask")
+        self.chat.start_answer(question, self._ask_job.id)
         if self.handle is None:
             self._pending_question = question
             self.prepare()
             return
-        self.worker.req_ask.emit(self.handle, question, self.worker.stop_generation)
+        self.worker.req_ask.emit(self._ask_job, self.handle, question)
 
     def stop(self) -> None:
-        """Stop the answer being generated (the worker checks between tokens)."""
+        """Stop the answer: its job stops at the engine's next check; the chat says so at once."""
         self._pending_question = None
-        self.worker.cancel()
+        if self._ask_job is not None:
+            self._ask_job.stop.set()
+            self._ask_job = None
+            self.chat.stop_answer()
 
     def cancel(self) -> None:
-        """Cancel model loading or document reading."""
-        self.worker.cancel()
-        if self._pending_question is not None:
-            self._pending_question = None
-            self.chat.fail_answer("Cancelled.")
+        """The status bar's Cancel: stop loading the model, reading the document, or the answer's own work."""
+        if self._open_job is not None:
+            self._open_job.stop.set()
+        self.stop()  # a question waiting for the reading, or one loading the model or finding passages
+        self.status_progress.set_message("Cancelling…")
+        self.chat.question.setFocus()
 
-    def _on_answer(self, answer) -> None:
+    def _on_answer(self, job_id: int, answer) -> None:
         entry = answer_entry(answer)
-        self.chat.finish_answer(entry)
-        if entry["evidence"] and not answer.stopped:  # show where the answer came from
-            best = entry["evidence"][0]
-            boxes = best.get("boxes") or []
-            self.view.go_to_page(int(best["page"]) - 1, (min(b[1] for b in boxes) if boxes else None))
-        self.attention_label.setText(self._attention_text(entry["attention"]))
+        card = self.chat.finish_answer(job_id, entry)
+        if self._ask_job is not None and self._ask_job.id == job_id:
+            self._ask_job = None
+        if card is not None and entry["citations"] and entry["finish"] != "stopped" and not entry["stopped"]:
+            first = entry["citations"][0]  # show where the answer comes from
+            self.view.flash(int(first["page"]) - 1, list(first.get("boxes") or []))
         notice = answer.notice or ""
         if self.handle is not None and notice.startswith(self.handle.notice() or "\0"):
-            notice = notice[len(self.handle.notice()):].strip()  # the window notice already has its banner
+            notice = notice[len(self.handle.notice()):].strip()  # the document banner already says it
         if notice:
             self.banners.show_banner("notice", "info", notice)
         self.sig_answer_shown.emit(entry)
 
-    def _on_cancelled(self, job: str) -> None:
-        self.activity.setText("Cancelled")
-        if job == "open":
-            self._prepare_requested = False
-        if job in ("ask", "open") and self.chat.busy:
-            self.chat.fail_answer("Stopped before the answer began.")
+    def _on_cancelled(self, job_id: int, kind: str) -> None:
+        if kind == "ask":
+            self.chat.fail_answer(job_id, "Stopped before the answer began.")
+        elif self._open_job is not None and self._open_job.id == job_id:
+            self._open_job = None  # the next question reads the document again
+            self.banners.remove("window")
+            self.status_progress.set_message("Reading cancelled: the next question reads the document again")
+            if self._ask_job is not None and self._pending_question is not None:
+                self.chat.fail_answer(self._ask_job.id, "Cancelled: the document was not read.")
+                self._ask_job, self._pending_question = None, None
+        self.chat.question.setFocus()
 
-    def clear_chat(self) -> None:
-        if self.chat.busy:
-            self.stop()
-        self.chat.clear()
-        self.view.set_highlights([])
+    def _forget_history(self) -> None:
+        """A Clear chat that was not undone: delete the saved chat of the current document."""
         if self.sha256:
             self.worker.req_clear_history.emit(self.sha256)
 
     def show_answer_highlights(self, entry: dict) -> None:
-        """Highlights of ``entry`` (an answer) on the pages: words of its kept tokens, or its evidence."""
-        if self.handle is None:
-            token_word, words = None, []
-        else:
-            token_word, words = self.handle.token_word, self.handle.ingested.words
-        scores = entry.get("token_scores")
-        self.view.set_highlights(answer_highlights(None if scores is None else np.asarray(scores),
-                                                   entry.get("evidence") or [], token_word, words))
+        """Draw exactly the selected answer's highlights (the engine made them)."""
+        self.view.set_highlights(entry_highlights(entry))
 
     # --- reader helpers -----------------------------------------------------------------------------
     def show_find(self) -> None:
@@ -432,41 +354,23 @@ class MainWindow(QMainWindow):
         self.view.find_next(step)
         self.find_bar.set_count(len(self.view.find_hits), self.view.find_index)
 
-    def _on_find_done(self, count: int) -> None:
-        self.find_bar.set_count(count, self.view.find_index)
-
-    def _focus_page_box(self) -> None:
+    def focus_page_box(self) -> None:
         self.page_box.setFocus()
         self.page_box.selectAll()
 
-    # --- status, progress, errors ------------------------------------------------------------------
-    def _on_busy(self, text: str) -> None:
-        self.activity.setText(text or "Ready")
-        if not text:
-            self._show_progress(False)
-            self._progress_stage = ""
+    def set_theme(self, theme: str) -> None:
+        """View > Theme: "system", "light" or "dark", remembered."""
+        theme = theme if theme in self.theme_actions else "system"
+        self.theme_actions[theme].setChecked(True)
+        self.store.setValue("view/theme", theme)
+        app = QApplication.instance()
+        if app is not None:
+            apply_theme(app, theme)
 
-    def _on_progress(self, stage: str, done: int, total: int) -> None:
-        if stage != self._progress_stage:
-            self._progress_stage, self._progress_started = stage, time.monotonic()
-        self._show_progress(done < total)
-        self.progress.setRange(0, max(1, total))
-        self.progress.setValue(done)
-        self.activity.setText(stage)
-        elapsed = time.monotonic() - self._progress_started
-        if 0 < done < total and elapsed > 0.3:
-            left = elapsed * (total - done) / done
-            self.eta.setText(f"about {left:.0f} s left" if left < 90 else f"about {left / 60:.0f} min left")
-        else:
-            self.eta.setText("")
-
-    def _show_progress(self, visible: bool) -> None:
-        for widget in (self.progress, self.eta, self.cancel_button):
-            widget.setVisible(visible)
-
+    # --- status, errors -----------------------------------------------------------------------------
     def _on_cache_cleared(self) -> None:
-        self.banners.show_banner("cache", "info", "The state cache is empty: documents are read again "
-                                                  "(and stored again) at their next question.")
+        self.banners.show_banner("cache", "info", "Stored readings were deleted: each document is read again "
+                                                  "(and stored again) at its next question.")
 
     def _on_model(self, info: dict) -> None:
         self.model_info = info
@@ -478,32 +382,31 @@ class MainWindow(QMainWindow):
         self.model_label.setText(f"Model: {model}" + ("" if info else " (not loaded)"))
         device = info.get("device_name") or info.get("device") or self.engine_settings.device
         self.device_label.setText(f"Device: {device}")
-        self.attention_label.setText(self._attention_text({"mode": self.engine_settings.attention_mode}))
+        text, detail = answer_method(self.engine_settings)
+        self.attention_label.setText(text)
+        self.attention_label.setToolTip(detail)
 
-    def _attention_text(self, attention: dict) -> str:
-        mode = attention.get("mode") or self.engine_settings.attention_mode
-        if mode == "dga":
-            gamma = attention.get("gamma", self.engine_settings.gamma)
-            group = attention.get("group_size", self.engine_settings.group_size)
-            return f"Attention: DGA (γ {gamma:g}, m {group})"
-        return f"Attention: {mode}"
-
-    def show_error(self, job: str, message: str) -> None:
+    def _on_worker_error(self, job_id: int, kind: str, message: str) -> None:
+        self.show_error(kind, message, job_id)
+    def show_error(self, kind: str, message: str, job_id: int = 0) -> None:
         """A worker's failure as a banner (never a crash); the window stays usable."""
-        if job == "ask" and self.chat.busy:
-            self.chat.fail_answer(message)
-        if job == "open":
-            self._prepare_requested = False
-            if self._pending_question is not None:
-                self._pending_question = None
-                self.chat.fail_answer(message)
+        if kind == "ask":
+            self.chat.fail_answer(job_id, message)
+            if self._ask_job is not None and self._ask_job.id == job_id:
+                self._ask_job = None
+        if kind == "open":
+            self._open_job = None
+            if self._pending_question is not None and self._ask_job is not None:
+                self.chat.fail_answer(self._ask_job.id, message)
+                self._ask_job, self._pending_question = None, None
         self.banners.show_banner("error", "error", message)
-        self.activity.setText("Error")
-        self.sig_error_shown.emit(job, message)
+        if self.path:
+            self.status_progress.set_message("Error")
+        self.sig_error_shown.emit(kind, message)
 
     # --- settings -------------------------------------------------------------------------------------
     def show_settings(self) -> SettingsDialog:
-        dialog = SettingsDialog(self.engine_settings, can_clear_cache(self.worker.engine), self)
+        dialog = SettingsDialog(self.engine_settings, self.engine_settings.use_cache, self)
         dialog.sig_clear_cache.connect(self.worker.req_clear_cache)
         dialog.accepted.connect(lambda: self.apply_settings(dialog.result_settings()))
         dialog.open()
@@ -517,23 +420,31 @@ class MainWindow(QMainWindow):
             self.worker.req_configure.emit(settings)
             self.model_info = None
             self.handle = None  # the next question reopens the document with the new engine
-            self._prepare_requested = False
+            self._open_job = None
         self._update_status_labels()
 
     # --- window events ------------------------------------------------------------------------------
     def dragEnterEvent(self, event) -> None:
-        if any(url.toLocalFile().lower().endswith(".pdf") for url in event.mimeData().urls()):
+        if _dropped_pdf(event):
             event.acceptProposedAction()
 
     def dropEvent(self, event) -> None:
-        for url in event.mimeData().urls():
-            if url.toLocalFile().lower().endswith(".pdf"):
-                self.open_pdf(url.toLocalFile())
-                event.acceptProposedAction()
-                return
+        path = _dropped_pdf(event)
+        if path:
+            self.open_pdf(path)
+            event.acceptProposedAction()
 
     def closeEvent(self, event) -> None:
         self._save_page()
+        self.chat.commit_clear()
+        for job in (self._open_job, self._ask_job):
+            if job is not None:
+                job.stop.set()
         self.view.shutdown()
         self.engine_thread.shutdown(30_000)
         super().closeEvent(event)
+
+
+def _dropped_pdf(event) -> str | None:
+    return next((url.toLocalFile() for url in event.mimeData().urls() if url.toLocalFile().lower().endswith(".pdf")),
+                None)

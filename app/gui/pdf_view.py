@@ -1,137 +1,39 @@
 """The reader: every page in one QGraphicsScene, laid out in PDF points, scrolled continuously.
 
-The scene is in PDF points and the view's transform is the zoom, so find hits,
-the text selection and relevance highlights (all in points) stay exact at every
-zoom. Page images come from ``PdfWorker`` at ``zoom * devicePixelRatio`` pixels
-per point, only for pages near the viewport, into a byte-bounded LRU cache keyed
-by (page, scale); a page without an image at the current scale draws the
-nearest cached one stretched, then white.
+Where pages and words are is the ``PageLayout`` model's business (app/gui/page_layout.py); this view
+draws it. The scene is in PDF points and the view's transform is the zoom, so find hits, the text
+selection and relevance highlights (all in points) stay exact at every zoom. Page images come from
+``PdfWorker`` (in its own thread) at ``zoom * devicePixelRatio`` pixels per point, only for pages
+near the viewport, into a byte-bounded LRU cache keyed by (page, scale); a page without an image at
+the current scale draws the nearest cached one stretched, then white.
 """
 from __future__ import annotations
 
-from collections import OrderedDict
-
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QGuiApplication, QImage, QKeySequence, QPainter, QPen, QPixmap, QTransform
-from PySide6.QtWidgets import QGraphicsItem, QGraphicsScene, QGraphicsView
+from PySide6.QtGui import QGuiApplication, QImage, QKeySequence, QPixmap, QTransform
+from PySide6.QtWidgets import QGraphicsScene, QGraphicsView
 
-from .pdf_worker import PageWord, PdfInfo, PdfWorker
-from .relevance import Highlight
+from .page_item import PageItem, RenderCache, box_rect
+from .page_layout import PAGE_GAP, PageLayout
+from .pdf_worker import PDF_LOCK, PdfInfo, PdfWorker, WorkerThread
 
-PAGE_GAP = 12.0  # points between pages
 MIN_ZOOM, MAX_ZOOM = 0.1, 8.0
 ZOOM_STEP = 1.2
 RENDER_MARGIN_PAGES = 1  # pages rendered beyond the visible ones, each way
-CACHE_BYTES = 256 * 1024**2
-HIGHLIGHT_RGB = (255, 140, 0)  # relevance: orange, alpha follows the score
-FIND_COLOR = QColor(255, 230, 0, 110)
-FIND_CURRENT_COLOR = QColor(255, 120, 0, 150)
-SELECTION_COLOR = QColor(40, 110, 255, 90)
-FLASH_COLOR = QColor(0, 170, 255, 140)
-
-
-def highlight_color(intensity: float) -> QColor:
-    """Relevance colour: more opaque for a higher score (the legend uses the same function)."""
-    return QColor(*HIGHLIGHT_RGB, int(40 + 150 * max(0.0, min(1.0, intensity))))
-
-
-class RenderCache:
-    """Page images keyed by (page, scale), least recently used dropped past ``cap_bytes``."""
-
-    def __init__(self, cap_bytes: int = CACHE_BYTES) -> None:
-        self.cap_bytes = cap_bytes
-        self._items: OrderedDict[tuple[int, float], QPixmap] = OrderedDict()
-        self.bytes = 0
-
-    def get(self, page: int, scale: float) -> QPixmap | None:
-        pixmap = self._items.get((page, scale))
-        if pixmap is not None:
-            self._items.move_to_end((page, scale))
-        return pixmap
-
-    def any_for(self, page: int) -> QPixmap | None:
-        """The largest cached image of ``page`` at any scale (a placeholder while rendering)."""
-        found = [(key[1], pixmap) for key, pixmap in self._items.items() if key[0] == page]
-        return max(found, key=lambda item: item[0])[1] if found else None
-
-    def put(self, page: int, scale: float, pixmap: QPixmap) -> None:
-        key = (page, scale)
-        if key in self._items:
-            self.bytes -= _pixmap_bytes(self._items.pop(key))
-        self._items[key] = pixmap
-        self.bytes += _pixmap_bytes(pixmap)
-        while self.bytes > self.cap_bytes and len(self._items) > 1:
-            _, dropped = self._items.popitem(last=False)
-            self.bytes -= _pixmap_bytes(dropped)
-
-    def clear(self) -> None:
-        self._items.clear()
-        self.bytes = 0
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
-def _pixmap_bytes(pixmap: QPixmap) -> int:
-    return pixmap.width() * pixmap.height() * 4
-
-
-class PageItem(QGraphicsItem):
-    """One page: its image plus find hits, selection, relevance highlights and a flash, all in points."""
-
-    def __init__(self, view: "PdfView", number: int, width: float, height: float) -> None:
-        super().__init__()
-        self.view = view
-        self.number = number
-        self.size = (width, height)
-        self.find_hits: list[QRectF] = []
-        self.current_hit: QRectF | None = None
-        self.selection: list[QRectF] = []
-        self.highlights: list[Highlight] = []
-        self.flash_rects: list[QRectF] = []
-        self.flash_on = False
-
-    def boundingRect(self) -> QRectF:
-        return QRectF(0, 0, *self.size)
-
-    def paint(self, painter: QPainter, option, widget=None) -> None:
-        rect = self.boundingRect()
-        painter.fillRect(rect, Qt.GlobalColor.white)
-        pixmap = self.view.cache.get(self.number, self.view.render_scale()) or self.view.cache.any_for(self.number)
-        if pixmap is not None:
-            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-            painter.drawPixmap(rect, pixmap, QRectF(pixmap.rect()))
-        painter.setPen(Qt.PenStyle.NoPen)
-        if self.view.highlights_visible:
-            for light in self.highlights:
-                painter.setBrush(highlight_color(light.intensity))
-                painter.drawRect(QRectF(light.x0, light.y0, light.x1 - light.x0, light.y1 - light.y0))
-        for hit in self.find_hits:
-            painter.setBrush(FIND_CURRENT_COLOR if hit == self.current_hit else FIND_COLOR)
-            painter.drawRect(hit)
-        painter.setBrush(SELECTION_COLOR)
-        for box in self.selection:
-            painter.drawRect(box)
-        if self.flash_on:
-            painter.setBrush(FLASH_COLOR)
-            painter.setPen(QPen(QColor(0, 120, 220), 1.5))
-            for box in self.flash_rects:
-                painter.drawRect(box)
-        painter.setPen(QPen(QColor(0, 0, 0, 60), 0))
-        painter.setBrush(Qt.BrushStyle.NoBrush)
-        painter.drawRect(rect)
+THUMBNAIL_LIMIT = 400
 
 
 class PdfView(QGraphicsView):
     """Continuous-scroll PDF reader.
 
     Signals: ``sig_page_changed(page)`` 0-based page at the viewport's centre;
-    ``sig_zoom_changed(zoom)``; ``sig_opened(info)`` a ``PdfInfo``; ``sig_find_done(count)``;
-    ``sig_failed(message)``; ``sig_thumbnail(page, image)`` small page images for the side panel.
+    ``sig_zoom_changed(zoom, fit_mode)`` (fit_mode "width", "page" or "" for a fixed zoom);
+    ``sig_opened(info)`` a ``PdfInfo``; ``sig_find_done(count)``; ``sig_failed(message)``;
+    ``sig_thumbnail(page, image)`` small page images for the side panel.
     """
 
     sig_page_changed = Signal(int)
-    sig_zoom_changed = Signal(float)
+    sig_zoom_changed = Signal(float, str)
     sig_opened = Signal(object)
     sig_find_done = Signal(int)
     sig_failed = Signal(str)
@@ -148,8 +50,8 @@ class PdfView(QGraphicsView):
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)  # fit width stays stable
         self.cache = RenderCache()
+        self.layout_model = PageLayout()
         self.pages: list[PageItem] = []
-        self.words: dict[int, list[PageWord]] = {}
         self.info: PdfInfo | None = None
         self.zoom = 1.0
         self.fit_mode: str | None = "width"  # "width", "page" or None (fixed zoom)
@@ -157,7 +59,6 @@ class PdfView(QGraphicsView):
         self.find_hits: list[tuple[int, QRectF]] = []
         self.find_index = -1
         self._find_generation = 0
-        self._find_text = ""
         self._current_page = -1
         self._pending_page: int | None = None
         self._selection_anchor: tuple[int, int] | None = None
@@ -170,28 +71,36 @@ class PdfView(QGraphicsView):
         self.worker = PdfWorker()
         self.worker.sig_opened.connect(self._on_opened)
         self.worker.sig_rendered.connect(self._on_rendered)
-        self.worker.sig_words.connect(self._on_words)
+        self.worker.sig_words.connect(self._on_words)  # a bound method of the view: delivered in the GUI thread
         self.worker.sig_found.connect(self._on_found)
         self.worker.sig_failed.connect(self.sig_failed)
-        self.worker.start()
+        self.worker_thread = WorkerThread(self.worker, "docfocus-pdf")
+        self.worker_thread.start()
         self.verticalScrollBar().valueChanged.connect(self._on_scrolled)
         self.horizontalScrollBar().valueChanged.connect(lambda _: self._schedule_render())
+
+    @property
+    def words(self):
+        """Words of the pages rendered so far, by 0-based page."""
+        return self.layout_model.words
 
     # --- document -------------------------------------------------------------------------
     def open(self, path: str, page: int = 0, password: str | None = None) -> None:
         """Open ``path`` in the background; ``sig_opened`` follows, then the view shows ``page``."""
         self.close_document()  # until it opens, "go to page" requests wait for the new document
         self._pending_page = page
-        self.worker.open(path, password)
+        self.worker.req_open.emit(path, password)
 
     def close_document(self) -> None:
         self.scene().clear()
-        self.pages, self.words, self.info = [], {}, None
+        self.pages, self.info = [], None
+        self.layout_model.reset()
         self.cache.clear()
         self.find_hits, self.find_index = [], -1
 
     def shutdown(self) -> None:
-        self.worker.stop()
+        self.worker_thread.shutdown(5000)
+        self.worker.close_document()
 
     def page_count(self) -> int:
         return len(self.pages)
@@ -199,20 +108,18 @@ class PdfView(QGraphicsView):
     def _on_opened(self, info: PdfInfo) -> None:
         self.close_document()
         self.info = info
-        y = 0.0
-        widest = max(width for width, _ in info.page_sizes)
+        self.layout_model.reset(info.page_sizes)
         for number, (width, height) in enumerate(info.page_sizes):
             item = PageItem(self, number, width, height)
-            item.setPos((widest - width) / 2, y)
+            item.setPos(*self.layout_model.page_origin(number))
             self.scene().addItem(item)
             self.pages.append(item)
-            y += height + PAGE_GAP
-        self.scene().setSceneRect(QRectF(-PAGE_GAP, -PAGE_GAP, widest + 2 * PAGE_GAP, y + PAGE_GAP))
+        self.scene().setSceneRect(QRectF(*self.layout_model.scene_rect()))
         self._current_page = -1
         self._apply_fit()
         self.go_to_page(self._pending_page or 0)
         self._pending_page = None
-        self.worker.request_thumbnails([(n, self.THUMB_SCALE) for n in range(min(len(self.pages), 400))])
+        self.worker.req_thumbnails.emit([(n, self.THUMB_SCALE) for n in range(min(len(self.pages), THUMBNAIL_LIMIT))])
         self.sig_opened.emit(info)
         self._schedule_render()
 
@@ -220,9 +127,12 @@ class PdfView(QGraphicsView):
     def render_scale(self) -> float:
         return round(self.zoom * self.devicePixelRatioF(), 3)
 
+    def _visible_area(self) -> QRectF:
+        return self.mapToScene(self.viewport().rect()).boundingRect()
+
     def visible_pages(self) -> list[int]:
-        area = self.mapToScene(self.viewport().rect()).boundingRect()
-        return [item.number for item in self.pages if item.sceneBoundingRect().intersects(area)]
+        area = self._visible_area()
+        return list(self.layout_model.pages_between(area.top(), area.bottom()))
 
     def _schedule_render(self) -> None:
         if self.pages:
@@ -234,32 +144,35 @@ class PdfView(QGraphicsView):
             return
         first = max(0, visible[0] - RENDER_MARGIN_PAGES)
         last = min(len(self.pages) - 1, visible[-1] + RENDER_MARGIN_PAGES)
-        wanted_pages = visible + [n for n in range(first, last + 1) if n not in visible]
+        wanted = visible + [n for n in range(first, last + 1) if n not in visible]
         scale = self.render_scale()
-        self.worker.request_renders([(n, scale) for n in wanted_pages if self.cache.get(n, scale) is None])
+        self.worker.req_renders.emit([(n, scale) for n in wanted if self.cache.get(n, scale) is None])
 
     def _on_rendered(self, page: int, scale: float, image: QImage) -> None:
         if scale == self.THUMB_SCALE:
             self.sig_thumbnail.emit(page, image)
-            return
-        if page < len(self.pages):
+        elif page < len(self.pages):
             self.cache.put(page, scale, QPixmap.fromImage(image))
             self.pages[page].update()
 
-    def _on_words(self, page: int, words: list[PageWord]) -> None:
-        self.words[page] = words
+    def _on_words(self, page: int, words: list) -> None:
+        self.layout_model.set_words(page, words)
 
     # --- zoom -------------------------------------------------------------------------------
     def set_zoom(self, zoom: float, fit_mode: str | None = None) -> None:
+        """Zoom around the viewport's centre line, keeping the scene x at its left edge (the margin stays)."""
         zoom = max(MIN_ZOOM, min(MAX_ZOOM, zoom))
         self.fit_mode = fit_mode
-        page = self.current_page()
-        offset = self._center_offset_in_page()
+        page, offset = self.current_page(), self._center_offset_in_page()
+        left = self._visible_area().left()
         self.zoom = zoom
         self.setTransform(QTransform.fromScale(zoom, zoom))
         if self.pages:
-            self._center_on_page_offset(page, offset)
-        self.sig_zoom_changed.emit(zoom)
+            rect = self.pages[page].sceneBoundingRect()
+            self.centerOn(QPointF(rect.center().x(), rect.top() + offset))
+            bar = self.horizontalScrollBar()
+            bar.setValue(bar.value() + round(self.mapFromScene(QPointF(left, 0)).x()))
+        self.sig_zoom_changed.emit(zoom, fit_mode or "")
         self._schedule_render()
 
     def zoom_in(self) -> None:
@@ -269,19 +182,25 @@ class PdfView(QGraphicsView):
         self.set_zoom(self.zoom / ZOOM_STEP)
 
     def fit_width(self) -> None:
-        self.fit_mode = "width"
-        self._apply_fit()
+        self._fit("width")
 
     def fit_page(self) -> None:
-        self.fit_mode = "page"
+        self._fit("page")
+
+    def _fit(self, mode: str) -> None:
+        """Fit and land at the top of the current page (so Fit page shows all of it)."""
+        page = self.current_page()
+        self.fit_mode = mode
         self._apply_fit()
+        if self.pages:
+            self.go_to_page(page)
 
     def _apply_fit(self) -> None:
         if not self.pages or self.fit_mode is None:
             self.setTransform(QTransform.fromScale(self.zoom, self.zoom))
             return
         width = self.scene().sceneRect().width()  # the widest page plus its margins
-        height = self.pages[max(0, self.current_page())].size[1] + 2 * PAGE_GAP
+        height = self.pages[max(0, self.current_page())].size[1] + PAGE_GAP
         room_w, room_h = max(50, self.viewport().width() - 2), max(50, self.viewport().height() - 2)
         zoom = room_w / width if self.fit_mode == "width" else min(room_w / width, room_h / height)
         self.set_zoom(zoom, self.fit_mode)
@@ -293,7 +212,7 @@ class PdfView(QGraphicsView):
         self._schedule_render()
 
     def changeEvent(self, event) -> None:
-        if event.type() == QEvent.Type.PaletteChange:  # the system switched between light and dark
+        if event.type() == QEvent.Type.PaletteChange:  # light / dark theme
             self.setBackgroundBrush(self.palette().dark())
         super().changeEvent(event)
 
@@ -308,12 +227,7 @@ class PdfView(QGraphicsView):
     def current_page(self) -> int:
         if not self.pages:
             return 0
-        center = self.mapToScene(self.viewport().rect().center())
-        for item in self.pages:
-            rect = item.sceneBoundingRect()
-            if center.y() < rect.bottom() + PAGE_GAP:
-                return item.number
-        return len(self.pages) - 1
+        return self.layout_model.page_at(self.mapToScene(self.viewport().rect().center()).y())
 
     def go_to_page(self, page: int, y: float | None = None) -> None:
         """Scroll so that page ``page`` (0-based) starts at the top, or point ``y`` of it is in view."""
@@ -327,7 +241,7 @@ class PdfView(QGraphicsView):
             bar = self.verticalScrollBar()
             bar.setValue(bar.value() + top.y())
         else:  # the point a third of the way down the viewport: context above, room below
-            visible = self.mapToScene(self.viewport().rect()).boundingRect()
+            visible = self._visible_area()
             self.centerOn(QPointF(visible.center().x(), rect.top() + y + visible.height() / 6))
         self._on_scrolled()
 
@@ -336,10 +250,6 @@ class PdfView(QGraphicsView):
             return 0.0
         center = self.mapToScene(self.viewport().rect().center())
         return center.y() - self.pages[self.current_page()].sceneBoundingRect().top()
-
-    def _center_on_page_offset(self, page: int, offset: float) -> None:
-        rect = self.pages[page].sceneBoundingRect()
-        self.centerOn(QPointF(rect.center().x(), rect.top() + offset))
 
     def _on_scrolled(self, *_) -> None:
         page = self.current_page()
@@ -350,16 +260,13 @@ class PdfView(QGraphicsView):
 
     def keyPressEvent(self, event) -> None:
         key = event.key()
+        moves = {Qt.Key.Key_Home: lambda: 0, Qt.Key.Key_End: lambda: len(self.pages) - 1,
+                 Qt.Key.Key_PageDown: lambda: self.current_page() + 1,
+                 Qt.Key.Key_PageUp: lambda: self.current_page() - 1}
         if event.matches(QKeySequence.StandardKey.Copy):
             self.copy_selection()
-        elif key == Qt.Key.Key_Home:
-            self.go_to_page(0)
-        elif key == Qt.Key.Key_End:
-            self.go_to_page(len(self.pages) - 1)
-        elif key == Qt.Key.Key_PageDown:
-            self.go_to_page(self.current_page() + 1)
-        elif key == Qt.Key.Key_PageUp:
-            self.go_to_page(self.current_page() - 1)
+        elif key in moves:
+            self.go_to_page(moves[key]())
         else:
             super().keyPressEvent(event)
 
@@ -367,21 +274,17 @@ class PdfView(QGraphicsView):
     def find(self, text: str) -> None:
         """Search the whole document in the background; ``sig_find_done(count)`` follows."""
         self._find_generation += 1
-        self._find_text = text
-        self.worker.find(self._find_generation, text)
+        self.worker.req_find.emit(self._find_generation, text)
 
     def _on_found(self, generation: int, text: str, hits: list) -> None:
         if generation != self._find_generation:
             return  # a newer search is on its way
-        for item in self.pages:
-            item.find_hits, item.current_hit = [], None
-        self.find_hits = []
-        for page, (x0, y0, x1, y1) in hits:
+        self._drop_find_hits()
+        for page, box in hits:
             if page < len(self.pages):
-                rect = QRectF(x0, y0, x1 - x0, y1 - y0)
+                rect = box_rect(box)
                 self.pages[page].find_hits.append(rect)
                 self.find_hits.append((page, rect))
-        self.find_index = -1
         start = self.current_page()
         if self.find_hits:
             self.find_index = next((i for i, (p, _) in enumerate(self.find_hits) if p >= start), 0)
@@ -390,10 +293,9 @@ class PdfView(QGraphicsView):
         self.sig_find_done.emit(len(self.find_hits))
 
     def find_next(self, step: int = 1) -> None:
-        if not self.find_hits:
-            return
-        self.find_index = (self.find_index + step) % len(self.find_hits)
-        self._show_hit()
+        if self.find_hits:
+            self.find_index = (self.find_index + step) % len(self.find_hits)
+            self._show_hit()
 
     def _show_hit(self) -> None:
         for item in self.pages:
@@ -405,18 +307,22 @@ class PdfView(QGraphicsView):
 
     def clear_find(self) -> None:
         self._find_generation += 1
+        self._drop_find_hits()
+        self.viewport().update()
+
+    def _drop_find_hits(self) -> None:
         for item in self.pages:
             item.find_hits, item.current_hit = [], None
         self.find_hits, self.find_index = [], -1
-        self.viewport().update()
 
     # --- highlights -------------------------------------------------------------------------
-    def set_highlights(self, highlights: list[Highlight]) -> None:
+    def set_highlights(self, highlights: list) -> None:
+        """Draw exactly these ``engine.answer.Highlight``s (1-based page, box in points, weight in (0, 1])."""
         for item in self.pages:
             item.highlights = []
         for light in highlights:
-            if 0 <= light.page < len(self.pages):
-                self.pages[light.page].highlights.append(light)
+            if 1 <= light.page <= len(self.pages):
+                self.pages[light.page - 1].highlights.append((box_rect(light.box), float(light.weight)))
         self.viewport().update()
 
     def set_highlights_visible(self, visible: bool) -> None:
@@ -429,12 +335,10 @@ class PdfView(QGraphicsView):
             return
         for item in self.pages:
             item.flash_rects, item.flash_on = [], False
-        rects = [QRectF(b[0], b[1], b[2] - b[0], b[3] - b[1]) for b in boxes]
+        rects = [box_rect(b) for b in boxes]
         self.pages[page].flash_rects = rects
         if rects:
-            top = min(r.top() for r in rects)
-            bottom = max(r.bottom() for r in rects)
-            self.go_to_page(page, (top + bottom) / 2)
+            self.go_to_page(page, (min(r.top() for r in rects) + max(r.bottom() for r in rects)) / 2)
         else:
             self.go_to_page(page)
         self._flash_ticks = 8
@@ -451,29 +355,17 @@ class PdfView(QGraphicsView):
             self._flash_timer.stop()
 
     # --- text selection ---------------------------------------------------------------------
-    def _word_at(self, scene_pos: QPointF, nearest: bool) -> tuple[int, int] | None:
-        for item in self.pages:
-            rect = item.sceneBoundingRect()
-            if rect.top() - PAGE_GAP <= scene_pos.y() <= rect.bottom() + PAGE_GAP:
-                words = self.words.get(item.number) or []
-                if not words:
-                    return None
-                point = item.mapFromScene(scene_pos)
-                best, best_distance = None, None
-                for index, word in enumerate(words):
-                    dx = max(word.x0 - point.x(), 0, point.x() - word.x1)
-                    dy = max(word.y0 - point.y(), 0, point.y() - word.y1)
-                    distance = dx * dx + 4 * dy * dy  # prefer the same line
-                    if best_distance is None or distance < best_distance:
-                        best, best_distance = index, distance
-                if best is not None and (nearest or best_distance == 0):
-                    return item.number, best
-                return None
-        return None
+    def _word_at(self, scene_pos: QPointF) -> tuple[int, int] | None:
+        if not self.pages:
+            return None
+        page = self.layout_model.page_at(scene_pos.y())
+        point = self.pages[page].mapFromScene(scene_pos)
+        index = self.layout_model.word_at(page, point.x(), point.y())
+        return None if index is None else (page, index)
 
     def mousePressEvent(self, event) -> None:
         if event.button() == Qt.MouseButton.LeftButton and self.pages:
-            self._selection_anchor = self._word_at(self.mapToScene(event.position().toPoint()), nearest=True)
+            self._selection_anchor = self._word_at(self.mapToScene(event.position().toPoint()))
             self._set_selection([])
             event.accept()
             return
@@ -481,7 +373,7 @@ class PdfView(QGraphicsView):
 
     def mouseMoveEvent(self, event) -> None:
         if self._selection_anchor is not None and event.buttons() & Qt.MouseButton.LeftButton:
-            end = self._word_at(self.mapToScene(event.position().toPoint()), nearest=True)
+            end = self._word_at(self.mapToScene(event.position().toPoint()))
             if end is not None:
                 self.select_words(self._selection_anchor, end)
             event.accept()
@@ -497,10 +389,10 @@ class PdfView(QGraphicsView):
         start, end = sorted([start, end])
         selected = []
         for page in range(start[0], end[0] + 1):
-            words = self.words.get(page) or []
+            count = len(self.words.get(page) or [])
             first = start[1] if page == start[0] else 0
-            last = end[1] if page == end[0] else len(words) - 1
-            selected.extend((page, i) for i in range(first, min(last, len(words) - 1) + 1))
+            last = end[1] if page == end[0] else count - 1
+            selected.extend((page, i) for i in range(first, min(last, count - 1) + 1))
         self._set_selection(selected)
 
     def _set_selection(self, selected: list[tuple[int, int]]) -> None:
@@ -509,7 +401,7 @@ class PdfView(QGraphicsView):
             item.selection = []
         for page, index in selected:
             word = self.words[page][index]
-            self.pages[page].selection.append(QRectF(word.x0, word.y0, word.x1 - word.x0, word.y1 - word.y0))
+            self.pages[page].selection.append(box_rect(word[:4]))
         self.viewport().update()
 
     def selected_text(self) -> str:
@@ -527,3 +419,6 @@ class PdfView(QGraphicsView):
         if text:
             QGuiApplication.clipboard().setText(text)
         return bool(text)
+
+
+__all__ = ["PdfView", "PDF_LOCK", "PAGE_GAP"]

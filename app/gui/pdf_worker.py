@@ -1,16 +1,25 @@
-"""The thread that owns the PDF: opens it, renders pages, extracts words, finds text.
+"""The worker that owns the PDF: opens it, renders pages, extracts words, finds text.
 
-All PyMuPDF work of the reader happens here, one job at a time, under
-``PDF_LOCK`` (PyMuPDF is not thread-safe; the engine worker takes the same lock
-while it ingests). Render requests replace the pending ones, so scrolling fast
-drops the renders of pages that went out of view (qpageview's stale-render rule).
+Same pattern as ``EngineWorker``: a QObject moved to a ``WorkerThread``; the GUI sends requests by
+emitting its ``req_*`` signals (queued into the worker's thread) and hears back through ``sig_*``.
+All PyMuPDF work of the reader happens here, one job at a time, under ``PDF_LOCK`` (PyMuPDF is not
+thread-safe; the engine worker takes the same lock while it ingests). The worker does one job per
+event-loop turn, so requests that arrived meanwhile are seen first: a render request replaces the
+pending ones, and scrolling fast drops the renders of pages that went out of view (qpageview's
+stale-render rule).
 
-Signals (all emitted from this thread, delivered queued to the GUI):
+Requests (from the GUI thread):
+- ``req_open(path, password)``: open a file (drops every pending job of the previous one).
+- ``req_renders(wanted)``: ``[(page, scale), ...]`` most wanted first; replaces the pending renders.
+- ``req_thumbnails(wanted)``: the same for the side panel's small images (done after the renders).
+- ``req_find(generation, text)``: search the whole document.
+
+Signals (from the worker's thread, delivered queued to the GUI):
 - ``sig_opened(info)``: a ``PdfInfo`` once the file is open.
 - ``sig_rendered(page, scale, image)``: a QImage of a 0-based page at ``scale`` pixels per point.
 - ``sig_words(page, words)``: the page's words as ``PageWord`` tuples, once per page.
 - ``sig_found(generation, text, hits)``: ``[(page, (x0, y0, x1, y1)), ...]`` for a find request.
-- ``sig_failed(message)``: the file could not be opened.
+- ``sig_failed(message)``: the file could not be opened, or a page could not be rendered.
 - ``sig_needs_password(path, wrong)``: the file is encrypted; ``wrong`` when a password was given and failed.
 """
 from __future__ import annotations
@@ -18,26 +27,17 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
 
 import pymupdf
-from PySide6.QtCore import QThread, Signal
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 from PySide6.QtGui import QImage
 
 from engine.errors import DocFocusError, PdfPasswordError
 from engine.ingest import open_pdf
 
+from .page_layout import PageWord
+
 PDF_LOCK = threading.RLock()
-
-
-class PageWord(NamedTuple):
-    x0: float
-    y0: float
-    x1: float
-    y1: float
-    text: str
-    block: int
-    line: int
 
 
 @dataclass
@@ -49,7 +49,25 @@ class PdfInfo:
     has_text: bool = True
 
 
-class PdfWorker(QThread):
+class WorkerThread(QThread):
+    """The QThread that hosts one worker QObject (its slots run here); ``shutdown()`` quits and joins."""
+
+    def __init__(self, worker: QObject, name: str, parent=None) -> None:
+        super().__init__(parent)
+        self.setObjectName(name)
+        self.worker = worker
+        worker.moveToThread(self)
+
+    def shutdown(self, timeout_ms: int = 10_000) -> None:
+        """Quit after the requests already sent (a last history deletion, a page number to save) are done."""
+        if self.isRunning():
+            QTimer.singleShot(0, self.worker, self.quit)
+            if not self.wait(timeout_ms):
+                self.quit()
+                self.wait(1000)
+
+
+class PdfWorker(QObject):
     sig_opened = Signal(object)
     sig_rendered = Signal(int, float, QImage)
     sig_words = Signal(int, object)
@@ -57,83 +75,91 @@ class PdfWorker(QThread):
     sig_failed = Signal(str)
     sig_needs_password = Signal(str, bool)
 
-    def __init__(self, parent=None) -> None:
-        super().__init__(parent)
-        self._wake = threading.Condition()
-        self._open_path: str | None = None
-        self._password: str | None = None
+    req_open = Signal(str, object)
+    req_renders = Signal(object)
+    req_thumbnails = Signal(object)
+    req_find = Signal(int, str)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._open: tuple[str, str | None] | None = None
         self._renders: list[tuple[int, float]] = []  # most wanted first
         self._thumbnails: list[tuple[int, float]] = []
         self._find: tuple[int, str] | None = None
-        self._quit = False
         self._document: pymupdf.Document | None = None
         self._words_sent: set[int] = set()
+        self._scheduled = False
+        self.req_open.connect(self._on_open)
+        self.req_renders.connect(self._on_renders)
+        self.req_thumbnails.connect(self._on_thumbnails)
+        self.req_find.connect(self._on_find)
 
-    # --- called from the GUI thread -------------------------------------------------------
-    def open(self, path: str, password: str | None = None) -> None:
-        with self._wake:
-            self._open_path, self._password = path, password
-            self._renders, self._thumbnails, self._find = [], [], None
-            self._wake.notify()
+    # --- requests (worker thread, queued from the GUI) ------------------------------------
+    @Slot(str, object)
+    def _on_open(self, path: str, password) -> None:
+        self._open = (path, password)
+        self._renders, self._thumbnails, self._find = [], [], None
+        self._schedule()
 
-    def request_renders(self, wanted: list[tuple[int, float]]) -> None:
-        """Replace the pending page renders with ``wanted`` (most wanted first)."""
-        with self._wake:
-            self._renders = list(wanted)
-            self._wake.notify()
+    @Slot(object)
+    def _on_renders(self, wanted) -> None:
+        self._renders = list(wanted)
+        self._schedule()
 
-    def request_thumbnails(self, wanted: list[tuple[int, float]]) -> None:
-        with self._wake:
-            self._thumbnails = list(wanted)
-            self._wake.notify()
+    @Slot(object)
+    def _on_thumbnails(self, wanted) -> None:
+        self._thumbnails = list(wanted)
+        self._schedule()
 
-    def find(self, generation: int, text: str) -> None:
-        with self._wake:
-            self._find = (generation, text)
-            self._wake.notify()
+    @Slot(int, str)
+    def _on_find(self, generation: int, text: str) -> None:
+        self._find = (generation, text)
+        self._schedule()
 
-    def stop(self) -> None:
-        with self._wake:
-            self._quit = True
-            self._wake.notify()
-        self.wait(5000)
+    def _schedule(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            QTimer.singleShot(0, self._work_one)
 
-    # --- the thread -----------------------------------------------------------------------
-    def run(self) -> None:
-        while True:
-            with self._wake:
-                while not (self._quit or self._open_path or self._find or self._renders or self._thumbnails):
-                    self._wake.wait()
-                if self._quit:
-                    break
-                job = self._next_job()
-            try:
-                job()
-            except Exception as error:  # a broken page must not kill the reader
-                self.sig_failed.emit(f"PDF error: {error}")
-        with PDF_LOCK:
-            if self._document is not None:
-                self._document.close()
+    def _work_one(self) -> None:
+        """One job, then back to the event loop (where newer requests may replace the pending ones)."""
+        self._scheduled = False
+        job = self._next_job()
+        if job is None:
+            return
+        try:
+            job()
+        except Exception as error:  # noqa: BLE001 - a broken page must not kill the reader
+            self.sig_failed.emit(f"PDF error: {error}")
+        if self._open or self._find or self._renders or self._thumbnails:
+            self._schedule()
 
     def _next_job(self):
-        if self._open_path:
-            path, password, self._open_path = self._open_path, self._password, None
+        if self._open:
+            (path, password), self._open = self._open, None
             return lambda: self._do_open(path, password)
         if self._find:
-            generation, text = self._find
-            self._find = None
+            (generation, text), self._find = self._find, None
             return lambda: self._do_find(generation, text)
         if self._renders:
             page, scale = self._renders.pop(0)
-        else:
+        elif self._thumbnails:
             page, scale = self._thumbnails.pop(0)
+        else:
+            return None
         return lambda: self._do_render(page, scale)
 
-    def _do_open(self, path: str, password: str | None = None) -> None:
+    def close_document(self) -> None:
+        """Close the file (call once the thread has stopped, or from the worker's thread)."""
         with PDF_LOCK:
             if self._document is not None:
                 self._document.close()
                 self._document = None
+
+    # --- jobs -----------------------------------------------------------------------------
+    def _do_open(self, path: str, password: str | None = None) -> None:
+        with PDF_LOCK:
+            self.close_document()
             self._words_sent.clear()
             try:
                 document = open_pdf(path, password)  # says what is wrong: missing, not a PDF, damaged, no pages
@@ -147,7 +173,7 @@ class PdfWorker(QThread):
             sizes = [(page.rect.width, page.rect.height) for page in document]
             outline = [(level, title, max(0, number - 1)) for level, title, number, *_ in document.get_toc()]
             has_text = any(document[i].get_text("text").strip() for i in range(min(len(document), 8)))
-            title = (document.metadata or {}).get("title") or _stem(path)
+            title = (document.metadata or {}).get("title") or Path(path).stem
         self.sig_opened.emit(PdfInfo(path, title, sizes, outline, has_text))
 
     def _do_render(self, page_number: int, scale: float) -> None:
@@ -169,15 +195,8 @@ class PdfWorker(QThread):
     def _do_find(self, generation: int, text: str) -> None:
         hits = []
         with PDF_LOCK:
-            if self._document is None or not text.strip():
-                self.sig_found.emit(generation, text, hits)
-                return
-            for page in self._document:
-                for rect in page.search_for(text):
-                    hits.append((page.number, (rect.x0, rect.y0, rect.x1, rect.y1)))
+            if self._document is not None and text.strip():
+                for page in self._document:
+                    for rect in page.search_for(text):
+                        hits.append((page.number, (rect.x0, rect.y0, rect.x1, rect.y1)))
         self.sig_found.emit(generation, text, hits)
-
-
-def _stem(path: str) -> str:
-    return Path(path).stem
-

@@ -1,57 +1,66 @@
-"""Engine settings persisted with QSettings, and the Settings dialog that edits them."""
+"""Engine settings persisted with QSettings, and the Settings dialog, both built from ``engine.settings.OPTIONS``.
+
+Every choice, label, help text and limit comes from the engine's option list (the command line's too),
+so an option added there appears here without an edit: choices become a drop-down with plain labels
+(the technical help as tooltips), limits become a spin box that cannot leave them, and ``advanced``
+options go in the dialog's "Advanced" part. Only the model, which is not a plain choice, is laid out here.
+"""
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
+from pathlib import Path
 
-from PySide6.QtCore import QSettings, Signal
-from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog, QFormLayout,
-                               QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog, QFormLayout,
+                               QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QToolButton,
+                               QVBoxLayout, QWidget)
 
-from engine.api import EngineSettings
+from engine.settings import OPTIONS, EngineSettings, Option, SettingsError
 
 MODEL_KINDS = [("bundled", "Bundled (SmolLM2-135M-Instruct, offline)"), ("folder", "A local model folder"),
                ("gguf", "A GGUF file"), ("hub", "A Hugging Face hub id")]
-DEVICES = ["auto", "cpu", "cuda", "mps"]
-ATTENTION_MODES = [("dga", "Dynamic Group Attention (DGA)"), ("dense", "Dense (full attention)")]
-GIB = 1024**3
-LONG_DOCUMENTS = [("select", "Read all of it, answer from the best passages"),
-                  ("truncate", "Answer from the part that fits the window")]
+SPIN_LIMIT = 2**31 - 1  # what a QSpinBox holds
 
 
 def default_qsettings() -> QSettings:
     return QSettings("DocFocus", "DocFocus")
 
 
+def _field_types() -> dict[str, type]:
+    defaults = EngineSettings()
+    kinds = {f.name: type(getattr(defaults, f.name)) for f in fields(EngineSettings)}
+    return {name: str if kind is type(None) else kind for name, kind in kinds.items()}  # None: free text
+
+
+def _options() -> list[Option]:
+    """The options that are fields of EngineSettings (the dialog's rows, in the engine's order)."""
+    types = _field_types()
+    return [option for option in OPTIONS if option.name in types]
+
+
 def load_engine_settings(store: QSettings) -> EngineSettings:
-    """The saved engine settings, defaults for anything missing or unreadable."""
-    base = EngineSettings()
+    """The saved engine settings; a value that is missing, unreadable or out of its limits keeps its default."""
+    settings, types = EngineSettings(), _field_types()
     model = str(store.value("engine/model", "") or "")
-
-    def number(key: str, default, kind):
+    values = {"model": model if model and model != "bundled" else None}
+    for option in _options():
+        raw = store.value(f"engine/{option.name}")
+        if raw is None:
+            continue
         try:
-            return kind(store.value(key, default))
-        except (TypeError, ValueError):
-            return default
-
-    return replace(base, model=model if model and model != "bundled" else None,
-                   device=str(store.value("engine/device", base.device)),
-                   attention_mode=str(store.value("engine/attention_mode", base.attention_mode)),
-                   gamma=number("engine/gamma", base.gamma, float),
-                   group_size=number("engine/group_size", base.group_size, int),
-                   cache_cap_bytes=number("engine/cache_cap_bytes", base.cache_cap_bytes, int),
-                   max_new_tokens=number("engine/max_new_tokens", base.max_new_tokens, int),
-                   long_documents=str(store.value("engine/long_documents", base.long_documents)))
+            kind = types[option.name]
+            value = (str(raw).lower() in ("true", "1")) if kind is bool else kind(raw)
+            option.check(value)
+        except (TypeError, ValueError, SettingsError):
+            continue
+        values[option.name] = value
+    return replace(settings, **values)
 
 
 def save_engine_settings(store: QSettings, settings: EngineSettings) -> None:
     store.setValue("engine/model", settings.model or "")
-    store.setValue("engine/device", settings.device)
-    store.setValue("engine/attention_mode", settings.attention_mode)
-    store.setValue("engine/gamma", float(settings.gamma))
-    store.setValue("engine/group_size", int(settings.group_size))
-    store.setValue("engine/cache_cap_bytes", int(settings.cache_cap_bytes))
-    store.setValue("engine/max_new_tokens", int(settings.max_new_tokens))
-    store.setValue("engine/long_documents", settings.long_documents)
+    for option in _options():
+        store.setValue(f"engine/{option.name}", getattr(settings, option.name))
     store.sync()
 
 
@@ -60,25 +69,94 @@ def model_kind(model: str | None) -> str:
         return "bundled"
     if model.lower().endswith(".gguf"):
         return "gguf"
-    from pathlib import Path
-
     return "folder" if Path(model).exists() else "hub"
 
 
-class SettingsDialog(QDialog):
-    """Model, device, attention mode (gamma, group size), cache cap and Clear cache.
+def option_editor(option: Option, kind: type, value) -> QWidget:
+    """A drop-down for an option with choices, a bounded spin box for a number, a check box for a yes/no
+    setting, a text box for free text (an OCR language such as "eng+deu")."""
+    choices = option.choice_list()
+    if kind is bool and not choices:
+        editor = QCheckBox()
+        editor.setChecked(bool(value))
+    elif kind is str and not choices:
+        editor = QLineEdit(str(value or ""))
+    elif choices:
+        editor = QComboBox()
+        for index, choice in enumerate(choices):
+            editor.addItem(choice.label, choice.value)
+            editor.setItemData(index, choice.help or choice.label, Qt.ItemDataRole.ToolTipRole)
+        editor.setCurrentIndex(max(0, editor.findData(value)))
+    else:
+        low = -SPIN_LIMIT if option.low is None else option.low / option.scale
+        high = SPIN_LIMIT if option.high is None else option.high / option.scale
+        if kind is int and option.scale == 1:
+            editor = QSpinBox(minimum=int(max(low, -SPIN_LIMIT)), maximum=int(min(high, SPIN_LIMIT)))
+        else:
+            editor = QDoubleSpinBox(decimals=3 if option.scale == 1 else 1, minimum=low, maximum=high)
+            editor.setSingleStep(0.01 if high <= 1 else 1.0)
+        editor.setValue(value / option.scale)
+        editor.setSuffix(option.unit)
+    editor.setToolTip(option.help)
+    editor.setObjectName(option.name)
+    return editor
 
-    ``sig_clear_cache()`` asks the main window to clear the state cache; the button
-    is hidden when the engine has no cache to clear.
-    """
+
+def editor_value(option: Option, kind: type, editor: QWidget):
+    if isinstance(editor, QComboBox):
+        return editor.currentData()
+    if isinstance(editor, QCheckBox):
+        return editor.isChecked()
+    if isinstance(editor, QLineEdit):
+        return editor.text().strip()
+    value = editor.value() * option.scale
+    return int(round(value)) if kind is int else float(value)
+
+
+class SettingsDialog(QDialog):
+    """The model, then every engine option; the technical ones under "Advanced", with Clear stored readings.
+
+    ``editors[name]`` is the widget of option ``name``. ``sig_clear_cache()`` asks to delete the stored
+    document states (the button shows when ``can_clear_cache``)."""
 
     sig_clear_cache = Signal()
 
-    def __init__(self, settings: EngineSettings, can_clear_cache: bool, parent=None) -> None:
+    def __init__(self, settings: EngineSettings, can_clear_cache: bool = True, parent=None) -> None:
         super().__init__(parent)
         self.setWindowTitle("DocFocus settings")
         self._original = settings
-        form = QFormLayout()
+        self._types = _field_types()
+        self.editors: dict[str, QWidget] = {}
+        basic, advanced = QFormLayout(), QFormLayout()
+        self._build_model_rows(basic, settings)
+        for option in _options():
+            editor = option_editor(option, self._types[option.name], getattr(settings, option.name))
+            self.editors[option.name] = editor
+            (advanced if option.advanced else basic).addRow(option.label, editor)
+        self.clear_cache_button = QPushButton("Delete stored readings")
+        self.clear_cache_button.setToolTip("Delete every stored document state (documents are read again)")
+        self.clear_cache_button.clicked.connect(self.sig_clear_cache)
+        self.clear_cache_button.setVisible(can_clear_cache)
+        advanced.addRow("", self.clear_cache_button)
+        self.advanced_toggle = QToolButton(text="Advanced", checkable=True)
+        self.advanced_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.advanced_toggle.setArrowType(Qt.ArrowType.RightArrow)
+        self.advanced_toggle.setAutoRaise(True)
+        self.advanced = QGroupBox()
+        self.advanced.setLayout(advanced)
+        self.advanced.hide()
+        self.advanced_toggle.toggled.connect(self._show_advanced)
+        note = QLabel("A new model or device takes effect with the next question.")
+        note.setEnabled(False)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        for part in (basic, self.advanced_toggle, self.advanced, note, buttons):
+            layout.addLayout(part) if isinstance(part, QFormLayout) else layout.addWidget(part)
+        self._kind_changed()
+
+    def _build_model_rows(self, form: QFormLayout, settings: EngineSettings) -> None:
         self.model_kind = QComboBox()
         for key, label in MODEL_KINDS:
             self.model_kind.addItem(label, key)
@@ -86,76 +164,26 @@ class SettingsDialog(QDialog):
         self.model_path.setPlaceholderText("folder, .gguf file or hub id such as HuggingFaceTB/SmolLM2-360M-Instruct")
         self.browse = QPushButton("Browse…")
         self.browse.clicked.connect(self._browse)
-        model_row = QHBoxLayout()
-        model_row.addWidget(self.model_path, 1)
-        model_row.addWidget(self.browse)
-        model_widget = QWidget()
-        model_widget.setLayout(model_row)
-        model_row.setContentsMargins(0, 0, 0, 0)
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.model_path, 1)
+        row.addWidget(self.browse)
+        holder = QWidget()
+        holder.setLayout(row)
         self.model_kind.currentIndexChanged.connect(self._kind_changed)
         self.model_kind.setCurrentIndex([k for k, _ in MODEL_KINDS].index(model_kind(settings.model)))
-        self.device = QComboBox()
-        self.device.addItems(DEVICES)
-        self.device.setCurrentText(settings.device if settings.device in DEVICES else "auto")
-        self.attention = QComboBox()
-        for key, label in ATTENTION_MODES:
-            self.attention.addItem(label, key)
-        self.attention.setCurrentIndex(max(0, [k for k, _ in ATTENTION_MODES].index(settings.attention_mode)
-                                           if settings.attention_mode in dict(ATTENTION_MODES) else 0))
-        self.gamma = QDoubleSpinBox(decimals=3, minimum=0.0, maximum=1.0, singleStep=0.01, value=settings.gamma)
-        self.gamma.setToolTip("Fraction of the document's tokens kept exactly (focal tokens); 1 = dense")
-        self.group_size = QSpinBox(minimum=1, maximum=512, value=settings.group_size)
-        self.group_size.setToolTip("The other tokens are folded into groups of this many")
-        self.attention.currentIndexChanged.connect(self._mode_changed)
-        self.cache_cap = QDoubleSpinBox(decimals=1, minimum=0.1, maximum=1024.0, suffix=" GiB",
-                                        value=settings.cache_cap_bytes / GIB)
-        self.max_new_tokens = QSpinBox(minimum=1, maximum=4096, value=settings.max_new_tokens)
-        self.long_documents = QComboBox()
-        for key, label in LONG_DOCUMENTS:
-            self.long_documents.addItem(label, key)
-        self.long_documents.setCurrentIndex(max(0, [k for k, _ in LONG_DOCUMENTS].index(settings.long_documents)
-                                                if settings.long_documents in dict(LONG_DOCUMENTS) else 0))
-        self.long_documents.setToolTip("For a document longer than the model's window")
-        self.clear_cache_button = QPushButton("Clear cache")
-        self.clear_cache_button.setToolTip("Delete every stored document state (documents are read again)")
-        self.clear_cache_button.clicked.connect(self.sig_clear_cache)
-        self.clear_cache_button.setVisible(can_clear_cache)
-        cache_row = QHBoxLayout()
-        cache_row.setContentsMargins(0, 0, 0, 0)
-        cache_row.addWidget(self.cache_cap, 1)
-        cache_row.addWidget(self.clear_cache_button)
-        cache_widget = QWidget()
-        cache_widget.setLayout(cache_row)
         form.addRow("Model", self.model_kind)
-        form.addRow("", model_widget)
-        form.addRow("Device", self.device)
-        form.addRow("Attention", self.attention)
-        form.addRow("Gamma (focal share)", self.gamma)
-        form.addRow("Group size", self.group_size)
-        form.addRow("Long documents", self.long_documents)
-        form.addRow("State cache cap", cache_widget)
-        form.addRow("Longest answer (tokens)", self.max_new_tokens)
-        note = QLabel("A new model or device takes effect with the next question.")
-        note.setEnabled(False)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(note)
-        layout.addWidget(buttons)
-        self._kind_changed()
-        self._mode_changed()
+        form.addRow("", holder)
+
+    def _show_advanced(self, shown: bool) -> None:
+        self.advanced.setVisible(shown)
+        self.advanced_toggle.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
+        self.adjustSize()
 
     def _kind_changed(self, *_) -> None:
         kind = self.model_kind.currentData()
         self.model_path.setEnabled(kind != "bundled")
         self.browse.setEnabled(kind in ("folder", "gguf"))
-
-    def _mode_changed(self, *_) -> None:
-        dga = self.attention.currentData() == "dga"
-        self.gamma.setEnabled(dga)
-        self.group_size.setEnabled(dga)
 
     def _browse(self) -> None:
         if self.model_kind.currentData() == "folder":
@@ -166,9 +194,9 @@ class SettingsDialog(QDialog):
             self.model_path.setText(path)
 
     def result_settings(self) -> EngineSettings:
+        """The edited settings (validated by EngineSettings itself)."""
         kind = self.model_kind.currentData()
         model = self.model_path.text().strip() if kind != "bundled" else None
-        return replace(self._original, model=model or None, device=self.device.currentText(),
-                       attention_mode=self.attention.currentData(), gamma=self.gamma.value(),
-                       group_size=self.group_size.value(), cache_cap_bytes=int(self.cache_cap.value() * GIB),
-                       max_new_tokens=self.max_new_tokens.value(), long_documents=self.long_documents.currentData())
+        values = {name: editor_value(option, self._types[name], self.editors[name])
+                  for option in _options() for name in [option.name]}
+        return replace(self._original, model=model or None, **values)

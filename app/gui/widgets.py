@@ -6,7 +6,7 @@ from PySide6.QtGui import QIcon, QImage, QLinearGradient, QPainter, QPixmap
 from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QPushButton,
                                QTabWidget, QToolButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
-from .pdf_view import highlight_color
+from .page_item import highlight_color
 
 BANNER_STYLES = {
     "info": "background: #dbeafe; color: #1e3a8a; border: 1px solid #93c5fd;",
@@ -143,7 +143,8 @@ class RelevanceLegend(QWidget):
         layout.setContentsMargins(6, 0, 6, 0)
         ramp = QLabel()
         ramp.setPixmap(self._ramp(QSize(70, 12)))
-        ramp.setToolTip("Highlight strength follows how much the model relied on a word")
+        ramp.setToolTip("Orange marks the words the answer rests on; the stronger the orange, the more it "
+                        "relied on them")
         layout.addWidget(QLabel("low"))
         layout.addWidget(ramp)
         layout.addWidget(QLabel("high relevance"))
@@ -171,9 +172,8 @@ class SidePanel(QTabWidget):
         super().__init__(parent)
         self.outline = QTreeWidget()
         self.outline.setHeaderHidden(True)
-        self.outline.itemClicked.connect(lambda item, _=0: self.sig_go.emit(item.data(0, Qt.ItemDataRole.UserRole)))
-        self.outline.itemActivated.connect(
-            lambda item, _=0: self.sig_go.emit(item.data(0, Qt.ItemDataRole.UserRole)))
+        self.outline.itemClicked.connect(self._outline_chosen)
+        self.outline.itemActivated.connect(self._outline_chosen)
         self.thumbnails = QListWidget()
         self.thumbnails.setViewMode(QListWidget.ViewMode.IconMode)
         self.thumbnails.setIconSize(self.THUMB_SIZE)
@@ -193,9 +193,13 @@ class SidePanel(QTabWidget):
             parents = parents[:max(0, level - 1)]
             item = QTreeWidgetItem([title])
             item.setData(0, Qt.ItemDataRole.UserRole, page)
-            item.setToolTip(0, f"page {page + 1}")
+            item.setToolTip(0, f"{title} (page {page + 1})")  # the full title, where the panel cuts it
             (parents[-1].addChild(item) if parents else self.outline.addTopLevelItem(item))
             parents.append(item)
+        if not outline:
+            empty = QTreeWidgetItem(["This document has no outline"])
+            empty.setFlags(Qt.ItemFlag.NoItemFlags)
+            self.outline.addTopLevelItem(empty)
         self.outline.expandToDepth(0)
         self.thumbnails.clear()
         blank = QPixmap(self.THUMB_SIZE)
@@ -205,6 +209,20 @@ class SidePanel(QTabWidget):
             item.setData(Qt.ItemDataRole.UserRole, page)
             self.thumbnails.addItem(item)
         self.setCurrentIndex(0 if outline else 1)
+
+    def _outline_chosen(self, item: QTreeWidgetItem, _column: int = 0) -> None:
+        page = item.data(0, Qt.ItemDataRole.UserRole)
+        if page is not None:
+            self.sig_go.emit(page)
+
+    def follow_page(self, page: int) -> None:
+        """Select (and show) the thumbnail of the page being read, without jumping to it again."""
+        item = self.thumbnails.item(page)
+        if item is not None:
+            self.thumbnails.blockSignals(True)
+            self.thumbnails.setCurrentItem(item)
+            self.thumbnails.blockSignals(False)
+            self.thumbnails.scrollToItem(item)
 
     def set_thumbnail(self, page: int, image: QImage) -> None:
         item = self.thumbnails.item(page)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pymupdf
 import pytest
+from PySide6.QtCore import QObject
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -62,6 +63,20 @@ def gui_engine(tiny_model_dir, tmp_path_factory):
     return engine
 
 
+class Recorder(QObject):
+    """Records a worker signal's arguments in the GUI thread. (A plain function connected to a worker's signal
+    runs in the worker's thread, and pytest-qt's waitSignal disconnects it from there: wait on GUI state or on
+    the window's own signals instead.)"""
+
+    def __init__(self, signal) -> None:
+        super().__init__()
+        self.calls: list[tuple] = []
+        signal.connect(self.record)
+
+    def record(self, *args) -> None:
+        self.calls.append(args)
+
+
 def wait_open(qtbot, window, pages: int | None = None, timeout: int = 10_000) -> None:
     qtbot.waitUntil(lambda: window.view.page_count() > 0 and (pages is None or window.view.page_count() == pages),
                     timeout=timeout)
@@ -90,3 +105,48 @@ def make_window(qtbot, qsettings):
     yield make
     for window in windows:
         window.close()
+
+
+def make_streaming_model(folder: Path, tokenizer_dir: Path, seed: int = 0) -> Path:
+    """A tiny Llama that never stops on its own: its layers add nothing (zero output projections), so the next
+    token depends only on the current one, and its output head maps every token to the next one in a single
+    random cycle through the ordinary vocabulary. Greedy decoding then streams fresh tokens up to the length
+    limit, which gives Stop something to stop (a random model repeats one token and is cut after a few)."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    vocab, hidden = len(tokenizer), 256
+    config = LlamaConfig(vocab_size=vocab, hidden_size=hidden, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, head_dim=64, max_position_embeddings=4096,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         tie_word_embeddings=False)
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    special = max(tokenizer.all_special_ids) + 1
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        embeddings = model.model.embed_tokens.weight  # (V, hidden)
+        order = special + torch.randperm(vocab - special)
+        head = torch.full((vocab, hidden), 0.0)
+        head[order.roll(-1)] = embeddings[order]  # token order[i] -> order[i + 1]
+        head[:special] = 0.0  # special tokens (end of text among them) score 0, below the next token's |e|^2
+        model.lm_head.weight.copy_(head)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def streaming_engine(bundled_dir, tmp_path_factory):
+    """An engine on ``make_streaming_model``: answers stream for as long as max_new_tokens allows."""
+    from engine.api import Engine, EngineSettings
+    from engine.library import Library
+
+    folder = make_streaming_model(tmp_path_factory.mktemp("streaming-llama"), bundled_dir)
+    engine = Engine(EngineSettings(model=str(folder), device="cpu", max_new_tokens=2000, attention_mode="dense"),
+                    library=Library(tmp_path_factory.mktemp("streaming-lib") / "library.sqlite"))
+    engine.load()
+    return engine

@@ -32,8 +32,11 @@ def test_bundled_model_answers_in_chat_pane_and_highlights_fact_page(qtbot, make
     assert "4417" in entry["answer"]
     assert "4417" in card.answer_label.text()
     assert window.chat.selected is card
-    # The fact is on page 2 (index 1): at least one highlight lands there.
-    assert window.view.pages[1].highlights, [len(p.highlights) for p in window.view.pages]
-    fact_words = {(w.x0, w.y0) for w in window.handle.ingested.words if w.page == 1}
-    assert all((light.x0, light.y0) in fact_words for light in window.view.pages[1].highlights)
+    # The answer rests on page 2 (index 1): the view went there and draws exactly the engine's highlights.
+    assert entry["citations"] and entry["citations"][0]["page"] == 2, entry["citations"]
+    assert ">p. 2<" in card.citations_label.text() and window.view.current_page() == 1
+    drawn = {(item.number + 1, round(rect.x(), 1), round(rect.y(), 1)) for item in window.view.pages
+             for rect, _ in item.highlights}
+    assert drawn == {(h["page"], round(h["box"][0], 1), round(h["box"][1], 1)) for h in entry["highlights"]}
+    assert any(page == 2 for page, _, _ in drawn)
     assert "Model:" in window.model_label.text() and "not loaded" not in window.model_label.text()

@@ -1,4 +1,4 @@
-"""Settings persistence, the entry point's GUI/CLI split, the relevance maths and the PySide6 pin."""
+"""The settings dialog (built from the engine's options), the entry point's GUI/CLI split and the PySide6 pin."""
 from __future__ import annotations
 
 import subprocess
@@ -7,56 +7,107 @@ import textwrap
 import tomllib
 from pathlib import Path
 
-import numpy as np
 import pytest
-from gui_support import make_window, qsettings  # noqa: F401 (fixtures)
+from PySide6.QtCore import Qt
+from gui_support import gui_engine, make_window, qsettings  # noqa: F401 (fixtures)
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_settings_dialog_persists(qtbot, make_window, qsettings, tmp_path):
+def test_settings_dialog_is_built_from_the_engine_options_and_persists(qtbot, make_window, qsettings, tmp_path):
     from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QComboBox
 
     from app.gui.settings import load_engine_settings
+    from engine.settings import OPTIONS
 
     window = make_window()
     dialog = window.show_settings()
-    assert dialog.attention.currentData() == "dga" and dialog.gamma.isEnabled()
-    dialog.device.setCurrentText("cpu")
-    dialog.gamma.setValue(0.2)
-    dialog.group_size.setValue(8)
-    dialog.cache_cap.setValue(2.5)
-    assert dialog.long_documents.currentData() == "select"
-    dialog.long_documents.setCurrentIndex(1)
+    for option in OPTIONS:  # every engine option, with its plain label, in its part of the dialog
+        editor = dialog.editors[option.name]
+        assert dialog.advanced.isAncestorOf(editor) == option.advanced, option.name
+        if option.choice_list():
+            assert [editor.itemText(i) for i in range(editor.count())] == [c.label for c in option.choice_list()]
+    assert not dialog.advanced.isVisible()  # the technical knobs stay folded away
+    qtbot.mouseClick(dialog.advanced_toggle, Qt.MouseButton.LeftButton)
+    assert dialog.advanced.isVisible()
+    gamma, group = dialog.editors["gamma"], dialog.editors["group_size"]
+    gamma.setValue(2.0)  # out of limits: the box cannot hold it
+    group.setValue(0)
+    assert gamma.value() == 1.0 and group.value() == 1
+    device = dialog.editors["device"]
+    assert isinstance(device, QComboBox)
+    device.setCurrentIndex(device.findData("cpu"))
+    gamma.setValue(0.2)
+    group.setValue(8)
+    dialog.editors["cache_cap_bytes"].setValue(2.5)
+    long_documents = dialog.editors["long_documents"]
+    assert long_documents.currentData() == "select"
+    long_documents.setCurrentIndex(long_documents.findData("truncate"))
     dialog.model_kind.setCurrentIndex(1)
     dialog.model_path.setText(str(tmp_path))
     dialog.accept()
     assert window.engine_settings.gamma == pytest.approx(0.2)
-    assert "γ 0.2, m 8" in window.attention_label.text()
+    assert "γ 0.2, m 8" in window.attention_label.toolTip()
     # A fresh QSettings on the same file (a new run of the app) reads the same values.
     again = load_engine_settings(QSettings(qsettings.fileName(), QSettings.Format.IniFormat))
     assert (again.device, again.gamma, again.group_size, again.model) == ("cpu", pytest.approx(0.2), 8, str(tmp_path))
     assert again.cache_cap_bytes == int(2.5 * 1024**3) and again.long_documents == "truncate"
     second = make_window(settings=QSettings(qsettings.fileName(), QSettings.Format.IniFormat))
     dialog = second.show_settings()
-    assert dialog.device.currentText() == "cpu" and dialog.group_size.value() == 8
-    dialog.attention.setCurrentIndex(1)  # dense: gamma and group size do not apply
-    assert not dialog.gamma.isEnabled()
+    assert dialog.editors["device"].currentData() == "cpu" and dialog.editors["group_size"].value() == 8
+    attention = dialog.editors["attention_mode"]
+    attention.setCurrentIndex(attention.findData("dense"))
     dialog.accept()
     assert load_engine_settings(QSettings(qsettings.fileName(), QSettings.Format.IniFormat)).attention_mode == "dense"
 
 
-def test_clear_cache_button_follows_engine(qtbot, make_window):
-    from engine.api import Engine
+def test_saved_values_out_of_limits_fall_back_to_defaults(qsettings):
+    from app.gui.settings import load_engine_settings
 
-    window = make_window()
+    qsettings.setValue("engine/gamma", 7.5)
+    qsettings.setValue("engine/device", "toaster")
+    qsettings.setValue("engine/max_new_tokens", 64)
+    settings = load_engine_settings(qsettings)
+    assert (settings.gamma, settings.device, settings.max_new_tokens) == (0.1, "auto", 64)
+
+
+def test_an_option_added_to_the_engine_appears_without_editing_the_dialog(qtbot, make_window, monkeypatch):
+    from dataclasses import replace
+
+    import app.gui.settings as gui_settings
+    from engine.settings import OPTIONS, Choice
+
+    # As another engineer would add one: a new Option (here on a field the list did not offer yet).
+    extra = replace(OPTIONS[0], name="cache_format", label="How readings are kept (test)",
+                    choices=(Choice("model", "As the model holds them"), Choice("int8", "Small")), advanced=False)
+    yes_no = replace(OPTIONS[0], name="use_cache", label="Keep readings for next time (test)", choices=(),
+                     advanced=True)
+    monkeypatch.setattr(gui_settings, "OPTIONS",
+                        tuple(o for o in OPTIONS if o.name != "cache_format") + (extra, yes_no))
+    dialog = make_window().show_settings()
+    keep = dialog.editors["use_cache"]
+    assert dialog.advanced.isAncestorOf(keep) and keep.isChecked()
+    keep.setChecked(False)
+    assert dialog.result_settings().use_cache is False
+    editor = dialog.editors["cache_format"]
+    assert not dialog.advanced.isAncestorOf(editor)
+    assert [editor.itemText(i) for i in range(editor.count())] == ["As the model holds them", "Small"]
+    assert dialog.layout().itemAt(0).layout().labelForField(editor).text() == "How readings are kept (test)"
+    dialog.reject()
+
+
+def test_delete_stored_readings_empties_the_state_cache(qtbot, make_window, gui_engine, fact_pdf):
+    window = make_window(engine=gui_engine, auto_prepare=True)
+    with qtbot.waitSignal(window.sig_document_ready, timeout=60_000):
+        window.open_pdf(fact_pdf)
+    qtbot.waitUntil(lambda: bool(gui_engine.state_cache.entries()), timeout=60_000)  # the reading was stored
     dialog = window.show_settings()
-    has_cache = hasattr(Engine, "clear_cache") or hasattr(Engine, "state_cache")
-    assert dialog.clear_cache_button.isVisibleTo(dialog) == has_cache
-    if has_cache:
-        with qtbot.waitSignal(window.worker.sig_cache_cleared, timeout=30_000):
-            dialog.clear_cache_button.click()
-        qtbot.waitUntil(lambda: "cache" in window.banners.texts(), timeout=5_000)
+    dialog.advanced_toggle.click()
+    assert dialog.clear_cache_button.isVisible()
+    dialog.clear_cache_button.click()
+    qtbot.waitUntil(lambda: "cache" in window.banners.texts(), timeout=30_000)  # the worker says it is done
+    assert gui_engine.state_cache.entries() == []
     dialog.reject()
 
 
@@ -67,7 +118,6 @@ def test_window_constructs_without_loading_a_model(qtbot, qsettings):
     qtbot.addWidget(window)
     window.show()
     assert window.windowTitle() == "DocFocus"
-    assert window.worker.engine is None or window.worker.engine.loaded is None
     assert "not loaded" in window.model_label.text()
     window.close()
     assert not window.engine_thread.isRunning()
@@ -124,28 +174,3 @@ def test_pyproject_pins_pyside6_below_612_on_python_311():
 
     if sys.version_info < (3, 12):
         assert tuple(int(p) for p in PySide6.__version__.split(".")[:2]) < (6, 12)
-
-
-def test_word_scores_take_the_max_per_word_and_ignore_unmapped_tokens():
-    from app.gui.relevance import word_scores
-
-    token_word = np.array([0, 0, -1, 1, 2, 2, 2])
-    scores = word_scores(np.array([0.1, 0.5, 9.0, 0.2, 0.0, 0.3, 0.1]), token_word, 4)
-    assert scores.tolist() == pytest.approx([0.5, 0.2, 0.3, 0.0])
-    # The model read only a prefix: extra token_word entries are ignored.
-    assert word_scores(np.array([1.0]), token_word, 4).tolist() == [1.0, 0, 0, 0]
-
-
-def test_highlights_keep_the_best_words_and_fall_back_to_evidence():
-    from app.gui.relevance import answer_highlights
-    from engine.ingest import Word
-
-    words = [Word(i // 10, i, 0, i + 1, 1, f"w{i}", i * 3, i * 3 + 2) for i in range(40)]
-    token_word = np.arange(40)
-    token_scores = np.zeros(40)
-    token_scores[[5, 25]] = [1.0, 0.5]
-    lights = answer_highlights(token_scores, [], token_word, words)
-    assert [(l.page, l.x0, l.intensity) for l in lights] == [(0, 5, 1.0), (2, 25, 0.5)]
-    evidence = [{"page": 4, "text": "t", "score": 2.0, "boxes": [[1, 2, 3, 4]]}]
-    assert [(l.page, l.x0) for l in answer_highlights(None, evidence, token_word, words)] == [(3, 1)]
-    assert [(l.page, l.x0) for l in answer_highlights(np.zeros(40), evidence, token_word, words)] == [(3, 1)]

@@ -1,0 +1,204 @@
+"""One question and its answer in the chat: citations, support, how it ended, evidence, Copy.
+
+An entry is a dict with the keys of ``engine.answer.Answer`` (and of ``engine.history`` rows, where
+older rows have empty lists): question, answer, supported, finish, stopped, citations, evidence,
+highlights, attention, timings. Pages in entries are 1-based; the card's signals give 0-based pages.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, is_dataclass
+from html import escape
+
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QToolButton, QVBoxLayout,
+                               QWidget)
+
+from engine.answer import Highlight
+
+SNIPPET_CHARS = 110
+CARD_STYLE = "#answerCard {{ border: {width}px {line} {color}; border-radius: 6px; }}"
+
+
+def answer_entry(answer) -> dict:
+    """An ``engine.answer.Answer`` as the plain dict the chat and the history use."""
+    plain = (lambda item: asdict(item) if is_dataclass(item) else dict(item))
+    return {"question": answer.question, "answer": answer.answer, "supported": answer.supported,
+            "finish": answer.finish, "stopped": answer.stopped,
+            "citations": [plain(c) for c in answer.citations], "evidence": [plain(e) for e in answer.evidence],
+            "highlights": [plain(h) for h in answer.highlights], "attention": dict(answer.attention or {}),
+            "timings": dict(answer.timings or {}), "model": dict(answer.model or {})}
+
+
+def entry_highlights(entry: dict) -> list[Highlight]:
+    """The entry's highlights as ``engine.answer.Highlight`` objects (history rows hold dicts)."""
+    return [h if isinstance(h, Highlight) else Highlight(int(h["page"]), list(h["box"]), float(h["weight"]),
+                                                         h.get("document"))
+            for h in entry.get("highlights") or []]
+
+
+def meta_text(entry: dict) -> tuple[str, str]:
+    """(plain words under the answer, the technical detail for its tooltip)."""
+    timings, attention = entry.get("timings") or {}, entry.get("attention") or {}
+    shown = f"{timings['total_s']:.1f} s" if timings.get("total_s") is not None else ""
+    details = [f"{key}: {value}" for key, value in attention.items() if not isinstance(value, (dict, list))]
+    details += [f"{key}: {value}" for key, value in timings.items() if value is not None]
+    return shown, "\n".join(details)
+
+
+class AnswerCard(QFrame):
+    """A chat card. ``sig_clicked(card)`` on a press anywhere on it (its text included);
+    ``sig_passage(page, boxes)`` when a citation or evidence passage is clicked (0-based page)."""
+
+    sig_clicked = Signal(object)
+    sig_passage = Signal(int, object)
+
+    def __init__(self, question: str, parent=None) -> None:
+        super().__init__(parent)
+        self.setObjectName("answerCard")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.entry: dict = {"question": question, "answer": "", "evidence": [], "citations": [], "highlights": []}
+        self.streamed = ""
+        self.finished = False
+        self.selected = False
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 6, 8, 6)
+        self.question_label = self._label(question, bold=True)
+        self.support_label = QLabel("ⓘ  Not found in the document")
+        self.support_label.setObjectName("supportBadge")
+        self.support_label.setToolTip("The answer is not supported by the passages found; the closest one is quoted")
+        self.support_label.hide()
+        self.answer_label = self._label("…")
+        self.citations_label = QLabel()
+        self.citations_label.setTextFormat(Qt.TextFormat.RichText)
+        self.citations_label.linkActivated.connect(self._citation_clicked)
+        self.citations_label.hide()
+        self.evidence_toggle = QToolButton()
+        self.evidence_toggle.setAutoRaise(True)
+        self.evidence_toggle.setCheckable(True)
+        self.evidence_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.evidence_toggle.setArrowType(Qt.ArrowType.RightArrow)
+        self.evidence_toggle.toggled.connect(self._toggle_evidence)
+        self.evidence_toggle.hide()
+        self.evidence_list = QWidget()
+        self.evidence_box = QVBoxLayout(self.evidence_list)
+        self.evidence_box.setContentsMargins(12, 0, 0, 0)
+        self.evidence_box.setSpacing(2)
+        self.evidence_list.hide()
+        footer = QHBoxLayout()
+        self.meta_label = QLabel("")
+        self.meta_label.setEnabled(False)  # greyed, follows the palette
+        self.copy_button = QPushButton("Copy")
+        self.copy_button.setToolTip("Copy this answer to the clipboard")
+        self.copy_button.clicked.connect(self.copy_answer)
+        footer.addWidget(self.meta_label, 1)
+        footer.addWidget(self.copy_button)
+        for widget in (self.question_label, self.support_label, self.answer_label, self.citations_label,
+                       self.evidence_toggle, self.evidence_list):
+            layout.addWidget(widget)
+        layout.addLayout(footer)
+        self.set_selected(False)
+
+    def _label(self, text: str, bold: bool = False) -> QLabel:
+        label = QLabel(text)
+        label.setWordWrap(True)
+        label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        label.installEventFilter(self)  # selectable text takes the press: select the card from it too
+        if bold:
+            font = label.font()
+            font.setBold(True)
+            label.setFont(font)
+        return label
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.MouseButtonPress:
+            self.sig_clicked.emit(self)
+        return False  # the label still selects text
+
+    def mousePressEvent(self, event) -> None:
+        self.sig_clicked.emit(self)
+        super().mousePressEvent(event)
+
+    # --- content ------------------------------------------------------------------------------
+    def append(self, piece: str) -> None:
+        self.streamed += piece
+        self.answer_label.setText(self.streamed)
+
+    def finish(self, entry: dict) -> None:
+        self.entry = entry
+        self.finished = True
+        text = entry.get("answer") or self.streamed.strip()
+        finish = entry.get("finish") or ("stopped" if entry.get("stopped") else "complete")
+        if finish == "stopped" or entry.get("stopped"):
+            text = f"{text}  [stopped]" if text else "Stopped before the answer began."
+        elif finish == "length":
+            text = (text or "(no answer)") + "  [cut at the length limit: Settings > Longest answer]"
+        text = text or "(no answer)"
+        self.answer_label.setText(text)
+        self._show_support(entry.get("supported", True))
+        self._show_citations(entry.get("citations") or [])
+        self._show_evidence(entry.get("evidence") or [])
+        shown, details = meta_text(entry)
+        self.meta_label.setText(shown)
+        self.meta_label.setToolTip(details)
+
+    def mark_stopped(self, message: str) -> None:
+        """The user stopped this answer; ``message`` stands in until (or unless) a partial answer arrives."""
+        self.entry["answer"] = self.streamed
+        self.entry["stopped"] = True
+        self.answer_label.setText((self.streamed + "  [stopped]") if self.streamed else message)
+
+    def fail(self, message: str) -> None:
+        self.entry["answer"] = self.streamed
+        self.answer_label.setText((self.streamed + "\n" if self.streamed else "") + f"⚠ {message}")
+
+    def _show_support(self, supported: bool) -> None:
+        self.unsupported = not supported
+        self.support_label.setVisible(not supported)
+        font = self.answer_label.font()
+        font.setItalic(not supported)
+        self.answer_label.setFont(font)
+        self.set_selected(self.selected)
+
+    def _show_citations(self, citations: list[dict]) -> None:
+        links = [f'<a href="{index}">p. {int(c["page"])}</a>' for index, c in enumerate(citations)]
+        self.citations_label.setText("Source: " + ", ".join(links) if links else "")
+        self.citations_label.setToolTip("\n\n".join(f"p. {c['page']}: {c.get('text', '')}" for c in citations))
+        self.citations_label.setVisible(bool(links))
+
+    def _citation_clicked(self, href: str) -> None:
+        citation = self.entry["citations"][int(href)]
+        self.sig_passage.emit(int(citation["page"]) - 1, list(citation.get("boxes") or []))
+
+    def _show_evidence(self, evidence: list[dict]) -> None:
+        for index, item in enumerate(evidence):
+            snippet = " ".join(str(item.get("text", "")).split())
+            if len(snippet) > SNIPPET_CHARS:
+                snippet = snippet[:SNIPPET_CHARS - 1] + "…"
+            button = QPushButton(f"p. {item['page']}  ·  {snippet}")
+            button.setObjectName(f"evidence{index}")
+            button.setFlat(True)
+            button.setStyleSheet("text-align: left; padding: 2px;")
+            button.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+            button.setToolTip(f"<p>{escape(str(item.get('text', '')))}</p>")  # rich text wraps the full passage
+            button.clicked.connect(lambda _=False, item=item: self.sig_passage.emit(
+                int(item["page"]) - 1, list(item.get("boxes") or [])))
+            self.evidence_box.addWidget(button)
+        count = len(evidence)
+        self.evidence_toggle.setText(f"Evidence: {count} passage{'s' if count != 1 else ''}, best first")
+        self.evidence_toggle.setVisible(bool(count))
+
+    def _toggle_evidence(self, shown: bool) -> None:
+        self.evidence_list.setVisible(shown)
+        self.evidence_toggle.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
+
+    def copy_answer(self) -> None:
+        answer = self.entry.get("answer")
+        QGuiApplication.clipboard().setText(answer if self.finished and answer is not None else self.streamed)
+
+    def set_selected(self, selected: bool) -> None:
+        self.selected = selected
+        unsupported = getattr(self, "unsupported", False)
+        color = "palette(highlight)" if selected else ("#c89b3c" if unsupported else "palette(mid)")
+        self.setStyleSheet(CARD_STYLE.format(width=2 if selected else 1, line="dashed" if unsupported else "solid",
+                                             color=color))
