@@ -8,13 +8,16 @@ COMMANDS = {"ask", "cache", "history"}
 
 
 def wants_gui(argv: list[str]) -> bool:
-    """No arguments, or a first argument that is a file rather than a command or an option."""
+    """No arguments, or a first argument that is a document (by its suffix: it may not exist yet, and the window
+    says so) or any existing file, rather than a command or an option."""
     if not argv:
         return True
     first = argv[0]
     if first in COMMANDS or first.startswith("-") or len(argv) > 1:
         return False
-    return first.lower().endswith(".pdf") or Path(first).is_file()
+    from engine.formats import SUFFIXES
+
+    return Path(first).suffix.lower() in SUFFIXES or Path(first).is_file()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPus
 from .answer_card import AnswerCard
 
 UNDO_SECONDS = 10
-NO_DOCUMENT_HINT = "Open a PDF and ask a question about it."
+NO_DOCUMENT_HINT = "Open a document and ask a question about it."
 DOCUMENT_HINT = "Ask a question about this document.\nEnter sends, Shift+Enter starts a new line."
 
 
@@ -124,7 +124,7 @@ class ChatPane(QWidget):
         """Hints that fit: how to start without a document, what to ask with one."""
         self.placeholder.setText(DOCUMENT_HINT if is_open else NO_DOCUMENT_HINT)
         self.question.setPlaceholderText(f"Ask about {title or 'this document'}…" if is_open
-                                         else "Open a PDF first, then ask about it here…")
+                                         else "Open a document first, then ask about it here…")
 
     def submit(self) -> None:
         text = self.question.toPlainText().strip()

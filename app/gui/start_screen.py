@@ -1,4 +1,4 @@
-"""What the reader shows with no document open: Open, the recent documents, and "drop a PDF here"."""
+"""What the reader shows with no document open: Open, the recent documents, and "drop a document here"."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,17 +15,19 @@ class StartScreen(QWidget):
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        title = QLabel("Open a PDF to start reading and asking questions")
+        title = QLabel("Open a document to start reading and asking questions")
         font = title.font()
         font.setPointSizeF(font.pointSizeF() * 1.4)
         font.setBold(True)
         title.setFont(font)
         title.setAlignment(Qt.AlignmentFlag.AlignCenter)
         title.setWordWrap(True)
-        self.open_button = QPushButton("Open a PDF…  (Ctrl+O)")
+        self.open_button = QPushButton("Open a document…  (Ctrl+O)")
         self.open_button.clicked.connect(self.sig_open)
-        drop = QLabel("or drop a PDF file anywhere on this window")
+        drop = QLabel("or drop a file anywhere on this window: PDF, EPUB, XPS, FB2, MOBI, CBZ, text or a scanned "
+                      "image (scans are read with OCR)")
         drop.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        drop.setWordWrap(True)  # a long line would widen the reader and squeeze the chat
         drop.setEnabled(False)
         self.recent_title = QLabel("Recent documents")
         self.recent = QListWidget()

@@ -123,7 +123,8 @@ def test_window_constructs_without_loading_a_model(qtbot, qsettings):
     assert not window.engine_thread.isRunning()
 
 
-@pytest.mark.parametrize("argv, gui", [([], True), (["manual.pdf"], True), (["ask", "a.pdf", "q"], False),
+@pytest.mark.parametrize("argv, gui", [([], True), (["manual.pdf"], True), (["book.EPUB"], True), (["scan.tiff"], True),
+                                       (["notes.docx"], False), (["ask", "a.pdf", "q"], False),
                                        (["--version"], False), (["--help"], False), (["ask"], False)])
 def test_entry_point_chooses_window_or_command_line(argv, gui):
     from app.main import wants_gui

@@ -42,17 +42,17 @@ def test_start_screen_without_a_document_keeps_the_question(qtbot, make_window, 
     assert window.reader.currentWidget() is window.start_screen and window.start_screen.isVisible()
     assert window.page_total.text().strip() == "–" and not window.page_box.isEnabled()
     assert "/ 0" not in window.page_total.text() and not window.zoom_in_action.isEnabled()
-    assert "Open a PDF" in window.chat.question.placeholderText()
+    assert "Open a document" in window.chat.question.placeholderText()
     qtbot.keyClicks(window.chat.question, "What is this about?")
     qtbot.keyClick(window.chat.question, Qt.Key.Key_Return)
     assert window.chat.question.toPlainText() == "What is this about?"  # not thrown away
-    assert not window.chat.cards and "Open a PDF first" in window.banners.texts()["error"]
+    assert not window.chat.cards and "Open a document first" in window.banners.texts()["error"]
     window.open_pdf(book)
     wait_open(qtbot, window, 30)
     assert window.reader.currentWidget() is window.view
     assert window.page_total.text().strip() == "/ 30" and window.page_box.isEnabled()
     assert window.chat.question.placeholderText() == "Ask about The Test Book…"
-    assert "Open a PDF" not in window.chat.placeholder.text()
+    assert "Open a document" not in window.chat.placeholder.text()
 
 
 def test_start_screen_lists_recent_documents_and_opens_them(qtbot, qsettings, tmp_path, tiny_model_dir):
