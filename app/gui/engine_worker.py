@@ -9,8 +9,11 @@ between segments, chunks and tokens through ``should_stop``).
 
 Signals to the GUI:
 - ``sig_busy(text)``: what the worker is doing now, "" when idle.
-- ``sig_progress(stage, done, total)``: progress of a step (stage names come from the engine).
+- ``sig_progress(stage, done, total)``: progress of a step (stage names come from the engine; recognising
+  scanned pages is ``engine.ingest.OCR_STAGE``, counted in pages).
 - ``sig_model(info)``: the loaded model's ``info()`` dict (id, device, dtype, device_name).
+- ``sig_recognised_words(path, pages)``: ``{page: [PageWord, ...]}`` of the pages read by OCR (empty for a
+  document with a text layer on every page), as soon as the document is ingested (before the model loads).
 - ``sig_document(path, handle)``: an ``engine.api.DocumentHandle`` ready for questions.
 - ``sig_document_row(path, sha256, last_page)``: the library's row for a file being opened.
 - ``sig_history(sha256, entries)``: the saved chat of a document (list of dicts).
@@ -34,6 +37,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from engine.errors import CancelledError, DocFocusError
 
+from .page_text import recognised_page_words
 from .pdf_worker import PDF_LOCK
 
 _job_ids = itertools.count(1)
@@ -59,6 +63,7 @@ class EngineWorker(QObject):
     sig_busy = Signal(str)
     sig_progress = Signal(str, int, int)
     sig_model = Signal(dict)
+    sig_recognised_words = Signal(str, object)
     sig_document = Signal(str, object)
     sig_document_row = Signal(str, str, int)
     sig_history = Signal(str, object)
@@ -159,11 +164,14 @@ class EngineWorker(QObject):
     def _prepare(self, job: Job, path: str, password) -> None:
         def work() -> None:
             self.sig_busy.emit("Preparing the document")
+            # Ingesting (and recognising scanned pages) needs no model, so the viewer gets a scan's words first.
+            # The engine holds the viewer's lock only while PyMuPDF runs: pages keep drawing during OCR.
+            ingested = self._engine().ingest(path, password, progress=self.sig_progress.emit,
+                                             should_stop=job.should_stop, pdf_lock=PDF_LOCK)
+            job.check("opening the document")
+            self.sig_recognised_words.emit(path, recognised_page_words(ingested))
             engine = self._load(job)
             self.sig_busy.emit("Preparing the document")
-            with PDF_LOCK:  # only parsing the file needs the PDF to itself; the viewer renders meanwhile
-                ingested = engine.ingest(path, password)
-            job.check("opening the document")
             handle = engine.open_document(ingested)
             job.check("opening the document")
             self.library.touch(handle.sha256, path)  # a library hit is a fresh open for "recent"

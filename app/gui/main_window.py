@@ -13,6 +13,8 @@ from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QApplication, QFileDialog, QInputDialog, QLabel, QLineEdit, QMainWindow, QSplitter,
                                QStackedWidget, QVBoxLayout, QWidget)
 
+from engine.formats import OPEN_FILTER, SUFFIXES
+
 from .answer_card import answer_entry, entry_highlights
 from .chat_pane import ChatPane
 from .engine_worker import EngineWorker, Job
@@ -23,14 +25,15 @@ from .settings import SettingsDialog, default_qsettings, load_engine_settings, s
 from .start_screen import StartScreen
 from .theme import apply_theme
 from .widgets import BannerArea, FindBar, SidePanel
-from .window_actions import build_actions
-from .wording import answer_method, document_banner
+from .window_actions import build_actions, fill_recent, show_document_controls
+from .wording import answer_method, cancelled_reading, document_banners
 from .zoom_memory import ZoomMemory
 
 APP_NAME = "DocFocus"
 RECENT_LIMIT = 10
 SAVE_PAGE_DELAY_MS = 800
-NO_DOCUMENT = "Open a PDF first (Ctrl+O, a recent document, or drop one on the window); your question stays here."
+NO_DOCUMENT = ("Open a document first (Ctrl+O, a recent document, or drop one on the window); your question "
+               "stays here.")
 
 
 class MainWindow(QMainWindow):
@@ -135,6 +138,7 @@ class MainWindow(QMainWindow):
         worker.sig_busy.connect(self.status_progress.set_busy)
         worker.sig_progress.connect(self.status_progress.set_progress)
         worker.sig_model.connect(self._on_model)
+        worker.sig_recognised_words.connect(self._on_recognised_words)
         worker.sig_document.connect(self._on_document)
         worker.sig_document_row.connect(self._on_document_row)
         worker.sig_history.connect(self._on_history)
@@ -148,7 +152,7 @@ class MainWindow(QMainWindow):
     # --- documents --------------------------------------------------------------------------------
     def choose_file(self) -> None:
         start = str(Path(self.path).parent) if self.path else str(Path.home())
-        path, _ = QFileDialog.getOpenFileName(self, "Open a PDF", start, "PDF documents (*.pdf);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(self, "Open a document", start, OPEN_FILTER)
         if path:
             self.open_pdf(path)
 
@@ -190,28 +194,11 @@ class MainWindow(QMainWindow):
         self.chat.set_document_open(True, info.title)
         self.status_progress.set_message("Ready")
         self.zoom_memory.restore(self.sha256)
-        if not info.has_text:
-            self.banners.show_banner("text", "warning",
-                                     "This PDF has no text layer (it looks like a scan), so DocFocus cannot read "
-                                     "it or answer questions about it. Run OCR on it first (for example with "
-                                     "ocrmypdf) and open the result.")
-        elif self.auto_prepare:
-            self.prepare()
+        if self.auto_prepare:
+            self.prepare()  # a scan is read too: the engine recognises its pages (OCR) with progress and Cancel
 
     def _show_document_controls(self, shown: bool, pages: int = 0) -> None:
-        """No document: no page numbers, no zoom; the start screen instead of pages."""
-        self.page_box.blockSignals(True)
-        self.page_box.setMaximum(max(1, pages))
-        self.page_box.setValue(self.view.current_page() + 1)  # the view may have moved before the maximum was set
-        self.page_box.blockSignals(False)
-        self.page_box.setEnabled(shown)
-        self.page_box.setSpecialValueText("" if shown else " ")  # no page number without a document
-        self.page_total.setText(f" / {pages} " if shown else " – ")
-        for action in self.document_actions:
-            action.setEnabled(shown)
-        if not shown:
-            self.zoom_label.setText("")
-            self.reader.setCurrentWidget(self.start_screen)
+        show_document_controls(self, shown, pages)
 
     def prepare(self) -> None:
         """Load the model, open and read the current document in the engine thread."""
@@ -228,14 +215,16 @@ class MainWindow(QMainWindow):
             self.view.go_to_page(last_page)  # reopen where the user left off
         self.zoom_memory.restore(self.sha256)
 
+    def _on_recognised_words(self, path: str, pages: dict) -> None:
+        if path == self.path and pages:
+            self.view.set_recognised_words(pages)  # a scan's find, selection and copy use the OCR words
+
     def _on_document(self, path: str, handle) -> None:
         if path != self.path:
             return
         self.handle, self.sha256 = handle, handle.sha256
-        banner = document_banner(handle)
-        if banner:
-            kind, text, detail = banner
-            self.banners.show_banner("window", kind, text).setToolTip(detail)
+        for key, kind, text, detail in document_banners(handle):
+            self.banners.show_banner(key, kind, text).setToolTip(detail)
         if self._pending_question is not None and self._ask_job is not None:
             question, self._pending_question = self._pending_question, None
             self.worker.req_ask.emit(self._ask_job, handle, question)
@@ -270,14 +259,7 @@ class MainWindow(QMainWindow):
         self.worker.req_recent.emit(RECENT_LIMIT)
 
     def _fill_recent(self, rows: list) -> None:
-        self.recent_menu.clear()
-        for row in rows:
-            action = self.recent_menu.addAction(f"{row.get('title') or Path(row['path']).stem}")
-            action.setToolTip(row["path"])
-            action.setEnabled(Path(row["path"]).is_file())
-            action.triggered.connect(lambda _=False, path=row["path"]: self.open_pdf(path))
-        self.recent_menu.setEnabled(bool(rows))
-        self.start_screen.set_recent(rows)
+        fill_recent(self, rows)
 
     # --- asking --------------------------------------------------------------------------------------
     def ask(self, question: str) -> None:
@@ -328,8 +310,8 @@ class MainWindow(QMainWindow):
             self.chat.fail_answer(job_id, "Stopped before the answer began.")
         elif self._open_job is not None and self._open_job.id == job_id:
             self._open_job = None  # the next question reads the document again
-            self.banners.remove("window")
-            self.status_progress.set_message("Reading cancelled: the next question reads the document again")
+            self.banners.remove("window")  # how the document was read ("reading": OCR) stays true
+            self.status_progress.set_message(cancelled_reading(*self.status_progress.last_progress))
             if self._ask_job is not None and self._pending_question is not None:
                 self.chat.fail_answer(self._ask_job.id, "Cancelled: the document was not read.")
                 self._ask_job, self._pending_question = None, None
@@ -425,11 +407,11 @@ class MainWindow(QMainWindow):
 
     # --- window events ------------------------------------------------------------------------------
     def dragEnterEvent(self, event) -> None:
-        if _dropped_pdf(event):
+        if _dropped_document(event):
             event.acceptProposedAction()
 
     def dropEvent(self, event) -> None:
-        path = _dropped_pdf(event)
+        path = _dropped_document(event)
         if path:
             self.open_pdf(path)
             event.acceptProposedAction()
@@ -445,6 +427,7 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
 
-def _dropped_pdf(event) -> str | None:
-    return next((url.toLocalFile() for url in event.mimeData().urls() if url.toLocalFile().lower().endswith(".pdf")),
-                None)
+def _dropped_document(event) -> str | None:
+    """The first dropped local file of a kind DocFocus reads (engine/formats.py), else None."""
+    return next((url.toLocalFile() for url in event.mimeData().urls()
+                 if Path(url.toLocalFile()).suffix.lower() in SUFFIXES), None)

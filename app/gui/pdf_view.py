@@ -91,6 +91,11 @@ class PdfView(QGraphicsView):
         self._pending_page = page
         self.worker.req_open.emit(path, password)
 
+    def set_recognised_words(self, pages: dict) -> None:
+        """The OCR words of scanned pages (``{page: [PageWord, ...]}``, app/gui/page_text.py): selection, copy and
+        find use them where a page has no text layer. Call after ``open`` (which forgets the old ones)."""
+        self.worker.req_recognised_words.emit(pages)
+
     def close_document(self) -> None:
         self.scene().clear()
         self.pages, self.info = [], None

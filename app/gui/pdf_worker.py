@@ -13,11 +13,14 @@ Requests (from the GUI thread):
 - ``req_renders(wanted)``: ``[(page, scale), ...]`` most wanted first; replaces the pending renders.
 - ``req_thumbnails(wanted)``: the same for the side panel's small images (done after the renders).
 - ``req_find(generation, text)``: search the whole document.
+- ``req_recognised_words(pages)``: ``{page: [PageWord, ...]}`` of the pages the engine read by OCR (scans have
+  no text layer): they become those pages' words, and find searches them there (app/gui/page_text.py).
 
 Signals (from the worker's thread, delivered queued to the GUI):
 - ``sig_opened(info)``: a ``PdfInfo`` once the file is open.
 - ``sig_rendered(page, scale, image)``: a QImage of a 0-based page at ``scale`` pixels per point.
-- ``sig_words(page, words)``: the page's words as ``PageWord`` tuples, once per page.
+- ``sig_words(page, words)``: the page's words as ``PageWord`` tuples, once per page (again for a page whose
+  recognised words arrive after it was drawn).
 - ``sig_found(generation, text, hits)``: ``[(page, (x0, y0, x1, y1)), ...]`` for a find request.
 - ``sig_failed(message)``: the file could not be opened, or a page could not be rendered.
 - ``sig_needs_password(path, wrong)``: the file is encrypted; ``wrong`` when a password was given and failed.
@@ -36,6 +39,7 @@ from engine.errors import DocFocusError, PdfPasswordError
 from engine.ingest import open_pdf
 
 from .page_layout import PageWord
+from .page_text import find_in_words
 
 PDF_LOCK = threading.RLock()
 
@@ -46,7 +50,6 @@ class PdfInfo:
     title: str
     page_sizes: list[tuple[float, float]]  # (width, height) in points
     outline: list[tuple[int, str, int]] = field(default_factory=list)  # (level, title, 0-based page)
-    has_text: bool = True
 
 
 class WorkerThread(QThread):
@@ -79,6 +82,7 @@ class PdfWorker(QObject):
     req_renders = Signal(object)
     req_thumbnails = Signal(object)
     req_find = Signal(int, str)
+    req_recognised_words = Signal(object)
 
     def __init__(self) -> None:
         super().__init__()
@@ -88,17 +92,20 @@ class PdfWorker(QObject):
         self._find: tuple[int, str] | None = None
         self._document: pymupdf.Document | None = None
         self._words_sent: set[int] = set()
+        self._recognised: dict[int, list[PageWord]] = {}  # OCR words of scanned pages, from the engine
         self._scheduled = False
         self.req_open.connect(self._on_open)
         self.req_renders.connect(self._on_renders)
         self.req_thumbnails.connect(self._on_thumbnails)
         self.req_find.connect(self._on_find)
+        self.req_recognised_words.connect(self._on_recognised_words)
 
     # --- requests (worker thread, queued from the GUI) ------------------------------------
     @Slot(str, object)
     def _on_open(self, path: str, password) -> None:
         self._open = (path, password)
         self._renders, self._thumbnails, self._find = [], [], None
+        self._recognised, self._words_sent = {}, set()  # now: the new document's OCR words may come before it opens
         self._schedule()
 
     @Slot(object)
@@ -116,6 +123,12 @@ class PdfWorker(QObject):
         self._find = (generation, text)
         self._schedule()
 
+    @Slot(object)
+    def _on_recognised_words(self, pages) -> None:
+        self._recognised = dict(pages)
+        for page in sorted(self._words_sent & set(self._recognised)):  # the others go with their first render
+            self.sig_words.emit(page, self._recognised[page])
+
     def _schedule(self) -> None:
         if not self._scheduled:
             self._scheduled = True
@@ -130,7 +143,7 @@ class PdfWorker(QObject):
         try:
             job()
         except Exception as error:  # noqa: BLE001 - a broken page must not kill the reader
-            self.sig_failed.emit(f"PDF error: {error}")
+            self.sig_failed.emit(f"Cannot show the document: {error}")
         if self._open or self._find or self._renders or self._thumbnails:
             self._schedule()
 
@@ -160,7 +173,6 @@ class PdfWorker(QObject):
     def _do_open(self, path: str, password: str | None = None) -> None:
         with PDF_LOCK:
             self.close_document()
-            self._words_sent.clear()
             try:
                 document = open_pdf(path, password)  # says what is wrong: missing, not a PDF, damaged, no pages
             except PdfPasswordError:
@@ -172,9 +184,8 @@ class PdfWorker(QObject):
             self._document = document
             sizes = [(page.rect.width, page.rect.height) for page in document]
             outline = [(level, title, max(0, number - 1)) for level, title, number, *_ in document.get_toc()]
-            has_text = any(document[i].get_text("text").strip() for i in range(min(len(document), 8)))
             title = (document.metadata or {}).get("title") or Path(path).stem
-        self.sig_opened.emit(PdfInfo(path, title, sizes, outline, has_text))
+        self.sig_opened.emit(PdfInfo(path, title, sizes, outline))
 
     def _do_render(self, page_number: int, scale: float) -> None:
         with PDF_LOCK:
@@ -187,7 +198,9 @@ class PdfWorker(QObject):
             words = None
             if page_number not in self._words_sent:
                 self._words_sent.add(page_number)
-                words = [PageWord(*w[:7]) for w in page.get_text("words") if w[4].strip()]
+                words = self._recognised.get(page_number)
+                if words is None:
+                    words = [PageWord(*w[:7]) for w in page.get_text("words") if w[4].strip()]
         self.sig_rendered.emit(page_number, scale, image)
         if words is not None:
             self.sig_words.emit(page_number, words)
@@ -197,6 +210,9 @@ class PdfWorker(QObject):
         with PDF_LOCK:
             if self._document is not None and text.strip():
                 for page in self._document:
-                    for rect in page.search_for(text):
-                        hits.append((page.number, (rect.x0, rect.y0, rect.x1, rect.y1)))
+                    if page.number in self._recognised:  # a scan: search_for finds nothing without a text layer
+                        boxes = find_in_words(self._recognised[page.number], text)
+                    else:
+                        boxes = [(r.x0, r.y0, r.x1, r.y1) for r in page.search_for(text)]
+                    hits.extend((page.number, box) for box in boxes)
         self.sig_found.emit(generation, text, hits)

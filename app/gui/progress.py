@@ -75,7 +75,7 @@ class ProgressStatus(QWidget):
         self.bar.setTextVisible(True)
         self.eta = QLabel("")
         self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip("Stop loading the model or reading the document")
+        self.cancel_button.setToolTip("Stop loading the model, recognising scanned pages or reading the document")
         self.cancel_button.clicked.connect(self.sig_cancel)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -84,6 +84,7 @@ class ProgressStatus(QWidget):
         layout.addWidget(self.eta)
         layout.addWidget(self.cancel_button)
         self._stage = ""
+        self.last_progress: tuple[str, int, int] = ("", 0, 0)  # (stage, done, total) of the job's latest step
         self._final_message: str | None = None
         self._ticker = QTimer(self, interval=1000)  # the estimate moves between updates
         self._ticker.timeout.connect(self._show_time_left)
@@ -98,7 +99,7 @@ class ProgressStatus(QWidget):
             return
         self._final_message = None
         self.activity.setText(text)
-        self._stage = ""
+        self._stage, self.last_progress = "", ("", 0, 0)
         self.estimate.start(self.clock())
         self.bar.setRange(0, 0)  # busy: tokenizing, setting up, the first unit
         self.eta.setText("")
@@ -106,6 +107,7 @@ class ProgressStatus(QWidget):
 
     def set_progress(self, stage: str, done: int, total: int) -> None:
         now = self.clock()
+        self.last_progress = (stage, done, total)
         if stage != self._stage:
             self._stage = stage
             if done > 0:  # numbers arrive mid-stage: time since the step began counts for the rate

@@ -1,6 +1,8 @@
 """The main window's actions, toolbar and menus (shortcuts are named in the tooltips)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QLabel, QSizePolicy, QSpinBox, QToolBar, QWidget
 
@@ -25,7 +27,8 @@ def build_actions(window) -> None:
     """Create the window's actions, page box, toolbar and menus as attributes of ``window``."""
     keys, view = QKeySequence.StandardKey, window.view
     act = lambda *args, **kwargs: make_action(window, *args, **kwargs)  # noqa: E731
-    window.open_action = act("Open…", window.choose_file, keys.Open, "Open a PDF")
+    window.open_action = act("Open…", window.choose_file, keys.Open,
+                             "Open a document (PDF, EPUB, XPS, FB2, MOBI, CBZ, text or a scanned image)")
     window.zoom_in_action = act("Zoom in", view.zoom_in, [QKeySequence("Ctrl+="), QKeySequence("Ctrl++")])
     window.zoom_out_action = act("Zoom out", view.zoom_out, QKeySequence("Ctrl+-"))
     window.fit_width_action = act("Fit width", view.fit_width, QKeySequence("Ctrl+2"))
@@ -103,3 +106,31 @@ def _build_menus(window) -> None:
         action.triggered.connect(lambda _=False, key=key: window.set_theme(key))
         group.addAction(action)
         window.theme_actions[key] = action
+
+
+def show_document_controls(window, shown: bool, pages: int = 0) -> None:
+    """No document: no page numbers, no zoom; the start screen instead of pages."""
+    window.page_box.blockSignals(True)
+    window.page_box.setMaximum(max(1, pages))
+    window.page_box.setValue(window.view.current_page() + 1)  # the view may have moved before the maximum was set
+    window.page_box.blockSignals(False)
+    window.page_box.setEnabled(shown)
+    window.page_box.setSpecialValueText("" if shown else " ")  # no page number without a document
+    window.page_total.setText(f" / {pages} " if shown else " – ")
+    for action in window.document_actions:
+        action.setEnabled(shown)
+    if not shown:
+        window.zoom_label.setText("")
+        window.reader.setCurrentWidget(window.start_screen)
+
+
+def fill_recent(window, rows: list) -> None:
+    """File > Open recent and the start screen's list, from the library's recent rows (newest first)."""
+    window.recent_menu.clear()
+    for row in rows:
+        action = window.recent_menu.addAction(f"{row.get('title') or Path(row['path']).stem}")
+        action.setToolTip(row["path"])
+        action.setEnabled(Path(row["path"]).is_file())
+        action.triggered.connect(lambda _=False, path=row["path"]: window.open_pdf(path))
+    window.recent_menu.setEnabled(bool(rows))
+    window.start_screen.set_recent(rows)

@@ -1,20 +1,41 @@
 """Plain words for the window, with the technical detail kept for tooltips (and the JSON)."""
 from __future__ import annotations
 
+from engine.ingest import OCR_STAGE
 from engine.settings import OPTION
 
 
-def document_banner(handle) -> tuple[str, str, str] | None:
-    """(kind, text, tooltip) of the banner for a document that does not fit the model's window, or None."""
+def document_banners(handle) -> list[tuple[str, str, str, str]]:
+    """(key, kind, text, tooltip) of the banners for an opened document: how it was read ("reading": a scan
+    recognised by OCR, a repaired file; the engine's own sentences, a warning when pages were lost) and what
+    happens when it does not fit the model's window ("window")."""
+    banners = []
+    report = handle.ingested.report
+    read = handle.ingested.notice()
+    if read:
+        lost = bool(report.damage) or bool(report.ocr and report.ocr.failed)
+        detail = report.format + (f"; OCR: {report.ocr.engine}, language setting {report.ocr.languages!r}"
+                                   if report.ocr else "")
+        banners.append(("reading", "warning" if lost else "info", read, detail))
     info = handle.info()
     pages, detail = info["pages"], handle.notice() or ""
     if info["method"] == "select":
-        return "info", (f"Reads all {pages} pages; answers from the passages that match your question. "
-                        "Reading a document this long takes a while the first time."), detail
-    if handle.truncated:
-        return "warning", (f"This document is too long for the model to read whole: answers use pages "
-                           f"1-{info['pages_used']} of {pages}. Settings can make it read all of it."), detail
-    return None
+        banners.append(("window", "info", f"Reads all {pages} pages; answers from the passages that match your "
+                        "question. Reading a document this long takes a while the first time.", detail))
+    elif handle.truncated:
+        banners.append(("window", "warning", f"This document is too long for the model to read whole: answers use "
+                        f"pages 1-{info['pages_used']} of {pages}. Settings can make it read all of it.", detail))
+    return banners
+
+
+def cancelled_reading(stage: str, done: int, total: int) -> str:
+    """The status bar's word on a cancelled reading; recognised pages are kept, so the next open goes on."""
+    if stage == OCR_STAGE and done:
+        return (f"Recognition cancelled after {done} of {total} scanned pages: those are kept, and the next "
+                "question goes on from there")
+    if stage == OCR_STAGE:
+        return "Recognition cancelled: the next question starts it again"
+    return "Reading cancelled: the next question reads the document again"
 
 
 def choice_label(option_name: str, value: str) -> str:

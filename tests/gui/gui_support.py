@@ -150,3 +150,24 @@ def streaming_engine(bundled_dir, tmp_path_factory):
                     library=Library(tmp_path_factory.mktemp("streaming-lib") / "library.sqlite"))
     engine.load()
     return engine
+
+
+def drag_words(view, page: int, first: int, last: int) -> None:
+    """Drag the mouse on ``view`` from the middle of word ``first`` to the middle of word ``last`` of ``page``."""
+    from PySide6.QtCore import QEvent, QPointF, Qt
+    from PySide6.QtGui import QGuiApplication, QMouseEvent
+
+    def middle(index: int):
+        word = view.words[page][index]
+        point = view.pages[page].mapToScene(QPointF((word.x0 + word.x1) / 2, (word.y0 + word.y1) / 2))
+        return view.mapFromScene(point)
+
+    def send(kind, pos, buttons) -> None:
+        event = QMouseEvent(kind, QPointF(pos), QPointF(view.viewport().mapToGlobal(pos)), Qt.MouseButton.LeftButton,
+                            buttons, Qt.KeyboardModifier.NoModifier)
+        QGuiApplication.sendEvent(view.viewport(), event)
+
+    start, end = middle(first), middle(last)
+    send(QEvent.Type.MouseButtonPress, start, Qt.MouseButton.LeftButton)
+    send(QEvent.Type.MouseMove, end, Qt.MouseButton.LeftButton)
+    send(QEvent.Type.MouseButtonRelease, end, Qt.MouseButton.NoButton)

@@ -12,7 +12,8 @@ from gui_support import book, make_window, qsettings, wait_open  # noqa: F401 (f
 
 
 class SlowLoadingEngine:
-    """Stands in for engine.api.Engine: a model load that reports progress for ~10 s unless cancelled."""
+    """Stands in for engine.api.Engine: a model load that reports progress for ~10 s unless cancelled (after the
+    document was read for real)."""
 
     def __init__(self, library) -> None:
         from engine.api import EngineSettings
@@ -21,6 +22,12 @@ class SlowLoadingEngine:
         self.loaded = None
         self.library = library
         self.cancelled = threading.Event()
+
+    def ingest(self, path, password=None, progress=None, should_stop=None, pdf_lock=None):
+        """The real reading of the file (a born-digital PDF: no OCR); the window ingests before loading."""
+        from engine.ingest import ingest_pdf
+
+        return ingest_pdf(path, password, progress=progress, should_stop=should_stop, pdf_lock=pdf_lock)
 
     def load(self, progress):
         for step in range(1000):

@@ -182,16 +182,6 @@ def test_broken_pdf_shows_error_banner_and_window_stays_usable(qtbot, make_windo
     assert window.windowTitle().endswith("The Test Book")
 
 
-def test_scanned_pdf_gets_no_text_layer_banner(qtbot, make_window, tmp_path):
-    import pdfs
-
-    window = make_window()
-    window.open_pdf(pdfs.scanned_pdf(tmp_path / "scan.pdf"))
-    qtbot.waitUntil(lambda: "text" in window.banners.texts(), timeout=10_000)
-    assert "no text layer" in window.banners.texts()["text"]
-    assert "OCR" in window.banners.texts()["text"]
-
-
 def test_scrolling_a_100_page_book_renders_only_near_pages_and_stays_bounded(qtbot, make_window, tmp_path):
     from gui_support import Recorder, book_pdf
 
