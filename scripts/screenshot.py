@@ -5,6 +5,9 @@
 
     python scripts/screenshot.py --empty - - docs/start.png     # the start screen (no document)
 
+    xvfb-run -s "-screen 0 1600x1000x24" python scripts/screenshot.py --scan 200 resources/sample.pdf \
+        "How tall is the tower?" docs/scanned.png               # the same PDF as a scan: read with OCR
+
 Uses a throw-away QSettings file, so the user's settings are neither read nor changed.
 Exits non-zero if no answer arrives within --timeout seconds.
 """
@@ -30,7 +33,11 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--dark", action="store_true", help="use the dark theme whatever the system says")
     parser.add_argument("--empty", action="store_true", help="no question: the window as it opens, no document")
+    parser.add_argument("--scan", type=int, metavar="DPI",
+                        help="open a scan of the PDF instead: every page an image at DPI, slightly turned, no text")
     args = parser.parse_args()
+    if args.scan:
+        args.pdf = str(scanned_copy(Path(args.pdf), args.scan, Path(tempfile.mkdtemp()) / Path(args.pdf).name))
 
     from PySide6.QtCore import QSettings, QTimer
     from PySide6.QtWidgets import QApplication
@@ -84,6 +91,20 @@ def main() -> int:
         window.open_pdf(args.pdf)
     app.exec()
     return result["code"]
+
+
+def scanned_copy(source: Path, dpi: int, out: Path) -> Path:
+    """``source`` as a flatbed scan would give it: each page a gray image at ``dpi``, turned by half a degree."""
+    import pymupdf
+
+    with pymupdf.open(source) as document:
+        scan = pymupdf.open()
+        for page in document:
+            pixmap = page.get_pixmap(matrix=pymupdf.Matrix(dpi / 72, dpi / 72).prerotate(0.5),
+                                     colorspace=pymupdf.csGRAY, alpha=False)
+            scan.new_page(width=page.rect.width, height=page.rect.height).insert_image(page.rect, pixmap=pixmap)
+        scan.save(out, deflate=True)
+    return out
 
 
 if __name__ == "__main__":
