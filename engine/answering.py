@@ -24,6 +24,7 @@ import numpy as np
 
 from . import compaction, decoding, generation, postprocess, relevance, scoring, strategies, support
 from . import passages as passage_ops
+from . import text as words_text
 from .answer import Answer, Citation
 from .documents import DocumentHandle, DocumentState
 from .errors import QuestionError
@@ -220,15 +221,16 @@ class Answerer:
         cleaned = postprocess.clean(generated.text, generated.finish)
         context = generated.context
         texts = [passages.text(document, p) for p in context]
-        verdict = support.check(cleaned.text, question, texts) if cleaned.text else support.Verdict(False, [0])
+        weights = passage_ops.question_weights(passages, document, question)
+        verdict = support.check(cleaned.text, question, texts, weights) if cleaned.text else support.Verdict(False, [0])
         text, supported, answer_terms = cleaned.text, verdict.supported, verdict.found
         cited = [context[i] for i in verdict.cited] if context else []
         quote_ranges = None
         if not supported and generated.finish != "stopped":  # a stopped answer stays what the user let it be
-            quote = postprocess.best_sentence(document, passages, context or ranking.order()[:3], question)
+            quote = postprocess.best_sentence(document, passages, context or ranking.order()[:3], weights)
             if quote is not None:
                 page = int(passages.page[quote.passage]) + 1
-                answers = settings.quote and quote_coverage(quote.text, question, passages, document) >= QUOTE_COVERAGE
+                answers = settings.quote and support.coverage(words_text.term_keys(quote.text), weights) >= QUOTE_COVERAGE
                 text = (f"p. {page}: “{quote.text}”" if answers else
                         f"Not found in the document. Closest passage, p. {page}: “{quote.text}”")
                 supported, cited = answers, [quote.passage]
@@ -252,16 +254,3 @@ class Answerer:
                         supported=bool(supported), highlights=lights, finish=cleaned.finish, generated=generated.text)
         answer.attention["degenerate"] = cleaned.degenerate or generated.looped
         return answer
-
-
-def quote_coverage(sentence: str, question: str, passages, document) -> float:
-    """The idf-weighted share of the question's terms that ``sentence`` holds."""
-    from . import text as words_text
-
-    wanted = {words_text.stem(t) for t in words_text.terms(question)}
-    if not wanted:
-        return 0.0
-    counts = passages.term_counts(document)
-    weight = {t: np.log(1 + len(counts) / (1 + sum(1 for c in counts if t in c))) for t in wanted}
-    keys = words_text.term_keys(sentence)
-    return sum(weight[t] for t in wanted if t in keys) / max(1e-9, sum(weight.values()))

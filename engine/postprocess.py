@@ -10,8 +10,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import numpy as np
-
 from . import text as words_text
 
 # Openers that frame an answer without saying anything ("The answer is:", "Based on the document,").
@@ -71,15 +69,9 @@ class Quote:
     end_word: int
 
 
-def best_sentence(document, passages, candidates: list[int], question: str) -> Quote | None:
-    """The sentence of the ``candidates`` passages (ranked, best first) sharing the most of the question's terms
-    (rare terms weigh more; an earlier passage wins ties), as a quote with its words."""
-    wanted = {words_text.stem(t) for t in words_text.terms(question)}
-    if not candidates:
-        return None
-    counts = passages.term_counts(document)
-    df = {t: sum(1 for c in counts if t in c) for t in wanted}
-    weight = {t: np.log(1 + len(counts) / (1 + df[t])) for t in wanted}
+def best_sentence(document, passages, candidates: list[int], weights: dict[str, float]) -> Quote | None:
+    """The sentence of the ``candidates`` passages (ranked, best first) holding the most of the question's terms
+    (``weights``: stem -> idf; an earlier passage wins ties), as a quote with its words."""
     best, best_score = None, -1.0
     for rank, number in enumerate(candidates):
         start_word, end_word = int(passages.first_word[number]), int(passages.end_word[number])
@@ -87,7 +79,7 @@ def best_sentence(document, passages, candidates: list[int], question: str) -> Q
         offset = document.words[start_word].start
         for a, b in words_text.sentences(body):
             keys = words_text.term_keys(body[a:b])
-            score = sum(weight[t] for t in wanted if t in keys) - 0.01 * rank
+            score = sum(w for t, w in weights.items() if t in keys) - 0.01 * rank
             if score > best_score:
                 span = document.words_for_span(offset + a, offset + b)
                 span = range(max(span.start, start_word), min(span.stop, end_word))

@@ -121,7 +121,7 @@ def test_best_sentence_quotes_what_answers_the_question(manual):
     cut = passages.cut(document, offsets, target=24)
     question = "Which function reads fixed-width files given a vector of field widths?"
     order = np.argsort(-passages.lexical_scores(cut, document, question)).tolist()
-    quote = postprocess.best_sentence(document, cut, order[:3], question)
+    quote = postprocess.best_sentence(document, cut, order[:3], passages.question_weights(cut, document, question))
     assert quote.text.startswith("Function read.fwf provides") and quote.text.endswith("field widths.")
     assert " ".join(w.text for w in document.words[quote.first_word:quote.end_word]) == quote.text
 
