@@ -42,7 +42,9 @@ APPROACHES = {
 }
 REFERENCES = ("chunk retrieval (BM25 top 3)", "gold page (oracle)")
 QUICK = ("passages 512", "passages 512 + CAD", "passages 512 + copy bias", "document, DGA")
-SETS = ("needle-4k", "needle-7k", "needle-32k", "rdata", "rintro")
+SETS = ("needle-4k", "needle-7k", "needle-32k", "rdata", "rintro", "radmin")
+MANUALS = {"rdata": EVAL / "r-data-questions.json", "rintro": EVAL / "r-intro-questions.json",
+           "radmin": Path(__file__).parent / "eval" / "r-admin-questions.json"}  # the last one is our own
 
 
 def chosen_approaches(quick: bool) -> list[str]:
@@ -113,8 +115,7 @@ def run_case(engine, base, doc, case: dict, names: list[str], turn: int) -> list
 
 
 def manual_cases(set_name: str) -> tuple[Path, list[dict]]:
-    spec = json.loads((EVAL / ("r-data-questions.json" if set_name == "rdata" else "r-intro-questions.json"))
-                      .read_text())
+    spec = json.loads(MANUALS[set_name].read_text())
     cases = [{"set": set_name, "id": q["id"], "question": q["question"], "answer_any": q["answer_any"],
               "page": q["evidence_page"]} for q in spec["questions"]]
     return r_manual(spec["document"]), cases
@@ -148,7 +149,7 @@ def run(quick: bool, out_dir: Path) -> dict:
 
 def documents(engine, set_name: str, count: int, out_dir: Path):
     """(document handle, its cases, seconds to read it) for a question set."""
-    if set_name in ("rdata", "rintro"):
+    if set_name in MANUALS:
         path, cases = manual_cases(set_name)
         doc = engine.open_document(path)
         started = time.perf_counter()

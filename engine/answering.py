@@ -34,6 +34,7 @@ CONTEXTS = ("passages", "document")
 DECODINGS = ("greedy", "cad", "copy")
 ORDERS = ("rank", "document")
 QUOTE_COVERAGE = 0.5  # a quote answers when its sentence holds this share of the question's (idf-weighted) terms
+SCORED_KEPT = 8  # questions whose attention over a document is kept (asked again, or answered another way)
 
 
 @dataclass
@@ -87,6 +88,23 @@ class Answerer:
     def __init__(self, loaded, stop_ids: set[int]) -> None:
         self.loaded = loaded
         self.stop_ids = stop_ids
+        self._scored: dict[tuple, np.ndarray] = {}  # (document, question tokens) -> its attention, a few kept
+
+    def _score(self, doc: DocumentHandle, state: DocumentState, q_ids: list[int], should_stop, progress):
+        """(layers, L) the question's attention over the document; the same question again costs nothing."""
+        key = (doc.sha256, doc.method, tuple(q_ids))
+        if key not in self._scored:
+            model = self.loaded.model
+            if state.cache is not None:
+                mass = scoring.over_cache(model, state.cache, state.reading.head_len, state.reading.length, q_ids,
+                                          should_stop)
+            else:
+                report = (lambda done, total: progress("Finding the passages", done, total)) if progress else None
+                mass = scoring.over_segments(model, state.reading, q_ids, should_stop, report)
+            while len(self._scored) >= SCORED_KEPT:
+                self._scored.pop(next(iter(self._scored)))
+            self._scored[key] = mass
+        return self._scored[key]
 
     def ask(self, doc: DocumentHandle, state: DocumentState, question: str, engine_settings, limit_tokens: int,
             budget: int, on_text=None, should_stop=None, progress=None,
@@ -118,12 +136,7 @@ class Answerer:
                        progress, started) -> Generated:
         model = self.loaded.model
         scoring_began = time.perf_counter()
-        if state.cache is not None:
-            token_mass = scoring.over_cache(model, state.cache, state.reading.head_len, state.reading.length, q_ids,
-                                            should_stop)
-        else:
-            report = (lambda done, total: progress("Finding the passages", done, total)) if progress else None
-            token_mass = scoring.over_segments(model, state.reading, q_ids, should_stop, report)
+        token_mass = self._score(doc, state, q_ids, should_stop, progress)
         scored = time.perf_counter()
         ranking = self._ranking(doc, state, token_mass, question, settings)
         chosen = passage_ops.select(doc.passages, ranking.score, focal, settings.follow)
