@@ -91,17 +91,15 @@ def bytes_bound(config, keys: int, fraction: float, dtype_bytes: int = 2) -> dic
 
 def guarded(name: str, work):
     """``work()``, or a row that says it ran out of memory (the next measurement still runs)."""
+    from engine.errors import OutOfMemoryError, is_out_of_memory
+
     try:
         return work()
-    except (torch.cuda.OutOfMemoryError, MemoryError) as error:
+    except (OutOfMemoryError, RuntimeError, MemoryError) as error:  # torch's and the engine's out-of-memory
+        if not (isinstance(error, OutOfMemoryError) or is_out_of_memory(error)):
+            raise
         print(f"  {name}: out of memory ({str(error).splitlines()[0][:120]})", flush=True)
         return {"skipped": f"out of memory: {name}"}
-    except RuntimeError as error:
-        from engine.errors import OutOfMemoryError, is_out_of_memory
-
-        if isinstance(error, OutOfMemoryError) or is_out_of_memory(error):
-            return {"skipped": f"out of memory: {name}"}
-        raise
     finally:
         gc.collect()
         if torch.cuda.is_available():

@@ -84,3 +84,16 @@ def test_stacked_dense_read_equals_the_dense_read(tiny_engine):
     torch.testing.assert_close(caches["dense, stacked logits"], caches["dense logits"], rtol=1e-5, atol=1e-5)
     for dense, stacked in zip(caches["dense"].layers, caches["dense, stacked"].layers):
         torch.testing.assert_close(stacked.keys, dense.keys, rtol=1e-5, atol=1e-5)
+
+
+def test_running_out_of_memory_becomes_a_row_and_other_errors_propagate():
+    from engine.errors import OutOfMemoryError
+
+    def fails(error):
+        raise error
+
+    assert gpu.guarded("read", lambda: fails(OutOfMemoryError("reading"))) == {"skipped": "out of memory: read"}
+    assert gpu.guarded("decode", lambda: fails(RuntimeError("CUDA out of memory. Tried to allocate 2 GiB")))[
+        "skipped"] == "out of memory: decode"
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        gpu.guarded("decode", lambda: fails(RuntimeError("shape mismatch")))
