@@ -39,8 +39,9 @@ def _dedupe(parts: list[str]) -> tuple[list[str], bool]:
     return kept, repeated
 
 
-def clean(raw: str, finish: str) -> Cleaned:
-    """Remove repeated lines/sentences and empty frames; end a length-cut answer at a sentence end."""
+def clean(raw: str, finish: str, looped: bool = False) -> Cleaned:
+    """Remove repeated lines/sentences and empty frames; end an answer cut at the length limit, or stopped because
+    it began to repeat itself, at a sentence end."""
     lines, repeated = _dedupe([line for line in raw.splitlines() if line.strip()])
     sentences, again = _dedupe(_split_sentences("\n".join(lines)))
     text = " ".join(s.strip() for s in sentences).strip()
@@ -49,11 +50,11 @@ def clean(raw: str, finish: str) -> Cleaned:
         return Cleaned("", finish, True)
     if stripped != text and stripped:
         text = stripped[0].upper() + stripped[1:]
-    if finish == "length":
+    if finish == "length" or looped:
         ends = [m.end() for m in _SENTENCE_END.finditer(text)]
         if ends and ends[-1] >= 12:
             text = text[:ends[-1]]
-    return Cleaned(text.strip(), finish, repeated or again)
+    return Cleaned(text.strip(), finish, repeated or again or looped)
 
 
 def _split_sentences(text: str) -> list[str]:
