@@ -16,6 +16,14 @@ from engine.settings import DEVICES, OPTIONS, EngineSettings
 
 
 
+def _detail(choice) -> str:
+    """A choice's technical detail for --help, without a repeat of its name ("dga: DGA: ..." reads as a stutter)."""
+    text = choice.help or choice.label
+    if text.lower().startswith(choice.value.lower() + ":"):
+        text = text[len(choice.value) + 1:].strip()
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="docfocus",
@@ -56,7 +64,7 @@ def add_engine_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = 
         if choices:
             parser.add_argument(option.flag, dest=option.name, choices=[c.value for c in choices], default=None,
                                 help=f"{option.help} (default {default}): " +
-                                     "; ".join(f"{c.value}: {c.help or c.label}" for c in choices))
+                                     "; ".join(f"{c.value}: {_detail(c)}" for c in choices))
         else:
             kind = int if isinstance(default, int) and option.scale == 1 else float
             shown = default / option.scale

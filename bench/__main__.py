@@ -24,6 +24,7 @@ SECTIONS = {
     "long": "bench.long",  # beyond the window: 16K-64K needles, select vs truncation; segment reading cost
     "prefill": "bench.prefill",  # DGA prefill vs dense prefill: reading cost and needle quality in the window
     "ocr": "bench.ocr",  # scanned pages: OCR accuracy at 150/300 dpi, pages per minute, needles scanned vs born-digital
+    "gpu": "bench.gpu",  # on CUDA: 7-8B shapes (random weights), decode/attention/reading speed and memory
 }
 
 
@@ -32,8 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small run, a few minutes on a 2-core CPU")
     parser.add_argument("--only", nargs="+", choices=sorted(SECTIONS), help="run only these sections")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--model", help="a model folder to run the sections on instead of the bundled model "
+                                        "(the gpu section runs its needle part on it)")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.model:
+        os.environ["DOCFOCUS_BENCH_MODEL"] = args.model
     out_dir = args.out / ("quick" if args.quick else "full")
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in args.only or list(SECTIONS):

@@ -34,21 +34,29 @@ APPROACHES = {
     "passages 512": {"focal_tokens": 512},
     "passages 768": {"focal_tokens": 768},
     "passages 1536": {"focal_tokens": 1536},
+    "passages 512 + attention ranking": {"focal_tokens": 512, "answer_options": {"attention_weight": 1.0}},
+    "passages 512 in document order": {"focal_tokens": 512, "answer_options": {"order": "document"}},
     "passages 512 + CAD": {"focal_tokens": 512, "answer_options": {"decoding": "cad"}},
     "passages 512 + copy bias": {"focal_tokens": 512, "answer_options": {"decoding": "copy"}},
-    "passages 512, no quote": {"focal_tokens": 512, "answer_options": {"quote": False}},
-    "document, DGA": {"answer_context": "document", "attention_mode": "dga"},
-    "document, dense": {"answer_context": "document", "attention_mode": "dense"},
+    "passages 512 without quote": {"focal_tokens": 512, "answer_options": {"quote": False}},
+    "whole document with DGA": {"answer_context": "document", "attention_mode": "dga"},
+    "whole document with dense attention": {"answer_context": "document", "attention_mode": "dense"},
 }
 REFERENCES = ("chunk retrieval (BM25 top 3)", "gold page (oracle)")
-QUICK = ("passages 512", "passages 512 + CAD", "passages 512 + copy bias", "document, DGA")
-SETS = ("needle-4k", "needle-7k", "needle-32k", "rdata", "rintro")
+QUICK = ("passages 512", "passages 512 + attention ranking", "whole document with DGA")
+SETS = ("needle-4k", "needle-7k", "needle-32k", "rdata", "rintro", "radmin")
+MANUALS = {"rdata": EVAL / "r-data-questions.json", "rintro": EVAL / "r-intro-questions.json",
+           "radmin": Path(__file__).parent / "eval" / "r-admin-questions.json"}  # the last one is our own
 
 
 def chosen_approaches(quick: bool) -> list[str]:
     names = os.environ.get("DOCFOCUS_BENCH_APPROACHES")
     if names:
-        return [n.strip() for n in names.split(",") if n.strip()]
+        chosen = [n.strip() for n in names.split(",") if n.strip()]
+        unknown = [n for n in chosen if n not in APPROACHES]
+        if unknown:
+            raise SystemExit(f"unknown approach(es) {unknown}; choose from: {', '.join(APPROACHES)}")
+        return chosen
     return list(QUICK if quick else APPROACHES)
 
 
@@ -77,6 +85,8 @@ def highlight_precision(answer, gold: int) -> float | None:
 
 def ask_row(engine, base, name: str, doc, case: dict) -> dict:
     engine.settings = dataclasses.replace(base, **APPROACHES[name])
+    engine.load()
+    engine._answerer.forget_scores()  # each approach pays for its own attention pass: fair first-token times
     answer = engine.ask(doc, case["question"])
     pages = page_order(answer.evidence)
     return {"approach": name, "answer": answer.answer, "generated": answer.generated,
@@ -113,8 +123,7 @@ def run_case(engine, base, doc, case: dict, names: list[str], turn: int) -> list
 
 
 def manual_cases(set_name: str) -> tuple[Path, list[dict]]:
-    spec = json.loads((EVAL / ("r-data-questions.json" if set_name == "rdata" else "r-intro-questions.json"))
-                      .read_text())
+    spec = json.loads(MANUALS[set_name].read_text())
     cases = [{"set": set_name, "id": q["id"], "question": q["question"], "answer_any": q["answer_any"],
               "page": q["evidence_page"]} for q in spec["questions"]]
     return r_manual(spec["document"]), cases
@@ -148,7 +157,7 @@ def run(quick: bool, out_dir: Path) -> dict:
 
 def documents(engine, set_name: str, count: int, out_dir: Path):
     """(document handle, its cases, seconds to read it) for a question set."""
-    if set_name in ("rdata", "rintro"):
+    if set_name in MANUALS:
         path, cases = manual_cases(set_name)
         doc = engine.open_document(path)
         started = time.perf_counter()

@@ -13,6 +13,7 @@ storage format, and what 8-bit storage does to needle answers.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -21,8 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import common
+from bench import common, timing
 from bench.common import contains_answer, haystack_sentences, make_engine
+from bench.speed import cell
 
 ROOT = Path(__file__).resolve().parents[1]
 FORMATS = ("model", "fp16", "int8")
@@ -84,7 +86,8 @@ def cold_and_warm(engine, sentences, folder: Path, tokens: int) -> dict:
     }
 
 
-def bytes_per_token(engine, sentences, folder: Path, tokens: int) -> dict:
+def bytes_per_token(engine, sentences, folder: Path, tokens: int, rounds: int) -> dict:
+    """Each format stored and loaded back, the formats interleaved over ``rounds`` rounds (bench/timing.py)."""
     from engine.state_cache import StateCache
 
     doc = engine.open_document(haystack_pdf(engine, sentences, folder, tokens, seed=99))
@@ -93,17 +96,29 @@ def bytes_per_token(engine, sentences, folder: Path, tokens: int) -> dict:
     cache = StateCache(folder / "formats.sqlite", cap_bytes=1 << 40)
     logits_bytes = state.last_logits.numel() * 4
     result = {"prefix_tokens": state.prefix_len, "logits_bytes": logits_bytes}
+    keys = {}
     for storage in FORMATS:
-        engine.settings.cache_format = storage
-        started = time.perf_counter()
-        stored = cache.store(engine.state_key(doc), layers, state.last_logits)
-        store_s = time.perf_counter() - started
-        started = time.perf_counter()
-        cache.load(engine.state_key(doc), engine.loaded.dtype)
-        result[storage] = {"bytes_per_token": round((stored - logits_bytes) / state.prefix_len, 1),
-                           "state_mb": round(stored / 1024**2, 2), "store_s": round(store_s, 3),
-                           "load_s": round(time.perf_counter() - started, 3)}
-    engine.settings.cache_format = "model"
+        engine.settings = dataclasses.replace(engine.settings, cache_format=storage)
+        keys[storage] = engine.state_key(doc)
+    engine.settings = dataclasses.replace(engine.settings, cache_format="model")
+    stored = {}
+
+    def store(storage):
+        def sample():
+            stored[storage] = cache.store(keys[storage], layers, state.last_logits)
+        return sample
+
+    def load(storage):
+        return lambda: cache.load(keys[storage], engine.loaded.dtype)
+
+    methods = {f"store {s}": store(s) for s in FORMATS}
+    methods.update({f"load {s}": load(s) for s in FORMATS})
+    spreads = timing.interleaved(methods, rounds, warmup=1)
+    for storage in FORMATS:
+        result[storage] = {"bytes_per_token": round((stored[storage] - logits_bytes) / state.prefix_len, 1),
+                           "state_mb": round(stored[storage] / 1024**2, 2),
+                           "store_s": spreads[f"store {storage}"].summary(digits=3),
+                           "load_s": spreads[f"load {storage}"].summary(digits=3)}
     engine.forget(doc)
     return result
 
@@ -118,6 +133,8 @@ def needle_formats(engine, sentences, folder: Path, cases: int, tokens: int) -> 
     from engine.prompt import question_ids
 
     modes = ("dense", "dga")
+    kept = engine.settings
+    engine.settings = dataclasses.replace(kept, answer_context="document")  # the attention mode applies
     answers = {f"{mode}/{storage}": [] for mode in modes for storage in FORMATS}
     kl = {storage: [] for storage in FORMATS}
     top1 = {storage: 0 for storage in FORMATS}
@@ -125,15 +142,15 @@ def needle_formats(engine, sentences, folder: Path, cases: int, tokens: int) -> 
         needle, question, code = needle_case(index)
         doc = engine.open_document(haystack_pdf(engine, sentences, folder, tokens, seed=500 + index, needle=needle,
                                                 depth=(index + 0.5) / cases))
-        engine.settings.cache_format = "model"
+        use(engine, cache_format="model")
         state, _ = engine.read(doc)  # prefill, stored in the model format
         layers = [(layer.keys, layer.values) for layer in state.cache.layers]
         for storage in ("fp16", "int8"):
-            engine.settings.cache_format = storage
+            use(engine, cache_format=storage)
             engine.state_cache.store(engine.state_key(doc), layers, state.last_logits)
         reference = None
         for storage in FORMATS:
-            engine.settings.cache_format = storage
+            use(engine, cache_format=storage)
             engine.forget(doc)  # force a restore from this format
             restored, _ = engine.read(doc)
             assert restored.source == "disk", restored.source
@@ -144,13 +161,12 @@ def needle_formats(engine, sentences, folder: Path, cases: int, tokens: int) -> 
             reference = log_p if reference is None else reference
             kl[storage].append(float(torch.sum(reference.exp() * (reference - log_p))))
             top1[storage] += int(torch.argmax(log_p) == torch.argmax(reference))
-            for mode in modes:
-                engine.settings.attention_mode = mode
+            for mode in (modes if index % 2 == 0 else modes[::-1]):
+                use(engine, attention_mode=mode)
                 answer = engine.ask(doc, question, max_new_tokens=16)
                 answers[f"{mode}/{storage}"].append(answer.answer)
-        engine.settings.attention_mode = "dga"
         engine.forget(doc)
-    engine.settings.cache_format = "model"
+    engine.settings = kept
     codes = [needle_case(index)[2] for index in range(cases)]
     return {"cases": cases, "doc_tokens": tokens, "codes": codes,
             "accuracy": {name: round(sum(contains_answer(a, [c]) for a, c in zip(got, codes)) / cases, 3)
@@ -162,20 +178,26 @@ def needle_formats(engine, sentences, folder: Path, cases: int, tokens: int) -> 
             "answers": answers}
 
 
+def use(engine, **changes) -> None:
+    """Change some of the engine's settings (validated, as the settings dialog would)."""
+    engine.settings = dataclasses.replace(engine.settings, **changes)
+
+
 def run(quick: bool, out_dir: Path) -> dict:
     engine = make_engine(max_new_tokens=24)
     sentences = haystack_sentences()
     folder = Path(tempfile.mkdtemp(prefix="docfocus-bench-cache-"))
     lengths = (2000, 7000)
     timing = {str(tokens): cold_and_warm(engine, sentences, folder, tokens) for tokens in lengths}
-    sizes = bytes_per_token(engine, sentences, folder, 1000)
+    sizes = bytes_per_token(engine, sentences, folder, 1000, rounds=3 if quick else 7)
     needle = needle_formats(engine, sentences, folder, cases=4 if quick else 12, tokens=1200 if quick else 3000)
     rows = [f"| {t['doc_tokens']:,} | {t['cold_first_token_s']:.2f} s (prefill {t['cold_prefill_s']:.2f}, store "
             f"{t['cold_store_s']:.2f}) | {t['warm_first_token_s']:.2f} s (restore {t['warm_restore_s']:.2f}) | "
             f"{100 * t['warm_over_cold']:.1f}% | {t['cold_process_s']:.1f} / {t['warm_process_s']:.1f} s |"
             for t in timing.values()]
     acc, same = needle["accuracy"], needle["same_answer_as_model"]
-    fmt_rows = [f"| {s} | {sizes[s]['bytes_per_token']:,.0f} | {sizes[s]['store_s']:.3f} | {sizes[s]['load_s']:.3f} | "
+    fmt_rows = [f"| {s} | {sizes[s]['bytes_per_token']:,.0f} | {cell(sizes[s]['store_s'], 3)} | "
+                f"{cell(sizes[s]['load_s'], 3)} | "
                 f"{acc['dense/' + s]:.2f} / {acc['dga/' + s]:.2f} | {same['dense/' + s]:.2f} / {same['dga/' + s]:.2f} | "
                 f"{needle['first_token_kl'][s]:.2g} |" for s in FORMATS]
     markdown = "\n".join([
@@ -184,7 +206,8 @@ def run(quick: bool, out_dir: Path) -> dict:
         "|---|---|---|---|---|", *rows, "",
         f"### Storage formats ({engine.loaded.id}, {engine.loaded.dtype}, state of {sizes['prefix_tokens']} tokens; "
         f"needle: {needle['cases']} cases at ~{needle['doc_tokens']} tokens)", "",
-        "| format | K/V bytes per token | store s | load s | needle accuracy dense / DGA | "
+        "| format | K/V bytes per token | store s (median (min-max), formats interleaved) | load s | "
+        "needle accuracy dense / DGA (whole document) | "
         "same answer as exact dense / DGA | max KL of 1st answer token vs exact |",
         "|---|---|---|---|---|---|---|", *fmt_rows, "",
         f"Every stored state also holds the last position's logits ({sizes['logits_bytes'] / 1024:.0f} KB).", ""])

@@ -27,12 +27,20 @@ def r_manual(name: str) -> Path:
 
 
 def make_engine(**settings):
-    """An Engine on the bundled model (CPU unless DOCFOCUS_BENCH_DEVICE says otherwise), private data folder."""
+    """An Engine on the bundled model (or DOCFOCUS_BENCH_MODEL, a model folder: ``python -m bench --model``), on
+    the CPU unless DOCFOCUS_BENCH_DEVICE says otherwise, in a private data folder; DOCFOCUS_BENCH_THREADS pins
+    torch's thread count (1 on a machine that other work keeps busy)."""
     os.environ.setdefault("DOCFOCUS_HOME", str(Path(__file__).parent / "results" / ".home"))
     from engine.api import Engine, EngineSettings
     from engine.library import Library
 
+    threads = os.environ.get("DOCFOCUS_BENCH_THREADS")
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
     device = os.environ.get("DOCFOCUS_BENCH_DEVICE", "cpu")
+    settings.setdefault("model", os.environ.get("DOCFOCUS_BENCH_MODEL") or None)
     engine = Engine(EngineSettings(device=device, **settings),
                     library=Library(Path(tempfile.mkdtemp(prefix="docfocus-bench-lib-")) / "library.sqlite"))
     engine.load()

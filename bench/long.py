@@ -1,163 +1,92 @@
-"""Documents longer than the window (engine/longdoc.py) with the bundled 8K-window model.
+"""The cost of reading a document longer than the window (engine/segments.py), with the bundled 8K-window model.
 
-Needles at 16K, 32K and 64K tokens (20 cases per length, depths spread 0-100%, one haystack of real manual
-prose per length): whole-document reading with question-time selection (focal + groups, and focal only)
-against plain truncation to the window. Also the cost of reading: seconds and tokens/s of segment reading at
-each length from scratch, and the state's size.
+Haystacks of real manual prose of about 16K, 32K and 64K tokens are read from scratch by the engine
+(``Engine.read``: segments of ~2K tokens, each after the chat head and the 256 tokens before it), in rounds whose
+order alternates (16K 32K 64K, then 64K 32K 16K), after a warm-up read of a short document. Reported per
+length: seconds and tokens/s (median (min-max) over the rounds), the state's size and the peak resident memory
+above the start of each read (sampled every 10 ms). Reading cost should grow linearly with length: each segment
+attends to at most the head, the overlap and itself.
 
-Truncation answers from the first ~7.5K tokens only; a case whose needle lies past that point is scored as a
-miss without running the model (it cannot have seen a random 4-5 digit code). Haystack segments are read once
-and reused across cases (``Engine.segment_memo``): a case re-reads only the segments its needle changed, which
-gives the same tensors as reading it from scratch (tests/test_longdoc.py checks this).
+Answers beyond the window (needles, the R manuals) are measured in bench/answers.py.
 """
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
-import resource
 import time
 from pathlib import Path
 
-import numpy as np
+import torch
 
-from bench.common import contains_answer, fill_pages, haystack_sentences, make_engine, prose, text_pdf, to_paragraphs
-from bench.needle import evidence_hit, needle_case
+from bench import timing
+from bench.common import fill_pages, haystack_sentences, make_engine, prose, text_pdf, to_paragraphs
 
 START = 400  # first haystack sentence (R-intro's prose, after its front matter)
-CONFIGS = {"select (focal + groups)": {"groups": True}, "select (focal only)": {"groups": False}}
+LENGTHS = (16384, 32768, 65536)
 
 
-class _Memo(dict):
-    """Segment memo that stops taking new entries once frozen (per-case segments are not kept)."""
-
-    frozen = False
-
-    def __setitem__(self, key, value):
-        if not self.frozen:
-            super().__setitem__(key, value)
+def haystack(engine, sentences: list[str], folder: Path, tokens: int) -> Path:
+    pages = fill_pages(to_paragraphs(prose(engine, sentences, tokens, START)))
+    return text_pdf(folder / f"haystack-{tokens}.pdf", [" ".join(page) for page in pages], words_per_page=1)
 
 
-def haystack_pages(engine, sentences: list[str], tokens: int) -> list[list[str]]:
-    """Pages (lists of paragraphs) of manual prose from ``sentences[START:]``, ~``tokens`` long. A needle is
-    inserted into one page without re-flowing the others, so the other pages' text, and the segments read from
-    it, are the same in every case."""
-    return fill_pages(to_paragraphs(prose(engine, sentences, tokens, START)))
-
-
-def needle_pdf(path: Path, pages: list[list[str]], needle: str | None, depth: float) -> Path:
-    """The pages as a PDF, with ``needle`` as a paragraph at ``depth`` (0-1) of the text."""
-    pages = [list(page) for page in pages]
-    if needle:
-        spots = [(p, i) for p, page in enumerate(pages) for i in range(len(page) + 1)]
-        page, index = spots[min(len(spots) - 1, round(depth * (len(spots) - 1)))]
-        pages[page].insert(index, needle)
-    return text_pdf(path, [" ".join(page) for page in pages], words_per_page=1)
-
-
-def needle_token(doc, needle: str) -> int:
-    char = doc.ingested.text.find(" ".join(needle.split()[:4]))
-    return int(np.searchsorted(doc.layout.doc_offsets[:, 0], max(char, 0)))
-
-
-def run(quick: bool, out_dir: Path) -> dict:
-    engine = make_engine(max_new_tokens=24, use_cache=False, attention_mode="dense")
-    lengths = [int(n) for n in os.environ.get("DOCFOCUS_BENCH_LONG_LENGTHS", "16384 32768 65536").split()]
-    cases = int(os.environ.get("DOCFOCUS_BENCH_LONG_CASES", 20))
-    sentences = haystack_sentences()
-    folder = out_dir / "long-pdfs"
-    folder.mkdir(parents=True, exist_ok=True)
-    memo = _Memo()
-    reading, rows = [], []
-    for length in lengths:
-        engine.settings.long_documents = "select"
-        pages = haystack_pages(engine, sentences, length)
-        path = needle_pdf(folder / f"haystack-{length}.pdf", pages, None, 0)
-        doc = engine.open_document(path)
-        fresh: dict = {}
-        engine.segment_memo = fresh
+def read_once(engine, doc) -> dict:
+    """Read ``doc`` from scratch (no state cache, nothing kept from an earlier read)."""
+    engine.forget(doc)
+    with timing.PeakMemory(engine.loaded.device) as memory:
         started = time.perf_counter()
         state, _ = engine.read(doc)
         seconds = time.perf_counter() - started
-        state_bytes = sum(t.numel() * t.element_size() for t in state.long.keys + state.long.values)
-        reading.append({"length": length, "tokens": doc.total_tokens, "segments": len(state.long.segments),
-                        "read_s": round(seconds, 1), "tokens_per_s": round(doc.total_tokens / seconds, 1),
-                        "state_mb": round(state_bytes / 2**20, 1),
-                        "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)})
-        print(f"  read {doc.total_tokens} tokens in {seconds:.1f}s ({reading[-1]['tokens_per_s']} tok/s)", flush=True)
-        engine.forget(doc)
-        memo.frozen = False
-        memo.update(fresh)
-        memo.frozen = True
-        engine.segment_memo = memo
-        for index in range(cases):
-            depth = index / max(1, cases - 1)
-            needle, question, code = needle_case(index)
-            path = needle_pdf(folder / f"long-{length}-{index}.pdf", pages, needle, depth)
-            started = time.perf_counter()
-            engine.settings.long_documents = "select"
-            doc = engine.open_document(path)
-            at = needle_token(doc, needle)
-            for name, options in CONFIGS.items():
-                engine.settings.long_options = dict(options)
-                answer = engine.ask(doc, question)
-                rows.append({"length": length, "case": index, "depth": round(depth, 2), "config": name,
-                             "tokens": doc.total_tokens, "needle_token": at,
-                             "correct": contains_answer(answer.answer, [code]),
-                             "evidence_hit": evidence_hit(answer, needle, doc), "answer": answer.answer[:100],
-                             "attended_fraction": answer.attention["attended_fraction"],
-                             "answer_s": answer.timings["total_s"]})
-            engine.forget(doc)
-            engine.settings.long_options = {}
-            engine.settings.long_documents = "truncate"
-            doc = engine.open_document(path)
-            row = {"length": length, "case": index, "depth": round(depth, 2), "config": "truncate",
-                   "tokens": doc.total_tokens, "needle_token": at, "attended_fraction": 1.0}
-            if at < doc.used_tokens:
-                answer = engine.ask(doc, question)
-                row.update(correct=contains_answer(answer.answer, [code]), evidence_hit=evidence_hit(answer, needle, doc),
-                           answer=answer.answer[:100], run=True,
-                           attended_fraction=round(doc.used_tokens / doc.total_tokens, 4))
-            else:
-                row.update(correct=False, evidence_hit=False, answer="", run=False,
-                           attended_fraction=round(doc.used_tokens / doc.total_tokens, 4))
-            rows.append(row)
-            engine.forget(doc)
-            print(f"  {length} case {index} depth {depth:.2f}: {time.perf_counter() - started:.0f}s "
-                  + " ".join(f"{r['config'].split()[-1]}={'Y' if r['correct'] else '-'}{'E' if r['evidence_hit'] else ''}"
-                             for r in rows if r["length"] == length and r["case"] == index), flush=True)
-            (out_dir / "long-cases.json").write_text(json.dumps({"reading": reading, "rows": rows}, indent=1))
-    engine.segment_memo = None
-    return report(rows, lengths, reading, cases)
+    reading = state.reading
+    state_bytes = sum(t.numel() * t.element_size() for t in reading.head_keys + reading.head_values +
+                      reading.keys + reading.values)
+    engine.forget(doc)
+    return {"seconds": seconds, "segments": len(reading.segments), "state_mb": round(state_bytes / 2**20, 1),
+            "peak_extra_mb": memory.extra_mb, "load_average": timing.load_average()}
 
 
-def report(rows: list[dict], lengths: list[int], reading: list[dict], cases: int) -> dict:
-    """Summary and Markdown from the per-case rows (also usable on a partial long-cases.json)."""
-    summary = {}
-    for name in [*CONFIGS, "truncate"]:
-        summary[name] = {}
-        for length in lengths:
-            mine = [r for r in rows if r["config"] == name and r["length"] == length]
-            if not mine:
-                summary[name][str(length)] = None
-                continue
-            summary[name][str(length)] = {
-                "accuracy": round(sum(r["correct"] for r in mine) / len(mine), 3),
-                "evidence_hit": round(sum(r["evidence_hit"] for r in mine) / len(mine), 3),
-                "attended_fraction": round(sum(r["attended_fraction"] for r in mine) / len(mine), 4)}
-    return {"lengths": lengths, "cases_per_length": cases, "summary": summary, "reading": reading,
-            "markdown": markdown(summary, lengths, reading, cases)}
+def run(quick: bool, out_dir: Path) -> dict:
+    engine = make_engine(use_cache=False)
+    engine.settings = dataclasses.replace(engine.settings, long_documents="select")
+    lengths = [int(n) for n in os.environ.get("DOCFOCUS_BENCH_LONG_LENGTHS", " ".join(map(str, LENGTHS))).split()]
+    rounds = 2 if quick else 3
+    sentences = haystack_sentences()
+    folder = out_dir / "long-pdfs"
+    folder.mkdir(parents=True, exist_ok=True)
+    docs = {length: engine.open_document(haystack(engine, sentences, folder, length)) for length in lengths}
+    read_once(engine, engine.open_document(haystack(engine, sentences, folder, 9000)))  # warm-up
+    samples: dict[int, list[dict]] = {length: [] for length in lengths}
+    load = [timing.load_average()]
+    for number in range(rounds):
+        for length in (lengths if number % 2 == 0 else lengths[::-1]):
+            samples[length].append(read_once(engine, docs[length]))
+            print(f"  read {docs[length].total_tokens} tokens: {samples[length][-1]['seconds']:.1f} s "
+                  f"(load {samples[length][-1]['load_average']})", flush=True)
+    load.append(timing.load_average())
+    rows = [row(docs[length], samples[length]) for length in lengths]
+    return {"rounds": rounds, "threads": torch.get_num_threads(), "load_average": load, "reading": rows,
+            "markdown": markdown(rows, rounds, load)}
 
 
-def markdown(summary, lengths, reading, cases) -> str:
-    text = (f"Needles ({cases} per length), accuracy / evidence hit@3 (share of the document attended):\n\n"
-            "| method | " + " | ".join(f"{n // 1024}K" for n in lengths) + " |\n" + "|---" * (len(lengths) + 1) + "|\n")
-    for name, entry in summary.items():
-        cells = [f"{e['accuracy']:.2f} / {e['evidence_hit']:.2f} ({e['attended_fraction']:.3f})" if e else "not run"
-                 for e in (entry[str(n)] for n in lengths)]
-        text += f"| {name} | " + " | ".join(cells) + " |\n"
-    text += ("\nReading from scratch (segments of ~2K tokens, 256 tokens of overlap):\n\n"
-             "| tokens | segments | seconds | tokens/s | state (MB) | max RSS (MB) |\n|---|---|---|---|---|---|\n")
-    for row in reading:
-        text += (f"| {row['tokens']:,} | {row['segments']} | {row['read_s']} | {row['tokens_per_s']} | "
-                 f"{row['state_mb']} | {row['max_rss_mb']} |\n")
+def row(doc, samples: list[dict]) -> dict:
+    seconds = timing.Spread([s["seconds"] for s in samples])
+    return {"tokens": doc.total_tokens, "segments": samples[0]["segments"], "seconds": seconds.summary(digits=1),
+            "tokens_per_s": timing.Spread([doc.total_tokens / s for s in seconds.samples]).summary(digits=1),
+            "state_mb": samples[0]["state_mb"], "bytes_per_token": round(samples[0]["state_mb"] * 2**20 /
+                                                                         doc.total_tokens),
+            "peak_extra_mb": max(s["peak_extra_mb"] for s in samples),
+            "load_average": [s["load_average"] for s in samples]}
+
+
+def markdown(rows: list[dict], rounds: int, load: list[float]) -> str:
+    from bench.speed import cell
+
+    text = (f"Reading from scratch (segments of ~2K tokens, 256 tokens of overlap), {torch.get_num_threads()} torch "
+            f"thread(s), load average {load[0]} at the start and {load[-1]} at the end; median (min-max) of "
+            f"{rounds} rounds in alternating order:\n\n| tokens | segments | seconds | tokens/s | state MB | "
+            "bytes/token | peak RSS +MB | load per round |\n|---|---|---|---|---|---|---|---|\n")
+    for r in rows:
+        text += (f"| {r['tokens']:,} | {r['segments']} | {cell(r['seconds'])} | {cell(r['tokens_per_s'])} | "
+                 f"{r['state_mb']} | {r['bytes_per_token']:,} | {r['peak_extra_mb']} | "
+                 f"{', '.join(map(str, r['load_average']))} |\n")
     return text

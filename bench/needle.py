@@ -62,12 +62,15 @@ def configs(quick: bool) -> list[Config]:
     return base + grid + references + design
 
 
-def run(quick: bool, out_dir: Path) -> dict:
+def run(quick: bool, out_dir: Path, lengths: list[int] | None = None) -> dict:
+    """Every config on every case, the order rotated from case to case; ``lengths`` (tokens) overrides the
+    defaults (bench/gpu.py asks longer documents of a real model)."""
     engine = make_engine(max_new_tokens=24)
     sentences = haystack_sentences()
-    lengths = [2048, 4096] if quick else [1024, 2048, 4096, 7168]
+    lengths = lengths or ([2048, 4096] if quick else [1024, 2048, 4096, 7168])
     cases = 6 if quick else 30
     chosen = configs(quick)
+    names = [config.name for config in chosen]
     folder = out_dir / "needle-pdfs"
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -77,7 +80,8 @@ def run(quick: bool, out_dir: Path) -> dict:
             path, needle, question, code = build_case(engine, sentences, folder, length, depth, index)
             doc = engine.open_document(path)
             started = time.perf_counter()
-            for config in chosen:
+            turn = len(rows) // len(chosen) % len(chosen)
+            for config in chosen[turn:] + chosen[:turn]:  # interleaved: each config comes first in turn
                 config.apply(engine)
                 answer = engine.ask(doc, question)
                 rows.append({"length": length, "case": index, "depth": round(depth, 2), "config": config.name,
@@ -87,7 +91,8 @@ def run(quick: bool, out_dir: Path) -> dict:
             engine.forget(doc)
             print(f"  length {length} case {index}: {time.perf_counter() - started:.0f}s "
                   + " ".join(f"{r['config'].split()[0]}={'Y' if r['correct'] else '-'}"
-                             for r in rows[-len(chosen):]), flush=True)
+                             for r in sorted(rows[-len(chosen):], key=lambda r: names.index(r["config"]))),
+                  flush=True)
     summary = summarize(rows, lengths, chosen)
     plot(summary, lengths, out_dir / "needle.png")
     (out_dir / "needle-cases.json").write_text(json.dumps(rows, indent=1))

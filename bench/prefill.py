@@ -1,77 +1,38 @@
-"""Prefill-time DGA (engine/dga_prefill.py) vs dense chunked prefill, in one run on the bundled model:
+"""Prefill-time DGA (engine/dga_prefill.py) against dense chunked prefill, in one run on the bundled model:
 
-(a) reading cost: wall time, tokens/s and peak memory of the prefill at 8K tokens (dense and DGA, twice each in
-    ABBA order, the faster of the two kept: other work on the machine distorts single runs); at 32K and
-    64K (cost only: positions past the model's 8K window are fine for timing) the marginal cost of reading two
-    more chunks at that depth, dense and DGA (the cache before them is the 8K document's, tiled: attention cost
-    does not depend on what the keys say); the full run also times whole DGA prefills of 32K and 64K tokens
-    (about 9 minutes for 32K on a loaded 2-core CPU, so not in the quick run);
-(b) quality: needle accuracy within the window (4K and 7K tokens) when the document is read densely vs with
-    DGA prefill, both answered the same way (Engine.ask, attention_mode dense, on the state we built).
+(a) reading cost, dense and DGA interleaved (bench/timing.py: warm-up on 1,024 tokens, ABBA rounds, spread):
+    tokens/s and peak memory of whole reads at 8K tokens, and at 32K and 64K depth the marginal cost of reading
+    two more chunks after a cache of that depth (positions past the model's 8K window are fine for timing: the
+    cache before them is the 8K document's, tiled, and attention cost does not depend on what the keys say);
+(b) quality: needle accuracy within the window (4K and 7K tokens) when the engine reads the document densely
+    or with DGA prefill (``EngineSettings.prefill``), both answered the same way (the whole document, dense
+    attention), the two readings of a case one after the other.
 
-Memory: CPU has no allocator counter for torch, so "peak RSS" is the process's resident size sampled every
-10 ms during the prefill minus the size before it (it includes the KV cache the prefill fills); the attention
-temporaries per layer call are also given analytically. On CUDA it is torch.cuda.max_memory_allocated.
-DOCFOCUS_BENCH_THREADS=1 pins torch to one thread: on a 2-core machine that other work keeps busy, two threads
-per process make every run several times slower (dense 4K: 12 s with one thread, 65 s with two, measured at
-load 4) and hit DGA's many small operations hardest.
+Memory: on the CPU, "peak RSS" is the process's resident size sampled every 10 ms during the read minus the
+size before it (it includes the KV cache the read fills); the attention temporaries of one layer call are also
+given analytically. On CUDA it is torch.cuda.max_memory_allocated. DOCFOCUS_BENCH_THREADS=1 pins torch to one
+thread: on a 2-core machine that other work keeps busy, two threads per process make every run several times
+slower (dense 4K: 12 s with one thread, 65 s with two, measured at load 4).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
-import os
-import threading
 import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
-from bench.common import contains_answer, make_engine, haystack_sentences
-from bench.needle import build_case, evidence_hit
+from bench import timing
+from bench.common import contains_answer, haystack_sentences, make_engine
+from engine import attention_ops as ops
+from engine.attention import AttentionRun
 
-COST_LENGTHS = (8192, 32768, 65536)
+COST_LENGTH = 8192
+DEPTHS = (32768, 65536)
 NEEDLE_LENGTHS = (4096, 7168)
-
-
-class PeakMemory:
-    """Peak extra memory during a block: CUDA allocator peak, or sampled process RSS on CPU."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.peak = 0
-
-    def __enter__(self):
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            self.base = torch.cuda.memory_allocated()
-            return self
-        import psutil
-
-        self._process = psutil.Process()
-        self.base = self._process.memory_info().rss
-        self.peak = self.base
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.01):
-            self.peak = max(self.peak, self._process.memory_info().rss)
-
-    def __exit__(self, *exc) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-            self.peak = torch.cuda.max_memory_allocated()
-        else:
-            self._stop.set()
-            self._thread.join()
-            self.peak = max(self.peak, self._process.memory_info().rss)
-
-    @property
-    def extra_mb(self) -> float:
-        return round((self.peak - self.base) / 2**20, 1)
+MODES = ("dense", "dga")
 
 
 def text_ids(tokenizer, sentences: list[str], count: int) -> list[int]:
@@ -97,126 +58,143 @@ def attention_temporaries_mb(config, length: int, chunk: int, settings) -> dict:
     return {"dense_mb": round(dense, 1), "dga_mb": round(dga, 1), "dga_keys": keys}
 
 
-def measure(model, ids, mode: str, settings) -> dict:
+class StackedRead(AttentionRun):
+    """Dense causal attention for a chunk read after a cache, with the queries of a KV head stacked and one boolean
+    mask shared by the layers, instead of transformers' SDPA call, which repeats every key and value for
+    grouped-query attention when a mask is needed (any chunk after the first). A candidate for the product's dense
+    read, timed by bench/gpu.py; exact (same kernels on the CPU: the logits match bit for bit there)."""
+
+    def __init__(self) -> None:
+        self._masks: dict = {}
+
+    def attend(self, module, query, key, value, attention_mask, scaling, phase):
+        length, total = query.shape[2], key.shape[2]
+        if phase != "prefill" or length == 1 or length == total:  # nothing to repeat, or plain causal
+            return None
+        kv_heads, n_rep = key.shape[1], query.shape[1] // key.shape[1]
+        shape = (length, total, n_rep, key.device)
+        if shape not in self._masks:
+            self._masks = {shape: ~ops.future_mask(length, total, n_rep, key.device)}  # True: may attend
+        out = F.scaled_dot_product_attention(ops.stack_queries(query, kv_heads), key, value,
+                                             attn_mask=self._masks[shape], scale=scaling)
+        return ops.unstack_output(out, query.shape[1])
+
+
+def read(model, ids: list[int], cache, mode: str, settings, run=None):
+    """Feed ``ids`` into ``cache`` densely ("dense"), with prefill-time DGA ("dga", ``run`` a PrefillRun), or
+    densely with ``StackedRead`` ("dense, stacked")."""
     from engine import generation
-    from engine.dga_prefill import PrefillRun, prefill_dga
+    from engine.dga_prefill import prefill_dga
 
-    device = next(model.parameters()).device
-    cache = generation.new_cache(model.config)
-    run = PrefillRun(settings, doc_start=0)
-    with PeakMemory(device) as memory:
-        started = time.perf_counter()
-        if mode == "dense":
-            generation.prefill(model, ids, cache, chunk_size=settings.chunk)
-        else:
-            prefill_dga(model, ids, cache, settings, doc_start=0, run=run)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - started
-    del cache
-    return {"mode": mode, "tokens": len(ids), "seconds": round(seconds, 2),
-            "tokens_per_s": round(len(ids) / seconds, 1), "peak_extra_mb": memory.extra_mb,
-            "attended_fraction": run.attended_fraction() if mode == "dga" else 1.0,
-            "max_keys": run.max_keys if mode == "dga" else len(ids),
-            "load_avg_1m": round(os.getloadavg()[0], 2)}
+    if mode == "dga":
+        return prefill_dga(model, ids, cache, settings, doc_start=0, run=run)
+    run = StackedRead() if mode == "dense, stacked" else None
+    return generation.prefill(model, ids, cache, run=run, chunk_size=settings.chunk)
 
 
-def cost(engine, settings, quick: bool) -> tuple[list[dict], list[dict]]:
-    """Whole prefills (8K dense and DGA; full run: DGA at 32K and 64K too) and marginal reading cost at depth."""
-    model, tokenizer = engine.loaded.model, engine.loaded.tokenizer
-    sentences = haystack_sentences()
-    rows, marginal = [], []
-    warm = text_ids(tokenizer, sentences, 1024)
-    measure(model, warm, "dense", settings)  # first-call costs out of the way
-    lengths = COST_LENGTHS[:1] if quick else COST_LENGTHS
-    for length in lengths:
-        ids = text_ids(tokenizer, sentences, length)
-        modes = ["dense", "dga", "dga", "dense"] if length <= engine.loaded.window else ["dga"]
-        for mode in modes:  # within the window: twice each, ABBA order, the faster kept
-            row = measure(model, ids, mode, settings)
-            earlier = next((r for r in rows if r["tokens"] == length and r["mode"] == mode), None)
-            print(f"  cost {length} {mode}: {row['seconds']}s (load {row['load_avg_1m']})", flush=True)
-            if earlier is not None:
-                if earlier["seconds"] <= row["seconds"]:
-                    continue
-                rows.remove(earlier)
-            row.update(attention_temporaries_mb(model.config, length, settings.chunk, settings))
-            rows.append(row)
+def reading_methods(model, ids: list[int], settings, device, memory: dict, runs: dict, modes=MODES,
+                    base=None) -> dict:
+    """Callables for ``timing.interleaved``: each reads ``ids`` into a fresh cache, or after ``base`` (a cache,
+    cropped back after the read); returns the read's seconds. Peak memory above the start goes to
+    ``memory[mode]``, the last DGA run to ``runs``."""
+    from engine import generation
+    from engine.dga_prefill import PrefillRun
+
+    def method(mode):
+        def sample() -> float:
+            cache = base if base is not None else generation.new_cache(model.config)
+            depth = cache.get_seq_length()
+            run = PrefillRun(settings, doc_start=0) if mode == "dga" else None
+            try:
+                with timing.PeakMemory(device) as peak:
+                    started = time.perf_counter()
+                    read(model, ids, cache, mode, settings, run=run)
+                    timing.synchronize(device)
+                    seconds = time.perf_counter() - started
+            finally:
+                generation.crop_cache(cache, depth)
+            memory[mode] = max(memory.get(mode, 0.0), peak.extra_mb)
+            runs[mode] = run
+            return seconds
+        return sample
+    return {mode: method(mode) for mode in modes}
+
+
+def reading_row(spreads: dict, memory: dict, runs: dict, tokens: int, **extra) -> dict:
+    row = {"tokens": tokens, **extra}
+    for mode, spread in spreads.items():
+        row[mode] = {"seconds": spread.summary(digits=2), "tokens_per_s": timing.Spread(
+            [tokens / s for s in spread.samples]).summary(digits=1), "peak_extra_mb": memory.get(mode),
+                     "attended_fraction": runs[mode].attended_fraction() if runs.get(mode) else 1.0}
+        if mode != "dense":
+            row[mode]["speedup"] = timing.ratios(spreads["dense"], spread).summary(digits=2)
+    return row
+
+
+def tiled_cache(model, base, length: int):
+    """A cache of ``length`` positions: ``base``'s keys/values repeated (attention cost ignores their content)."""
     from engine import generation
 
-    ids = text_ids(tokenizer, sentences, COST_LENGTHS[0])
-    base = generation.new_cache(model.config)
-    generation.prefill(model, ids, base, chunk_size=settings.chunk)
-    for depth in COST_LENGTHS[1:]:
-        for mode in ("dense", "dga"):
-            row = measure_at_depth(model, base, ids, depth, mode, settings)
-            row.update(attention_temporaries_mb(model.config, depth, settings.chunk, settings))
-            marginal.append(row)
-            print(f"  at depth {depth} {mode}: {row['tokens_per_s']} tok/s peak +{row['peak_extra_mb']} MiB "
-                  f"(load {row['load_avg_1m']})", flush=True)
-    return rows, marginal
-
-
-def measure_at_depth(model, base, ids: list[int], depth: int, mode: str, settings, chunks: int = 2) -> dict:
-    """Reading ``chunks`` more chunks after a cache of ``depth - chunks*chunk`` positions: ``base`` (the cache of a
-    dense prefill of ``ids``) tiled to that length; the chunks are ``ids``' first tokens again."""
-    from engine import generation
-    from engine.dga_prefill import PrefillRun, prefill_dga
-
-    device = next(model.parameters()).device
-    extra = chunks * settings.chunk
     cache = generation.new_cache(model.config)
     for index, layer in enumerate(base.layers):
-        repeat = -(-(depth - extra) // layer.keys.shape[2])
-        cache.update(layer.keys.repeat(1, 1, repeat, 1)[:, :, :depth - extra],
-                     layer.values.repeat(1, 1, repeat, 1)[:, :, :depth - extra], index)
-    run = PrefillRun(settings, doc_start=0)
-    with PeakMemory(device) as memory:
-        started = time.perf_counter()
-        if mode == "dense":
-            generation.prefill(model, ids[:extra], cache, chunk_size=settings.chunk)
-        else:
-            prefill_dga(model, ids[:extra], cache, settings, doc_start=0, run=run)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - started
-    del cache
-    return {"mode": mode, "depth": depth, "tokens": extra, "seconds": round(seconds, 2),
-            "tokens_per_s": round(extra / seconds, 1), "peak_extra_mb": memory.extra_mb,
-            "attended_fraction": run.attended_fraction() if mode == "dga" else 1.0,
-            "load_avg_1m": round(os.getloadavg()[0], 2)}
+        repeat = -(-length // layer.keys.shape[2])
+        cache.update(layer.keys.repeat(1, 1, repeat, 1)[:, :, :length],
+                     layer.values.repeat(1, 1, repeat, 1)[:, :, :length], index)
+    return cache
 
 
-def answer_from(engine, doc, question: str, mode: str, settings):
-    """Read ``doc`` densely or with DGA prefill, hand that state to the engine, answer with dense attention."""
+def cost(engine, settings, rounds: int) -> tuple[dict, list[dict]]:
+    """Whole 8K reads, and two more chunks at each depth, dense and DGA interleaved."""
     from engine import generation
-    from engine.api import DocumentState
-    from engine.dga_prefill import PrefillRun, prefill_dga
 
-    model = engine.loaded.model
-    ids = doc.prefix_ids()
-    cache = generation.new_cache(model.config)
-    started = time.perf_counter()
-    if mode == "dense":
-        logits = generation.prefill(model, ids, cache, chunk_size=settings.chunk)
-        fraction = 1.0
-    else:
-        run = PrefillRun(settings, doc_start=doc.layout.doc_start)
-        logits = prefill_dga(model, ids, cache, settings, doc_start=doc.layout.doc_start, run=run)
-        fraction = run.attended_fraction()
-    seconds = time.perf_counter() - started
+    model, device = engine.loaded.model, engine.loaded.device
+    sentences = haystack_sentences()
+    ids = text_ids(engine.loaded.tokenizer, sentences, COST_LENGTH)
+    memory, runs = {}, {}
+    for sample in reading_methods(model, ids[:1024], settings, device, {}, {}).values():  # warm-up
+        sample()
+    spreads = timing.interleaved(reading_methods(model, ids, settings, device, memory, runs), rounds, warmup=0,
+                                 device=device)
+    whole = reading_row(spreads, memory, runs, len(ids), load_average=timing.load_average(),
+                        **attention_temporaries_mb(model.config, len(ids), settings.chunk, settings))
+    print(f"  read {len(ids)} tokens: " + ", ".join(f"{m} {whole[m]['tokens_per_s']['median']} tok/s"
+                                                    for m in MODES), flush=True)
+    base = generation.new_cache(model.config)
+    generation.prefill(model, ids, base, chunk_size=settings.chunk)
+    deep = []
+    extra = 2 * settings.chunk
+    for depth in DEPTHS:
+        cache = tiled_cache(model, base, depth - extra)
+        memory, runs = {}, {}
+        spreads = timing.interleaved(reading_methods(model, ids[:extra], settings, device, memory, runs,
+                                                     base=cache), rounds, warmup=0, device=device)
+        deep.append(reading_row(spreads, memory, runs, extra, depth=depth, load_average=timing.load_average(),
+                                **attention_temporaries_mb(model.config, depth, settings.chunk, settings)))
+        del cache
+        print(f"  at depth {depth}: " + ", ".join(f"{m} {deep[-1][m]['tokens_per_s']['median']} tok/s"
+                                                  for m in MODES), flush=True)
+    return whole, deep
+
+
+def answer_with(engine, base, doc, question: str, mode: str):
+    """Read ``doc`` densely or with DGA prefill (the engine's own read), answer from the whole document with dense
+    attention; returns (answer, seconds spent reading)."""
+    engine.settings = dataclasses.replace(base, prefill=mode)
     engine.forget(doc)
-    engine._states[f"{doc.sha256}:{doc.method}"] = DocumentState(doc.sha256, cache, len(ids), logits)
     try:
-        answer = engine.ask(doc, question)
+        _, seconds = engine.read(doc)
+        return engine.ask(doc, question), seconds
     finally:
         engine.forget(doc)
-    return answer, seconds, fraction
+        engine.settings = base
 
 
-def needles(engine, settings, quick: bool, folder: Path) -> list[dict]:
+def needles(engine, quick: bool, folder: Path) -> list[dict]:
+    from bench.needle import build_case, evidence_hit  # imported here: it registers the baseline strategies
+
     sentences = haystack_sentences()
     cases = 6 if quick else 20
+    base = dataclasses.replace(engine.settings, answer_context="document", attention_mode="dense", use_cache=False)
     rows = []
     for length in NEEDLE_LENGTHS:
         for index in range(cases):
@@ -224,13 +202,13 @@ def needles(engine, settings, quick: bool, folder: Path) -> list[dict]:
             path, needle, question, code = build_case(engine, sentences, folder, length, depth, index)
             doc = engine.open_document(path)
             marks = []
-            for mode in ("dense", "dga"):
-                answer, seconds, fraction = answer_from(engine, doc, question, mode, settings)
+            for mode in (MODES if index % 2 == 0 else MODES[::-1]):  # the order alternates from case to case
+                answer, seconds = answer_with(engine, base, doc, question, mode)
                 correct = contains_answer(answer.answer, [code])
                 rows.append({"length": length, "case": index, "depth": round(depth, 2), "prefill": mode,
                              "tokens": doc.total_tokens, "correct": correct,
                              "evidence_hit": evidence_hit(answer, needle, doc), "answer": answer.answer[:120],
-                             "prefill_s": round(seconds, 2), "attended_fraction": fraction})
+                             "prefill_s": round(seconds, 2)})
                 marks.append(f"{mode}={'Y' if correct else '-'} {seconds:.0f}s")
             print(f"  needle {length} case {index}: " + " ".join(marks), flush=True)
     return rows
@@ -240,45 +218,50 @@ def summarize_needles(rows) -> dict:
     summary = {}
     for length in NEEDLE_LENGTHS:
         entry = {}
-        for mode in ("dense", "dga"):
-            mine = [r for r in rows if r["length"] == length and r["prefill"] == mode]
+        for mode in MODES:
+            mine = sorted((r for r in rows if r["length"] == length and r["prefill"] == mode), key=lambda r: r["case"])
             entry[mode] = {"accuracy": round(sum(r["correct"] for r in mine) / len(mine), 3),
                            "evidence_hit": round(sum(r["evidence_hit"] for r in mine) / len(mine), 3),
-                           "prefill_s": round(sum(r["prefill_s"] for r in mine) / len(mine), 2),
-                           "attended_fraction": round(sum(r["attended_fraction"] for r in mine) / len(mine), 3)}
+                           "prefill_s": round(sum(r["prefill_s"] for r in mine) / len(mine), 2)}
+            entry[f"{mode}_rows"] = mine
+        pairs = list(zip(entry.pop("dense_rows"), entry.pop("dga_rows")))
         entry["difference_points"] = round(100 * (entry["dga"]["accuracy"] - entry["dense"]["accuracy"]), 1)
-        dense = [r for r in rows if r["length"] == length and r["prefill"] == "dense"]
-        sparse = [r for r in rows if r["length"] == length and r["prefill"] == "dga"]
-        entry["agreement"] = round(sum(a["correct"] == b["correct"] for a, b in zip(dense, sparse)) / len(dense), 3)
+        entry["agreement"] = round(sum(a["correct"] == b["correct"] for a, b in pairs) / len(pairs), 3)
         summary[str(length)] = entry
     return summary
 
 
-def markdown(settings, costs, marginal, summary, cases: int) -> str:
+def cost_markdown(settings, whole: dict, deep: list[dict], context: str) -> str:
     text = (f"Prefill-time DGA (chunk {settings.chunk}, window {settings.window}, gamma {settings.gamma}, "
-            f"m {settings.group_size}, sinks {settings.sinks}, {settings.score_queries} {settings.score_spread} "
-            f"scoring queries); {torch.get_num_threads()} torch thread(s), load average in the last column\n\n")
-    text += "| tokens | prefill | seconds | tokens/s | speedup | peak RSS +MiB | attn temp. MiB (analytic) | " \
-            "keys attended | load |\n|---|---|---|---|---|---|---|---|---|\n"
-    dense_s = {r["tokens"]: r["seconds"] for r in costs if r["mode"] == "dense"}
-    for r in costs:
-        speedup = f"{dense_s[r['tokens']] / r['seconds']:.2f}x" if r["mode"] == "dga" and r["tokens"] in dense_s \
-            else "-"
-        temp = r["dense_mb"] if r["mode"] == "dense" else r["dga_mb"]
-        text += (f"| {r['tokens']:,} | {r['mode']} | {r['seconds']} | {r['tokens_per_s']} | {speedup} | "
-                 f"{r['peak_extra_mb']} | {temp} | {r['attended_fraction']:.3f} | {r['load_avg_1m']} |\n")
-    text += ("\nReading at depth (two more chunks after a cache of depth - 1,024 positions; peak RSS beyond "
-             "the cache):\n\n| depth | prefill | tokens/s | speedup | peak RSS +MiB | attn temp. MiB (analytic) | "
-             "keys attended | load |\n|---|---|---|---|---|---|---|---|\n")
-    dense_at = {r["depth"]: r["seconds"] for r in marginal if r["mode"] == "dense"}
-    for r in marginal:
-        speedup = f"{dense_at[r['depth']] / r['seconds']:.2f}x" if r["mode"] == "dga" else "-"
-        temp = r["dense_mb"] if r["mode"] == "dense" else r["dga_mb"]
-        text += (f"| {r['depth']:,} | {r['mode']} | {r['tokens_per_s']} | {speedup} | {r['peak_extra_mb']} | "
-                 f"{temp} | {r['attended_fraction']:.3f} | {r['load_avg_1m']} |\n")
-    text += f"\nNeedle accuracy, {cases} cases per length, answered with dense attention:\n\n"
-    text += "| tokens | dense prefill acc / evidence@3 | DGA prefill acc / evidence@3 | difference (points) | " \
-            "same verdict |\n|---|---|---|---|---|\n"
+            f"m {settings.group_size}, sinks {settings.sinks}, {settings.score_queries} scoring queries); "
+            f"{context}; median (min-max) of the interleaved rounds, speed-ups per round:\n\n"
+            "| tokens | read | tokens/s | speed-up | peak +MiB | attn temp. MiB (analytic) | keys attended | load |\n"
+            "|---|---|---|---|---|---|---|---|\n")
+    for mode in MODES:
+        text += reading_line(f"{whole['tokens']:,}", whole, mode, whole["dense_mb" if mode == "dense" else "dga_mb"])
+    text += ("\nReading at depth (two more chunks after a cache of depth - 1,024 positions; peak beyond the cache):"
+             "\n\n| depth | read | tokens/s | speed-up | peak +MiB | attn temp. MiB (analytic) | keys attended | "
+             "load |\n|---|---|---|---|---|---|---|---|\n")
+    for row in deep:
+        for mode in MODES:
+            text += reading_line(f"{row['depth']:,}", row, mode, row["dense_mb" if mode == "dense" else "dga_mb"])
+    return text
+
+
+def reading_line(label: str, row: dict, mode: str, analytic) -> str:
+    from bench.speed import cell
+
+    entry = row[mode]
+    speedup = f"{cell(entry['speedup'], 2)}x" if "speedup" in entry else "-"
+    return (f"| {label} | {mode} | {cell(entry['tokens_per_s'])} | {speedup} | {entry['peak_extra_mb']} | "
+            f"{analytic if analytic is not None else '-'} | {entry['attended_fraction']:.3f} | "
+            f"{row.get('load_average', '-')} |\n")
+
+
+def needle_markdown(summary: dict, cases: int) -> str:
+    text = (f"\nNeedle accuracy, {cases} cases per length, the engine's read (dense or DGA prefill), answered from "
+            "the whole document with dense attention:\n\n| tokens | dense prefill acc / evidence@3 | DGA prefill acc "
+            "/ evidence@3 | difference (points) | same verdict |\n|---|---|---|---|---|\n")
     for length, entry in summary.items():
         text += (f"| {int(length):,} | {entry['dense']['accuracy']:.2f} / {entry['dense']['evidence_hit']:.2f} | "
                  f"{entry['dga']['accuracy']:.2f} / {entry['dga']['evidence_hit']:.2f} | "
@@ -289,22 +272,19 @@ def markdown(settings, costs, marginal, summary, cases: int) -> str:
 def run(quick: bool, out_dir: Path) -> dict:
     from engine.dga_prefill import PrefillSettings
 
-    threads = os.environ.get("DOCFOCUS_BENCH_THREADS")  # e.g. 1 on a machine other work keeps busy: two
-    if threads:  # threads fighting other processes for two cores make every run several times slower
-        torch.set_num_threads(int(threads))
     engine = make_engine(max_new_tokens=24, attention_mode="dense", use_cache=False)
     settings = PrefillSettings()
     folder = out_dir / "needle-pdfs"
     folder.mkdir(parents=True, exist_ok=True)
-    costs, marginal = cost(engine, settings, quick)
-    rows = needles(engine, settings, quick, folder)
+    load = [timing.load_average()]
+    whole, deep = cost(engine, settings, 2 if quick else 3)
+    load.append(timing.load_average())
+    context = (f"{engine.loaded.id} on {engine.loaded.device}, {torch.get_num_threads()} torch thread(s), load "
+               f"average {load[0]} at the start and {load[1]} after the timings (per row in the last column)")
+    cases = 6 if quick else 20
+    rows = needles(engine, quick, folder)
     summary = summarize_needles(rows)
     (out_dir / "prefill-cases.json").write_text(json.dumps(rows, indent=1))
-    by = {(r["tokens"], r["mode"]): r for r in costs}
-    first = COST_LENGTHS[0]
-    figures = {"speedup_8k": round(by[(first, "dense")]["seconds"] / by[(first, "dga")]["seconds"], 2),
-               "tokens_per_s": {f"{n}_{mode}": by[(n, mode)]["tokens_per_s"] for n, mode in by},
-               "tokens_per_s_at_depth": {f"{r['depth']}_{r['mode']}": r["tokens_per_s"] for r in marginal}}
-    return {"settings": settings.to_dict(), "threads": torch.get_num_threads(), "cost": costs, "at_depth": marginal,
-            "needle": summary, "cases_per_length": 6 if quick else 20, **figures,
-            "markdown": markdown(settings, costs, marginal, summary, 6 if quick else 20)}
+    return {"settings": settings.to_dict(), "threads": torch.get_num_threads(), "load_average": load,
+            "cost": whole, "at_depth": deep, "needle": summary, "cases_per_length": cases,
+            "markdown": cost_markdown(settings, whole, deep, context) + needle_markdown(summary, cases)}

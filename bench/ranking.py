@@ -25,21 +25,21 @@ def layer_bands(layers: int) -> dict[str, list[int]]:
             "middle third": list(range(third, 2 * third)), "last third": list(range(2 * third, layers))}
 
 
-def variants(layers: int) -> dict[str, tuple[list[int] | None, float]]:
-    """name -> (layers whose attention is used or None for none, lexical weight or None for none)."""
-    found: dict = {"word match only": (None, 1.0)}
+def variants(layers: int) -> dict[str, tuple[list[int] | None, float, bool]]:
+    """name -> (layers whose attention is used or None for none, attention weight, word match used)."""
+    found: dict = {"word match only": (None, 0.0, True)}
     for band, chosen in layer_bands(layers).items():
-        found[f"attention, {band}"] = (chosen, 0.0)
-        for weight in (0.5, 1.0, 2.0):
-            found[f"attention, {band} + {weight:g} x words"] = (chosen, weight)
+        found[f"attention, {band}"] = (chosen, 1.0, False)
+        for weight in (0.25, 0.5, 1.0):
+            found[f"words + {weight:g} x attention, {band}"] = (chosen, weight, True)
     return found
 
 
-def ranked_pages(doc, mass: np.ndarray, segments, question: str, chosen, weight: float) -> list[int]:
-    token_mass = mass[chosen].sum(0) if chosen is not None else np.zeros(mass.shape[1])
+def ranked_pages(doc, mass: np.ndarray, segments, question: str, chosen, weight: float, words: bool) -> list[int]:
+    token_mass = mass[chosen].sum(0) if chosen is not None else None
     ranking = relevance.rank(doc.ingested, doc.passages, token_mass, segments, question, weight, doc.used_tokens)
-    if chosen is None:  # word match alone
-        ranking.score = np.where(np.isfinite(ranking.score), ranking.lexical, -np.inf)
+    if not words:  # the attention alone
+        ranking.score = np.where(np.isfinite(ranking.score), ranking.attention, -np.inf)
     pages: list[int] = []
     for index in ranking.order():
         page = int(doc.passages.page[index]) + 1
@@ -67,8 +67,8 @@ def run(quick: bool, out_dir: Path) -> dict:
                 else:
                     mass = scoring.over_segments(model, state.reading, q_ids)
                 seconds = time.perf_counter() - started
-                for name, (chosen, weight) in variants(mass.shape[0]).items():
-                    pages = ranked_pages(doc, mass, state.reading.segments, case["question"], chosen, weight)
+                for name, (chosen, weight, words) in variants(mass.shape[0]).items():
+                    pages = ranked_pages(doc, mass, state.reading.segments, case["question"], chosen, weight, words)
                     rows.append({"set": set_name, "id": case["id"], "variant": name, "pages": pages,
                                  "hit1": pages[:1] == [case["page"]], "hit3": case["page"] in pages,
                                  "score_s": round(seconds, 3)})

@@ -24,6 +24,7 @@ import numpy as np
 
 from . import compaction, decoding, generation, postprocess, relevance, scoring, strategies, support
 from . import passages as passage_ops
+from . import text as words_text
 from .answer import Answer, Citation
 from .documents import DocumentHandle, DocumentState
 from .errors import QuestionError
@@ -33,6 +34,7 @@ CONTEXTS = ("passages", "document")
 DECODINGS = ("greedy", "cad", "copy")
 ORDERS = ("rank", "document")
 QUOTE_COVERAGE = 0.5  # a quote answers when its sentence holds this share of the question's (idf-weighted) terms
+SCORED_KEPT = 8  # questions whose attention over a document is kept (asked again, or answered another way)
 
 
 @dataclass
@@ -41,7 +43,7 @@ class AnswerSettings:
 
     context: str = "passages"
     focal: int = 512  # passages: document tokens the answer attends to
-    lexical: float = 1.0  # weight of the word match against the attention in the passage ranking
+    attention_weight: float = 0.0  # weight of the question's attention beside the word match in the passage ranking
     layers: list[int] | None = None  # layers whose attention ranks passages (None: all)
     follow: int = 1  # the best `follow` passages bring the passage after them along
     order: str = "rank"  # placement of the passages: "rank" (the best one last, next to the question) or "document"
@@ -54,8 +56,8 @@ class AnswerSettings:
         if self.context not in CONTEXTS or self.decoding not in DECODINGS or self.order not in ORDERS:
             raise ValueError(f"context must be one of {CONTEXTS}, decoding one of {DECODINGS}, order one of "
                              f"{ORDERS}; got {self.context!r}, {self.decoding!r}, {self.order!r}")
-        if self.focal < 32 or self.lexical < 0 or self.follow < 0 or self.copy_bonus < 0:
-            raise ValueError(f"focal must be at least 32 tokens (got {self.focal}); lexical, follow and "
+        if self.focal < 32 or self.attention_weight < 0 or self.follow < 0 or self.copy_bonus < 0:
+            raise ValueError(f"focal must be at least 32 tokens (got {self.focal}); attention_weight, follow and "
                              "copy_bonus at least 0")
 
     def to_dict(self) -> dict:
@@ -72,7 +74,7 @@ class Generated:
     tokens: int
     first_token_s: float
     decode_s: float
-    token_mass: np.ndarray  # (layers, L) the question's attention over the document
+    token_mass: np.ndarray | None  # (layers, L) the question's attention over the document, if it was measured
     answer_mass: np.ndarray  # (L,) the answer's attention over the document (zeros where it was not seen)
     context: list[int]  # passages the answer attended to, best first
     ranking: relevance.Ranking
@@ -86,6 +88,26 @@ class Answerer:
     def __init__(self, loaded, stop_ids: set[int]) -> None:
         self.loaded = loaded
         self.stop_ids = stop_ids
+        self._scored: dict[tuple, np.ndarray] = {}  # (document, question tokens) -> its attention, a few kept
+
+    def forget_scores(self) -> None:
+        self._scored.clear()
+
+    def _score(self, doc: DocumentHandle, state: DocumentState, q_ids: list[int], should_stop, progress):
+        """(layers, L) the question's attention over the document; the same question again costs nothing."""
+        key = (doc.sha256, doc.method, tuple(q_ids))
+        if key not in self._scored:
+            model = self.loaded.model
+            if state.cache is not None:
+                mass = scoring.over_cache(model, state.cache, state.reading.head_len, state.reading.length, q_ids,
+                                          should_stop)
+            else:
+                report = (lambda done, total: progress("Finding the passages", done, total)) if progress else None
+                mass = scoring.over_segments(model, state.reading, q_ids, should_stop, report)
+            while len(self._scored) >= SCORED_KEPT:
+                self._scored.pop(next(iter(self._scored)))
+            self._scored[key] = mass
+        return self._scored[key]
 
     def ask(self, doc: DocumentHandle, state: DocumentState, question: str, engine_settings, limit_tokens: int,
             budget: int, on_text=None, should_stop=None, progress=None,
@@ -109,20 +131,18 @@ class Answerer:
 
     def _ranking(self, doc: DocumentHandle, state: DocumentState, token_mass: np.ndarray, question: str,
                  settings: AnswerSettings) -> relevance.Ranking:
-        layers = token_mass if settings.layers is None else token_mass[settings.layers]
-        return relevance.rank(doc.ingested, doc.passages, layers.sum(0), state.reading.segments, question,
-                              settings.lexical, doc.used_tokens)
+        if token_mass is not None:
+            token_mass = (token_mass if settings.layers is None else token_mass[settings.layers]).sum(0)
+        return relevance.rank(doc.ingested, doc.passages, token_mass, state.reading.segments, question,
+                              settings.attention_weight, doc.used_tokens)
 
     def _over_passages(self, doc, state, q_ids, question, settings, focal, limit_tokens, on_text, should_stop,
                        progress, started) -> Generated:
         model = self.loaded.model
         scoring_began = time.perf_counter()
-        if state.cache is not None:
-            token_mass = scoring.over_cache(model, state.cache, state.reading.head_len, state.reading.length, q_ids,
-                                            should_stop)
-        else:
-            report = (lambda done, total: progress("Finding the passages", done, total)) if progress else None
-            token_mass = scoring.over_segments(model, state.reading, q_ids, should_stop, report)
+        token_mass = None  # the word match ranks alone unless the attention is asked for or needed
+        if relevance.needs_attention(doc.ingested, doc.passages, question, settings.attention_weight):
+            token_mass = self._score(doc, state, q_ids, should_stop, progress)
         scored = time.perf_counter()
         ranking = self._ranking(doc, state, token_mass, question, settings)
         chosen = passage_ops.select(doc.passages, ranking.score, focal, settings.follow)
@@ -214,21 +234,30 @@ class Answerer:
 
     # ---- one story
 
+    @staticmethod
+    def _token_scores(generated: Generated) -> np.ndarray:
+        """(L,) per-token relevance kept with the answer: the question's attention where it was measured, else
+        the answer's own attention over the passages it read."""
+        if generated.token_mass is not None:
+            return generated.token_mass.sum(0).astype(np.float32)
+        return np.asarray(generated.answer_mass, dtype=np.float32)
+
     def _story(self, doc: DocumentHandle, question: str, generated: Generated, settings: AnswerSettings) -> Answer:
         ranking: relevance.Ranking = generated.ranking
         passages, document = doc.passages, doc.ingested
-        cleaned = postprocess.clean(generated.text, generated.finish)
+        cleaned = postprocess.clean(generated.text, generated.finish, generated.looped)
         context = generated.context
         texts = [passages.text(document, p) for p in context]
-        verdict = support.check(cleaned.text, question, texts) if cleaned.text else support.Verdict(False, [0])
+        weights = passage_ops.question_weights(passages, document, question)
+        verdict = support.check(cleaned.text, question, texts, weights) if cleaned.text else support.Verdict(False, [0])
         text, supported, answer_terms = cleaned.text, verdict.supported, verdict.found
         cited = [context[i] for i in verdict.cited] if context else []
         quote_ranges = None
         if not supported and generated.finish != "stopped":  # a stopped answer stays what the user let it be
-            quote = postprocess.best_sentence(document, passages, context or ranking.order()[:3], question)
+            quote = postprocess.best_sentence(document, passages, context or ranking.order()[:3], weights)
             if quote is not None:
                 page = int(passages.page[quote.passage]) + 1
-                answers = settings.quote and quote_coverage(quote.text, question, passages, document) >= QUOTE_COVERAGE
+                answers = settings.quote and support.coverage(words_text.term_keys(quote.text), weights) >= QUOTE_COVERAGE
                 text = (f"p. {page}: “{quote.text}”" if answers else
                         f"Not found in the document. Closest passage, p. {page}: “{quote.text}”")
                 supported, cited = answers, [quote.passage]
@@ -248,20 +277,7 @@ class Answerer:
         answer = Answer(question=question.strip(), answer=text, document=doc.info(), model=self.loaded.info(),
                         attention=generated.attention, timings={}, evidence=evidence, cache_hit=False,
                         stopped=generated.finish == "stopped", notice=doc.notice(),
-                        token_scores=generated.token_mass.sum(0).astype(np.float32), citations=citations,
+                        token_scores=self._token_scores(generated), citations=citations,
                         supported=bool(supported), highlights=lights, finish=cleaned.finish, generated=generated.text)
         answer.attention["degenerate"] = cleaned.degenerate or generated.looped
         return answer
-
-
-def quote_coverage(sentence: str, question: str, passages, document) -> float:
-    """The idf-weighted share of the question's terms that ``sentence`` holds."""
-    from . import text as words_text
-
-    wanted = {words_text.stem(t) for t in words_text.terms(question)}
-    if not wanted:
-        return 0.0
-    counts = passages.term_counts(document)
-    weight = {t: np.log(1 + len(counts) / (1 + sum(1 for c in counts if t in c))) for t in wanted}
-    keys = words_text.term_keys(sentence)
-    return sum(weight[t] for t in wanted if t in keys) / max(1e-9, sum(weight.values()))

@@ -23,6 +23,8 @@ import torch.nn.functional as F
 from . import attention_ops as ops
 from .attention import AttentionRun
 
+ANSWER_SPACE = 256  # decode buffer room for the answer before it must grow (a copy of the buffer)
+
 
 @dataclass
 class DgaSettings:
@@ -124,8 +126,8 @@ class Buffer:
     def sync(self, key: torch.Tensor, value: torch.Tensor, tail_start: int) -> int:
         """Copy tail tokens not yet in the buffer; returns the number of valid entries."""
         wanted = key.shape[2] - tail_start
-        if self.base + wanted > self.keys.shape[2]:
-            pad = self.base + wanted + 64 - self.keys.shape[2]
+        if self.base + wanted > self.keys.shape[2]:  # grow by a quarter: a long answer copies the buffer rarely
+            pad = self.base + wanted - self.keys.shape[2] + max(64, self.keys.shape[2] // 4)
             self.keys, self.values = F.pad(self.keys, (0, 0, 0, pad)), F.pad(self.values, (0, 0, 0, pad))
             self.bias = F.pad(self.bias, (0, pad))
         if wanted > self.tail:
@@ -142,7 +144,12 @@ class _LayerState:
     buffer: Buffer | None = None
     focal: torch.Tensor | None = None  # (B, H_kv, k) cache positions kept exactly
     steps: int = 0
-    group_bias: torch.Tensor | None = None  # (B, H_kv, b) the groups' bias as selected at the question
+    group_bias: torch.Tensor | None = None  # (B, H_kv, b) the groups' bias as selected at the question (buffer dtype)
+    # Made once at the question so that a re-opening launches fewer small operations (on a GPU each one costs
+    # about as much to launch as a decode step's attention over thousands of keys):
+    focal_block: torch.Tensor | None = None  # (B, H_kv, k) the block each focal token lies in
+    member_offsets: torch.Tensor | None = None  # (m,) document position of a block's members, minus m * block
+    rows: tuple = ()  # (batch index (B, 1, 1), KV-head index (1, H_kv, 1)) to pick blocks per head
     opened: int = 0  # buffer index of the region holding re-opened blocks' exact tokens
     first_group: int = 0  # buffer index of the first group (the focal tokens come right before)
 
@@ -156,13 +163,36 @@ class DgaRun(AttentionRun):
     doc_start: int
     doc_end: int
     layers: dict[int, _LayerState] = field(default_factory=dict)
-    question_mass: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> (L,) question's attention
-    answer_mass: torch.Tensor | None = None  # (L,) the answer's attention, summed over re-openings
-    attended_keys: int | None = None  # document keys per layer/head after the last selection (None: all)
+    # What is recorded stays on the model's device until it is read: a copy to the host in a decode step would
+    # wait for the device's queue to empty, in every layer (README, "On a GPU").
+    _question_mass: dict[int, torch.Tensor] = field(default_factory=dict, repr=False)  # layer -> (L,)
+    _question_host: dict[int, torch.Tensor] | None = field(default=None, repr=False)  # host copy, made when read
+    _answer_mass: torch.Tensor | None = field(default=None, repr=False)  # (L,) float32
+    _kept: tuple | None = field(default=None, repr=False)  # (exact keys, group biases) of the last selection
 
     @property
     def doc_length(self) -> int:
         return self.doc_end - self.doc_start
+
+    @property
+    def question_mass(self) -> dict[int, torch.Tensor]:
+        """layer -> (L,) the question's attention over the document (float32, on the host)."""
+        if self._question_host is None:
+            self._question_host = {layer: mass.float().cpu() for layer, mass in self._question_mass.items()}
+        return self._question_host
+
+    @property
+    def answer_mass(self) -> torch.Tensor | None:
+        """(L,) the answer's attention over the document, summed over re-openings (float32, on the host)."""
+        return None if self._answer_mass is None else self._answer_mass.to("cpu", copy=True)
+
+    @property
+    def attended_keys(self) -> int | None:
+        """Document keys per layer and KV head after the last selection (None: all of them)."""
+        if self._kept is None:
+            return None
+        exact, group_bias = self._kept
+        return exact + int(torch.isfinite(group_bias).sum())
 
     def attended_fraction(self) -> float:
         if self.attended_keys is None:
@@ -200,7 +230,8 @@ class DgaRun(AttentionRun):
     def _select_at_question(self, state: _LayerState, layer: int, query, key, value, scaling: float) -> None:
         mass = ops.attention_mass(query, key, scaling)  # (B, H_kv, N), exact for every document token
         doc_mass = mass[..., self.doc_start:self.doc_end].sum((0, 1))
-        self.question_mass[layer] = doc_mass.cpu() + self.question_mass.get(layer, 0)
+        self._question_mass[layer] = doc_mass + self._question_mass.get(layer, 0)
+        self._question_host = None
         start, end = self._grouped_region()
         count = min(end - start, max(self.settings.min_focal, math.ceil(self.settings.gamma * self.doc_length)))
         if not self.settings.compress or count >= end - start:  # nothing to fold: exact attention is DGA here
@@ -217,7 +248,7 @@ class DgaRun(AttentionRun):
         focal_keys, focal_values, group_keys, group_values, bias = fold_blocks(blocks, focal, self.settings, scaling)
         start, end = self._grouped_region()
         reserved = min(self.settings.expand, blocks.count) * blocks.size if self.settings.reselect_every else 0
-        spare = key.shape[2] - self.doc_end + max(self.settings.reselect_every, 16) + 1
+        spare = key.shape[2] - self.doc_end + ANSWER_SPACE  # the question and the answer, grown if need be
         parts = [(key[:, :, :start], value[:, :, :start], 0.0), (focal_keys, focal_values, 0.0),
                  (group_keys.to(key.dtype), group_values.to(value.dtype), bias),
                  (key[:, :, end:self.doc_end], value[:, :, end:self.doc_end], 0.0),
@@ -230,16 +261,19 @@ class DgaRun(AttentionRun):
         state.first_group = start + focal_keys.shape[2]
         state.opened = state.first_group + group_keys.shape[2] + (self.doc_end - end)
         state.buffer = Buffer(keys, values, torch.cat(biases, -1), keys.shape[2] - spare)
-        state.group_bias, state.focal = bias, focal + start
-        live_groups = int(torch.isfinite(bias[0, 0]).sum())
-        self.attended_keys = (start - self.doc_start) + focal.shape[-1] + live_groups + (self.doc_end - end)
+        state.group_bias, state.focal = bias.to(key.dtype), focal + start
+        state.focal_block = focal // blocks.size
+        state.member_offsets = torch.arange(blocks.size, device=key.device) + (start - self.doc_start)
+        state.rows = (torch.arange(key.shape[0], device=key.device)[:, None, None],
+                      torch.arange(key.shape[1], device=key.device)[None, :, None])
+        # Counted when asked (attended_fraction): int() here would wait for the device in every layer.
+        self._kept = ((start - self.doc_start) + focal.shape[-1] + (self.doc_end - end), bias[0, 0])
 
     def _reopen(self, state: _LayerState, key, scaling: float) -> None:
         """Re-open the best groups for the recent queries into their exact tokens (in the reserved region of the
         buffer), hiding those groups and any focal tokens they hold so nothing is counted twice. In dense mode
         only the answer's attention over the document is recorded."""
         batch, kv_heads, _, dim = key.shape
-        queries = state.recent.reshape(batch, kv_heads, -1, dim)  # (B, H_kv, n_rep*n, D)
         blocks, buffer = state.blocks, state.buffer
         if buffer is None:
             self._add_answer_mass(ops.attention_mass(state.recent, key[:, :, :self.doc_end], scaling)
@@ -247,31 +281,31 @@ class DgaRun(AttentionRun):
             return
         if blocks.count == 0 or self.settings.expand == 0:
             return
+        queries = state.recent.reshape(batch, kv_heads, -1, dim).float()  # (B, H_kv, n_rep*n, D)
         chosen = ops.rank_groups(queries, blocks.summary_keys, blocks.summary_bias, scaling, self.settings.expand)
         m = blocks.size
-        index = chosen[..., None, None].expand(-1, -1, -1, m, dim)
+        picked = (*state.rows, chosen)  # blocks[b, h, chosen[b, h, c]] -> (B, H_kv, C, m, D)
         opened = slice(state.opened, state.opened + chosen.shape[-1] * m)
-        opened_keys = blocks.keys.gather(2, index).flatten(2, 3)  # (B, H_kv, C*m, D)
+        opened_keys = blocks.keys[picked].flatten(2, 3)  # (B, H_kv, C*m, D)
         buffer.keys[:, :, opened] = opened_keys
-        buffer.values[:, :, opened] = blocks.values.gather(2, index).flatten(2, 3)
+        buffer.values[:, :, opened] = blocks.values[picked].flatten(2, 3)
         buffer.bias[:, :, opened] = 0
         is_open = torch.zeros_like(state.group_bias, dtype=torch.bool).scatter_(2, chosen, True)  # (B, H_kv, b)
         first = state.first_group
-        buffer.bias[:, :, first:first + blocks.count] = state.group_bias.masked_fill(is_open, float("-inf")).to(
-            buffer.bias.dtype)
-        hidden = is_open.gather(2, (state.focal - blocks.start) // m)  # focal tokens inside a re-opened block
-        buffer.bias[:, :, first - hidden.shape[-1]:first] = torch.zeros_like(hidden, dtype=buffer.bias.dtype) \
-            .masked_fill(hidden, float("-inf"))
-        # The answer's attention: how the recent queries spread over the re-opened tokens.
-        logits = torch.einsum("bhqd,bhcd->bhqc", queries.float(), opened_keys.float()) * scaling
-        positions = (chosen[..., None] * m + torch.arange(m, device=key.device)).flatten(2) + blocks.start
-        per_token = torch.zeros(self.doc_length, device=key.device)
-        per_token.index_add_(0, (positions - self.doc_start).flatten(), torch.softmax(logits, -1).sum(2).flatten())
-        self._add_answer_mass(per_token)
+        buffer.bias[:, :, first:first + blocks.count] = state.group_bias.masked_fill(is_open, float("-inf"))
+        hidden = is_open.gather(2, state.focal_block)  # focal tokens inside a re-opened block
+        buffer.bias[:, :, first - hidden.shape[-1]:first] = torch.where(hidden, float("-inf"), 0.0)
+        # The answer's attention: how the recent queries spread over the re-opened tokens. Only those get mass:
+        # O(C*m) per re-opening, not O(L).
+        logits = torch.einsum("bhqd,bhcd->bhqc", queries, opened_keys.float()) * scaling
+        if self._answer_mass is None:
+            self._answer_mass = torch.zeros(self.doc_length, device=key.device)
+        self._answer_mass.index_add_(0, (chosen[..., None] * m + state.member_offsets).flatten(),
+                                     torch.softmax(logits, -1).sum(2).flatten())
 
     def _add_answer_mass(self, mass: torch.Tensor) -> None:
-        mass = mass.float().cpu()
-        self.answer_mass = mass if self.answer_mass is None else self.answer_mass + mass
+        mass = mass.float()
+        self._answer_mass = mass if self._answer_mass is None else self._answer_mass + mass
 
     # -- decoding
 

@@ -87,15 +87,26 @@ class PrefillRun(AttentionRun):
     doc_start: int = 0
     calls: int = 0  # layer-chunk calls seen
     compressed_calls: int = 0  # calls that attended a compressed view (the others were plain SDPA)
-    max_keys: int = 0  # most keys one chunk's queries attended to in a compressed call
-    attended_keys: int = 0  # sum over compressed calls of keys attended ...
-    dense_keys: int = 0  # ... and of the keys dense attention would have used there
+    dense_keys: int = 0  # sum over compressed calls of the keys dense attention would have used
     _helper: dga.DgaSettings | None = field(default=None, repr=False)
     _mask: torch.Tensor | None = field(default=None, repr=False)
     _mask_key: tuple | None = field(default=None, repr=False)
+    _sample: dict = field(default_factory=dict, repr=False)  # (chunk length, device) -> scoring query positions
+    # Keys attended per compressed call, as device tensors: int() in every layer call would wait for the device.
+    _live: list = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         self._helper = self.settings.dga_settings()
+
+    @property
+    def max_keys(self) -> int:
+        """Most keys one chunk's queries attended to in a compressed call."""
+        return max(int(live) for live in self._live) if self._live else 0
+
+    @property
+    def attended_keys(self) -> int:
+        """Sum over compressed calls of the keys attended (compare ``dense_keys``)."""
+        return sum(int(live) for live in self._live)
 
     def attended_fraction(self) -> float:
         """Keys attended / keys dense attention would use, over the compressed calls (1.0 if none)."""
@@ -126,7 +137,7 @@ class PrefillRun(AttentionRun):
         focal_count = min(old, math.ceil(self.settings.gamma * old))
 
         # Score the old region with a sample of the chunk's queries (softmax over every key they may see).
-        index = self._sample_index(length).to(query.device)
+        index = self._sample_index(length, query.device)
         grouped = ops.stack_queries(query.index_select(2, index), kv_heads)  # (B, H_kv, n_rep*n, D)
         logits = torch.matmul(grouped, key.transpose(2, 3)).float() * scaling  # (B, H_kv, n_rep*n, N)
         positions = index + (total - length)
@@ -156,18 +167,20 @@ class PrefillRun(AttentionRun):
         stacked = ops.stack_queries(query, kv_heads)  # GQA: a KV head's queries share keys
         out = F.scaled_dot_product_attention(stacked, keys, values, attn_mask=mask, scale=scaling)
 
-        live = keys.shape[2] - int((bias[0, 0] == float("-inf")).sum()) if bias.numel() else keys.shape[2]
+        self._live.append(keys.shape[2] - (bias[0, 0] == float("-inf")).sum() if bias.numel() else keys.shape[2])
         self.compressed_calls += 1
-        self.max_keys = max(self.max_keys, live)
-        self.attended_keys += live
         self.dense_keys += total
         return ops.unstack_output(out, q_heads)  # (B, q, H, D)
 
-    def _sample_index(self, length: int) -> torch.Tensor:
-        """``score_queries`` positions spread evenly over the chunk, its last query always included."""
-        n = min(self.settings.score_queries, length)
-        step = length / n
-        return torch.tensor(sorted({length - 1 - int(i * step) for i in range(n)}))
+    def _sample_index(self, length: int, device) -> torch.Tensor:
+        """``score_queries`` positions spread evenly over the chunk, its last query always included (made once
+        per chunk length: a host-to-device copy in every layer call would wait for the device)."""
+        if (length, device) not in self._sample:
+            n = min(self.settings.score_queries, length)
+            step = length / n
+            positions = sorted({length - 1 - int(i * step) for i in range(n)})
+            self._sample[(length, device)] = torch.tensor(positions, device=device)
+        return self._sample[(length, device)]
 
     def _chunk_mask(self, batch, kv_heads, n_rep, length, keys, groups, like) -> torch.Tensor:
         """(B, H_kv, n_rep*q, keys) additive mask, made once per chunk and shared by its layers: zero except

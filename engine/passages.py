@@ -120,6 +120,18 @@ def lexical_scores(passages: Passages, document: IngestedDocument, question: str
     return result
 
 
+def question_weights(passages: Passages, document: IngestedDocument, question: str) -> dict[str, float]:
+    """The question's term stems that occur in the document, each weighted by its idf over the passages (a
+    term the document never uses cannot be matched, so it weighs nothing)."""
+    counts = passages.term_counts(document)
+    weights = {}
+    for term in dict.fromkeys(words_text.stem(t) for t in words_text.terms(question)):
+        df = sum(1 for c in counts if term in c)
+        if df:
+            weights[term] = math.log(1 + (len(counts) - df + 0.5) / (df + 0.5))
+    return weights
+
+
 def attention_scores(passages: Passages, token_mass: np.ndarray, segments: list[tuple[int, int]]) -> np.ndarray:
     """(P,) the question's attention mass on each passage's tokens. Each segment was scored alone and attention
     drifts with position, so a token's mass is compared with its segment's mean first."""
@@ -135,9 +147,14 @@ def zscore(values: np.ndarray) -> np.ndarray:
     return (values - values.mean()) / spread if spread > 0 else np.zeros_like(values, dtype=np.float64)
 
 
-def rank(attention: np.ndarray, lexical: np.ndarray, lexical_weight: float) -> np.ndarray:
-    """(P,) the ranking score: attention and word match, each as a z-score, added with ``lexical_weight``."""
-    return zscore(attention) + lexical_weight * zscore(lexical)
+def rank(attention: np.ndarray | None, lexical: np.ndarray, attention_weight: float) -> np.ndarray:
+    """(P,) the ranking score: the word match as a z-score, plus ``attention_weight`` times the attention's z-score
+    (``attention`` None: not measured). When no word of the question is in any passage, the attention alone."""
+    if attention is None:
+        return zscore(lexical)
+    if not np.any(lexical > 0):
+        return zscore(attention)
+    return zscore(lexical) + attention_weight * zscore(attention)
 
 
 def select(passages: Passages, ranking: np.ndarray, budget: int, follow: int = 1) -> list[int]:

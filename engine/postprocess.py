@@ -10,8 +10,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import numpy as np
-
 from . import text as words_text
 
 # Openers that frame an answer without saying anything ("The answer is:", "Based on the document,").
@@ -41,8 +39,9 @@ def _dedupe(parts: list[str]) -> tuple[list[str], bool]:
     return kept, repeated
 
 
-def clean(raw: str, finish: str) -> Cleaned:
-    """Remove repeated lines/sentences and empty frames; end a length-cut answer at a sentence end."""
+def clean(raw: str, finish: str, looped: bool = False) -> Cleaned:
+    """Remove repeated lines/sentences and empty frames; end an answer cut at the length limit, or stopped because
+    it began to repeat itself, at a sentence end."""
     lines, repeated = _dedupe([line for line in raw.splitlines() if line.strip()])
     sentences, again = _dedupe(_split_sentences("\n".join(lines)))
     text = " ".join(s.strip() for s in sentences).strip()
@@ -51,11 +50,11 @@ def clean(raw: str, finish: str) -> Cleaned:
         return Cleaned("", finish, True)
     if stripped != text and stripped:
         text = stripped[0].upper() + stripped[1:]
-    if finish == "length":
+    if finish == "length" or looped:
         ends = [m.end() for m in _SENTENCE_END.finditer(text)]
         if ends and ends[-1] >= 12:
             text = text[:ends[-1]]
-    return Cleaned(text.strip(), finish, repeated or again)
+    return Cleaned(text.strip(), finish, repeated or again or looped)
 
 
 def _split_sentences(text: str) -> list[str]:
@@ -71,15 +70,9 @@ class Quote:
     end_word: int
 
 
-def best_sentence(document, passages, candidates: list[int], question: str) -> Quote | None:
-    """The sentence of the ``candidates`` passages (ranked, best first) sharing the most of the question's terms
-    (rare terms weigh more; an earlier passage wins ties), as a quote with its words."""
-    wanted = {words_text.stem(t) for t in words_text.terms(question)}
-    if not candidates:
-        return None
-    counts = passages.term_counts(document)
-    df = {t: sum(1 for c in counts if t in c) for t in wanted}
-    weight = {t: np.log(1 + len(counts) / (1 + df[t])) for t in wanted}
+def best_sentence(document, passages, candidates: list[int], weights: dict[str, float]) -> Quote | None:
+    """The sentence of the ``candidates`` passages (ranked, best first) holding the most of the question's terms
+    (``weights``: stem -> idf; an earlier passage wins ties), as a quote with its words."""
     best, best_score = None, -1.0
     for rank, number in enumerate(candidates):
         start_word, end_word = int(passages.first_word[number]), int(passages.end_word[number])
@@ -87,7 +80,7 @@ def best_sentence(document, passages, candidates: list[int], question: str) -> Q
         offset = document.words[start_word].start
         for a, b in words_text.sentences(body):
             keys = words_text.term_keys(body[a:b])
-            score = sum(weight[t] for t in wanted if t in keys) - 0.01 * rank
+            score = sum(w for t, w in weights.items() if t in keys) - 0.01 * rank
             if score > best_score:
                 span = document.words_for_span(offset + a, offset + b)
                 span = range(max(span.start, start_word), min(span.stop, end_word))

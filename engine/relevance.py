@@ -35,17 +35,27 @@ class Ranking:
         return np.argsort(-self.score, kind="stable").tolist()
 
 
-def rank(document: IngestedDocument, passages: passage_ops.Passages, token_mass: np.ndarray,
-         segments: list[tuple[int, int]], question: str, lexical_weight: float, used_tokens: int) -> Ranking:
-    """Rank the passages for ``question`` from the per-token attention mass (L,) and the word match; passages
-    that start beyond ``used_tokens`` (a truncated document) are never ranked."""
-    full = np.zeros(int(passages.end[-1]) if len(passages) else 0)
-    full[:min(len(full), len(token_mass))] = token_mass[:len(full)]  # a truncated document's tail was not read
-    attention = passage_ops.attention_scores(passages, full, segments)
+def needs_attention(document: IngestedDocument, passages: passage_ops.Passages, question: str,
+                    attention_weight: float) -> bool:
+    """Whether ranking for ``question`` needs the question's attention over the document: when it is weighed in,
+    or when no word of the question is in the document (the word match then says nothing)."""
+    return attention_weight > 0 or not np.any(passage_ops.lexical_scores(passages, document, question) > 0)
+
+
+def rank(document: IngestedDocument, passages: passage_ops.Passages, token_mass: np.ndarray | None,
+         segments: list[tuple[int, int]], question: str, attention_weight: float, used_tokens: int) -> Ranking:
+    """Rank the passages for ``question`` by the word match, with the per-token attention mass (L,) weighed in by
+    ``attention_weight`` (``token_mass`` None: not measured); passages that start beyond ``used_tokens`` (a
+    truncated document) are never ranked."""
     lexical = passage_ops.lexical_scores(passages, document, question)
-    score = passage_ops.rank(attention, lexical, lexical_weight)
+    attention = None
+    if token_mass is not None:
+        full = np.zeros(int(passages.end[-1]) if len(passages) else 0)
+        full[:min(len(full), len(token_mass))] = token_mass[:len(full)]  # a truncated document's tail was not read
+        attention = passage_ops.attention_scores(passages, full, segments)
+    score = passage_ops.rank(attention, lexical, attention_weight)
     score[passages.start >= used_tokens] = -np.inf
-    return Ranking(passages, score, attention, lexical)
+    return Ranking(passages, score, np.zeros(len(passages)) if attention is None else attention, lexical)
 
 
 def evidence(document: IngestedDocument, ranking: Ranking, cited: list[int], ref: dict | None = None,

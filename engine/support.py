@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .text import sentences, term_keys, terms
 from .text import stem as _stem
-from .text import terms
 
 # Words an answer uses to frame itself rather than to say something about the document.
 FRAMING = frozenset(
     "answer answers question document text passage according states stated say says said following "
     "function functions called named use used using one provided provides provide".split())
 SUPPORT_SHARE = 0.6  # share of an answer's new terms that must be found in the cited passages
+RELEVANT = 0.5  # a sentence is about the question when it holds half the question's terms the best one holds
 
 
 @dataclass
@@ -42,16 +43,34 @@ def new_terms(answer: str, question: str) -> list[str]:
     return result
 
 
-def check(answer: str, question: str, passages: list[str]) -> Verdict:
-    """Whether ``answer`` is supported by ``passages`` (ranked, best first)."""
+def coverage(keys: set[str], wanted: dict[str, float]) -> float:
+    """The weighted share of the question's terms (stem -> weight) that a text's term keys hold."""
+    total = sum(wanted.values())
+    return sum(w for t, w in wanted.items() if t in keys) / total if total > 0 else 0.0
+
+
+def check(answer: str, question: str, passages: list[str], weights: dict[str, float] | None = None) -> Verdict:
+    """Whether ``answer`` is supported by ``passages`` (ranked, best first): its new terms must be found in a
+    sentence that is about the question, i.e. one whose neighbourhood (itself and the sentences either side)
+    holds at least RELEVANT of the best such share of the question's terms (``weights``: stem -> weight, e.g.
+    idf; equal weights if None). A right name found in an unrelated passage ("read.xport" beside "SAS" for a
+    question on fixed-width files) does not count."""
     wanted = new_terms(answer, question)
-    if not passages:
-        return Verdict(False, [], [], wanted)
-    passage_terms = [{_stem(t) for t in terms(text)} | set(terms(text)) for text in passages]
-    everywhere = set().union(*passage_terms)
-    found = [t for t in wanted if t in everywhere or _stem(t) in everywhere]
+    asked = weights or {_stem(t): 1.0 for t in terms(question)}
+    units = []  # (passage, term keys of the sentence, coverage of its neighbourhood)
+    for number, body in enumerate(passages):
+        keys = [term_keys(body[a:b]) for a, b in sentences(body)] or [term_keys(body)]
+        for index, own in enumerate(keys):
+            around = own.union(*keys[max(0, index - 1):index + 2])
+            units.append((number, own, coverage(around, asked)))
+    best = max((unit[2] for unit in units), default=0.0)
+    relevant = [unit for unit in units if unit[2] >= RELEVANT * best] if best > 0 else units
+    found = [t for t in wanted if any(t in own or _stem(t) in own for _, own, _ in relevant)]
     missing = [t for t in wanted if t not in found]
     supported = bool(wanted) and len(found) >= SUPPORT_SHARE * len(wanted)
-    hits = [sum(1 for t in found if t in p or _stem(t) in p) for p in passage_terms]
-    cited = sorted((i for i, count in enumerate(hits) if count), key=lambda i: (-hits[i], i))
+    hits: dict[int, int] = {}
+    for number, own, _ in relevant:
+        count = sum(1 for t in found if t in own or _stem(t) in own)
+        hits[number] = max(hits.get(number, 0), count)
+    cited = sorted((n for n, count in hits.items() if count), key=lambda n: (-hits[n], n))
     return Verdict(supported, cited or [0], found, missing)

@@ -186,3 +186,24 @@ def test_a_question_longer_than_a_prefill_chunk_is_answered(tiny_model_dir, libr
     assert len(engine.loaded.tokenizer(question)["input_ids"]) > generation.PREFILL_CHUNK
     answer = engine.ask(doc, question)
     assert answer.timings["generated_tokens"] >= 1 and answer.evidence
+
+
+def test_the_word_match_ranks_without_an_attention_pass_unless_asked(tiny_model_dir, library, fact_pdf, monkeypatch):
+    """The default ranking is the word match (it found the page far more often than the attention did): no
+    pass of the question over the document, so no scoring time; an attention weight brings the pass back."""
+    from engine import scoring
+
+    calls = []
+    measured = scoring.over_cache
+    monkeypatch.setattr(scoring, "over_cache", lambda *a, **k: calls.append(1) or measured(*a, **k))
+    engine = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu", max_new_tokens=4), library=library)
+    doc = engine.open_document(fact_pdf)
+    answer = engine.ask(doc, "What is the launch code?")
+    assert calls == [] and answer.evidence[0].page == 2 and answer.token_scores is not None
+    engine.settings = EngineSettings(model=str(tiny_model_dir), device="cpu", max_new_tokens=4,
+                                     answer_options={"attention_weight": 1.0})
+    answer = engine.ask(doc, "What is the launch code?")
+    assert calls == [1] and answer.evidence
+    engine.settings = EngineSettings(model=str(tiny_model_dir), device="cpu", max_new_tokens=4)
+    engine.ask(doc, "Qwzx blorft vrrm?")  # no word of it in the document: the attention ranks
+    assert calls == [1, 1]

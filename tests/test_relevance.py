@@ -77,6 +77,27 @@ def test_selection_fills_the_budget_best_first_with_the_next_passage():
     assert passages.select(cut, ranking, budget=10, follow=0) == [2]
 
 
+def test_the_word_match_ranks_and_the_attention_only_weighs_in_when_asked_or_when_no_word_matches(manual):
+    document, offsets = manual
+    cut = passages.cut(document, offsets, target=24)
+    question = "Which function reads fixed-width files given field widths?"
+    lexical = passages.lexical_scores(cut, document, question)
+    fwf = int(np.argmax(lexical))
+    misleading = np.zeros(len(cut))
+    misleading[0] = 50.0  # attention that points at page 1
+    words_only = passages.rank(None, lexical, 0.0)
+    assert int(np.argmax(words_only)) == fwf
+    assert passages.rank(misleading, lexical, 0.0).tolist() == words_only.tolist()
+    assert int(np.argmax(passages.rank(misleading, lexical, 10.0))) == 0  # weighed in heavily, it wins
+    nothing = np.zeros(len(cut))
+    assert int(np.argmax(passages.rank(misleading, nothing, 0.0))) == 0  # no word matches: the attention decides
+    assert not relevance.needs_attention(document, cut, question, 0.0)
+    assert relevance.needs_attention(document, cut, question, 0.5)
+    assert relevance.needs_attention(document, cut, "Qwzx blorft?", 0.0)
+    ranked = relevance.rank(document, cut, None, [(0, len(offsets))], question, 0.0, len(offsets))
+    assert ranked.order()[0] == fwf and not ranked.attention.any()
+
+
 def test_evidence_lists_cited_passages_first_and_only_relevant_ones(manual):
     document, offsets = manual
     cut = passages.cut(document, offsets, target=24)
@@ -114,6 +135,9 @@ def test_clean_removes_repeats_and_empty_frames():
     assert postprocess.clean("The answer is: read.fwf", "complete").text == "Read.fwf"
     cut = postprocess.clean("It is 38 meters tall. It has 212 steps and the walls are two", "length")
     assert cut.text == "It is 38 meters tall." and cut.finish == "length"
+    looped = postprocess.clean("It is read.csv2, the default.\n\nThe function to read CSV files is read.csv, which is the",
+                               "complete", looped=True)  # generation stopped as it began to repeat itself
+    assert looped.text == "It is read.csv2, the default." and looped.degenerate and looped.finish == "complete"
 
 
 def test_best_sentence_quotes_what_answers_the_question(manual):
@@ -121,7 +145,7 @@ def test_best_sentence_quotes_what_answers_the_question(manual):
     cut = passages.cut(document, offsets, target=24)
     question = "Which function reads fixed-width files given a vector of field widths?"
     order = np.argsort(-passages.lexical_scores(cut, document, question)).tolist()
-    quote = postprocess.best_sentence(document, cut, order[:3], question)
+    quote = postprocess.best_sentence(document, cut, order[:3], passages.question_weights(cut, document, question))
     assert quote.text.startswith("Function read.fwf provides") and quote.text.endswith("field widths.")
     assert " ".join(w.text for w in document.words[quote.first_word:quote.end_word]) == quote.text
 

@@ -138,7 +138,7 @@ def test_engine_reads_past_the_window_and_says_so(long_engine, long_pdf, library
     answer = long_engine.ask(doc, "What is the code?", progress=lambda stage, done, total: seen.append((stage, done)))
     reading = [done for stage, done in seen if stage == "Reading the document"]
     assert reading[0] == 0 and reading[-1] == doc.total_tokens and reading == sorted(reading)
-    assert ("Finding the passages", doc.segments) in seen
+    assert not any(stage == "Finding the passages" for stage, _ in seen)  # the word match ranks: no pass per segment
     assert answer.attention["context"] == "passages" and answer.attention["attended_tokens"] <= 64 + 96
     assert answer.document["method"] == "select" and answer.notice == doc.notice()
     assert answer.evidence and answer.token_scores.shape == (doc.total_tokens,)
@@ -148,6 +148,13 @@ def test_engine_reads_past_the_window_and_says_so(long_engine, long_pdf, library
                                   focal_tokens=64), library=library)
     again = other.ask(other.open_document(long_pdf), "What is the code?")
     assert again.cache_hit and again.timings["state_from"] == "disk" and again.generated == answer.generated
+    # Weighing the question's attention in runs the question after every segment, with progress.
+    other.settings = EngineSettings(model=str(small_model_dir), device="cpu", max_new_tokens=6, long_options=LONG,
+                                    focal_tokens=64, answer_options={"attention_weight": 1.0})
+    seen.clear()
+    weighed = other.ask(other.open_document(long_pdf), "What is the code?",
+                        progress=lambda stage, done, total: seen.append((stage, done)))
+    assert ("Finding the passages", doc.segments) in seen and weighed.evidence
 
 
 def test_truncation_stays_available(small_model_dir, library, long_pdf):

@@ -1,6 +1,8 @@
 """The support verdict: an answer is supported when what it adds to the question is in the cited passages."""
 from __future__ import annotations
 
+import pytest
+
 from engine import support
 
 PASSAGES = [
@@ -29,3 +31,20 @@ def test_an_answer_not_in_the_passages_is_not_supported():
 def test_an_answer_that_adds_nothing_is_not_supported():
     assert not support.check("The answer is:", "Which function reads fixed-width files?", PASSAGES).supported
     assert not support.check("", "Which function reads fixed-width files?", PASSAGES).supported
+
+
+def test_a_name_found_only_where_the_question_is_not_discussed_is_not_support():
+    passages = [("Fixed-width files have no delimiters. Function read.fwf reads fixed-width "
+                                        "files given a vector of field widths."),
+                "The SAS Transport format is read by read.xport. It returns a list of data frames."]
+    question = "Which function reads fixed-width files given a vector of field widths?"
+    assert support.check("read.fwf", question, passages).supported
+    wrong = support.check("read.xport", question, passages)
+    assert not wrong.supported and wrong.missing == ["read.xport"]
+
+
+def test_coverage_weighs_rare_terms_more():
+    weights = {"field": 2.0, "width": 2.0, "file": 0.5}
+    assert support.coverage({"field", "width"}, weights) == pytest.approx(4 / 4.5)
+    assert support.coverage({"file"}, weights) == pytest.approx(0.5 / 4.5)
+    assert support.coverage(set(), {}) == 0.0
