@@ -6,6 +6,7 @@ not supported; "read.xport" for a passage about read.fwf is not found there and 
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from .text import sentences, term_keys, terms
@@ -17,6 +18,8 @@ FRAMING = frozenset(
     "function functions called named use used using one provided provides provide".split())
 SUPPORT_SHARE = 0.6  # share of an answer's new terms that must be found in the cited passages
 RELEVANT = 0.5  # a sentence is about the question when it holds half the question's terms the best one holds
+_WORD = re.compile(r"[A-Za-z0-9][\w.\-']*")
+_OPENERS = ".!?:;\n\"“(*-•"  # after these a capital letter starts a sentence or an item, not a name
 
 
 @dataclass
@@ -43,6 +46,29 @@ def new_terms(answer: str, question: str) -> list[str]:
     return result
 
 
+def _letters(text: str) -> str:
+    """Lower-case letters and digits only: "S-Plus" matches "S-\\nPlus", "read.csv2" matches "read.csv2()"."""
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+def invented(answer: str, passages: list[str]) -> list[str]:
+    """The answer's names, numbers and code words that no passage holds: a word with a digit, a dotted or
+    underscored identifier, or a capitalised word inside a sentence. A small model that misspells a name
+    ("Adelairaut" for "Adelaide") or makes up a number has not found it in the document."""
+    hay = _letters(" ".join(passages))
+    found = []
+    for match in _WORD.finditer(answer):
+        word = match.group().rstrip(".-'")
+        before = answer[:match.start()].rstrip()
+        opens = not before or before[-1] in _OPENERS
+        named = (any(c.isdigit() for c in word) or re.search(r"\w[._]\w", word) is not None
+                 or (len(word) > 1 and word[0].isupper() and not opens))
+        key = _letters(word)
+        if named and key and key not in hay and word not in found:
+            found.append(word)
+    return found
+
+
 def coverage(keys: set[str], wanted: dict[str, float]) -> float:
     """The weighted share of the question's terms (stem -> weight) that a text's term keys hold."""
     total = sum(wanted.values())
@@ -54,7 +80,8 @@ def check(answer: str, question: str, passages: list[str], weights: dict[str, fl
     sentence that is about the question, i.e. one whose neighbourhood (itself and the sentences either side)
     holds at least RELEVANT of the best such share of the question's terms (``weights``: stem -> weight, e.g.
     idf; equal weights if None). A right name found in an unrelated passage ("read.xport" beside "SAS" for a
-    question on fixed-width files) does not count."""
+    question on fixed-width files) does not count, and a name, number or code word found in no passage at all
+    (``invented``) makes the answer unsupported."""
     wanted = new_terms(answer, question)
     asked = weights or {_stem(t): 1.0 for t in terms(question)}
     units = []  # (passage, term keys of the sentence, coverage of its neighbourhood)
@@ -66,8 +93,9 @@ def check(answer: str, question: str, passages: list[str], weights: dict[str, fl
     best = max((unit[2] for unit in units), default=0.0)
     relevant = [unit for unit in units if unit[2] >= RELEVANT * best] if best > 0 else units
     found = [t for t in wanted if any(t in own or _stem(t) in own for _, own, _ in relevant)]
-    missing = [t for t in wanted if t not in found]
-    supported = bool(wanted) and len(found) >= SUPPORT_SHARE * len(wanted)
+    made_up = invented(answer, passages)
+    missing = [t for t in wanted if t not in found] + [w for w in made_up if w.lower() not in wanted]
+    supported = bool(wanted) and len(found) >= SUPPORT_SHARE * len(wanted) and not made_up
     hits: dict[int, int] = {}
     for number, own, _ in relevant:
         count = sum(1 for t in found if t in own or _stem(t) in own)

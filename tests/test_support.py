@@ -48,3 +48,18 @@ def test_coverage_weighs_rare_terms_more():
     assert support.coverage({"field", "width"}, weights) == pytest.approx(4 / 4.5)
     assert support.coverage({"file"}, weights) == pytest.approx(0.5 / 4.5)
     assert support.coverage(set(), {}) == 0.0
+
+
+def test_a_misspelt_name_or_a_made_up_number_is_not_supported():
+    notes = ["The original notes on S were written in 1990-2 by Bill Venables and David M. Smith when at the "
+             "University of Adelaide. The S-\nPlus environment came later."]
+    question = "At which university were the original notes on S written?"
+    right = support.check("The notes were written by Bill Venables and David M. Smith at the University of Adelaide.",
+                          question, notes)
+    wrong = support.check("The notes were written by Bill Venables and David M. Smith at the University of "
+                          "Adelairaut.", question, notes)
+    assert right.supported and not wrong.supported and "adelairaut" in wrong.missing
+    assert support.invented("They used S-Plus in 1990.", notes) == []  # a hyphen broken across lines still matches
+    assert support.invented("Written in 1994 at Adelaide.", notes) == ["1994"]
+    assert support.invented("Functions such as read.fwf2 are used.", PASSAGES) == ["read.fwf2"]
+    assert support.invented("Written long ago. Nobody knows.", notes) == []  # capitals that start sentences
