@@ -28,11 +28,13 @@ from . import text as words_text
 from .answer import Answer, Citation
 from .documents import DocumentHandle, DocumentState
 from .errors import QuestionError
+from .lazy_state import LazyReading
 from .prompt import question_ids
 
 CONTEXTS = ("passages", "document")
 DECODINGS = ("greedy", "cad", "copy")
 ORDERS = ("rank", "document")
+LONG_RANKINGS = ("index", "attention")
 QUOTE_COVERAGE = 0.5  # a quote answers when its sentence holds this share of the question's (idf-weighted) terms
 SCORED_KEPT = 8  # questions whose attention over a document is kept (asked again, or answered another way)
 
@@ -51,8 +53,14 @@ class AnswerSettings:
     cad_alpha: float = -1.0  # decoding "cad": weight of the document-free logits (-1: adaptive, AdaCAD)
     copy_bonus: float = 3.0  # decoding "copy": logit bonus for continuing a span of the context
     quote: bool = True  # answer with the document's own sentence when the generated text is not supported
+    # Documents past the window: "index" ranks passages by their word match alone (BM25, engine/passage_index.py)
+    # and loads only the segments that hold the chosen ones; "attention" runs the question after every segment
+    # too and adds its attention to the ranking (it found the right page no more often: bench/results ranking).
+    long_ranking: str = "index"
 
     def __post_init__(self) -> None:
+        if self.long_ranking not in LONG_RANKINGS:
+            raise ValueError(f"long_ranking must be one of {LONG_RANKINGS}, got {self.long_ranking!r}")
         if self.context not in CONTEXTS or self.decoding not in DECODINGS or self.order not in ORDERS:
             raise ValueError(f"context must be one of {CONTEXTS}, decoding one of {DECODINGS}, order one of "
                              f"{ORDERS}; got {self.context!r}, {self.decoding!r}, {self.order!r}")
@@ -100,7 +108,10 @@ class Answerer:
                                           should_stop)
             else:
                 report = (lambda done, total: progress("Finding the passages", done, total)) if progress else None
-                mass = scoring.over_segments(model, state.reading, q_ids, should_stop, report)
+                reading = state.reading
+                if isinstance(reading, LazyReading):  # every segment, kept while this state is
+                    reading = reading.whole()
+                mass = scoring.over_segments(model, reading, q_ids, should_stop, report)
             while len(self._scored) >= SCORED_KEPT:
                 self._scored.pop(next(iter(self._scored)))
             self._scored[key] = mass
@@ -108,9 +119,11 @@ class Answerer:
 
     def ask(self, doc: DocumentHandle, state: DocumentState, question: str, engine_settings, limit_tokens: int,
             budget: int, on_text=None, should_stop=None, progress=None,
-            started: float | None = None) -> tuple[Answer, dict]:
+            started: float | None = None, index=None) -> tuple[Answer, dict]:
         """The answer and its timings; ``budget`` is the most document tokens the window leaves for a context;
-        ``started`` is when the question was asked (first-token time counts from it, reading included)."""
+        ``started`` is when the question was asked (first-token time counts from it, reading included);
+        ``index`` (engine/passage_index.py ``DocumentIndex``, optional) gives a long document's word match and
+        idf weights without counting its words again (the same figures)."""
         settings = engine_settings.answer_settings()
         q_ids = question_ids(self.loaded.tokenizer, doc.layout, question)
         started = started if started is not None else time.perf_counter()
@@ -121,8 +134,8 @@ class Answerer:
         else:
             focal = settings.focal if settings.context == "passages" else budget // 2
             generated = self._over_passages(doc, state, q_ids, question, settings, min(focal, budget),
-                                            limit_tokens, on_text, should_stop, progress, started)
-        return self._story(doc, question, generated, settings), generated.timings
+                                            limit_tokens, on_text, should_stop, progress, started, index)
+        return self._story(doc, question, generated, settings, index), generated.timings
 
     # ---- the two contexts
 
@@ -132,19 +145,38 @@ class Answerer:
         return relevance.rank(doc.ingested, doc.passages, layers.sum(0), state.reading.segments, question,
                               settings.lexical, doc.used_tokens)
 
+    def _word_ranking(self, doc, state, question, settings, index) -> tuple[relevance.Ranking, np.ndarray]:
+        """A long document's ranking by its word match alone (no state needed), and the per-token relevance
+        (1, L) it implies: each token gets its passage's BM25."""
+        lexical = index.lexical(question) if index is not None else None
+        if lexical is None or len(lexical) != len(doc.passages):
+            lexical = passage_ops.lexical_scores(doc.passages, doc.ingested, question)
+        score = settings.lexical * passage_ops.zscore(lexical)  # = relevance.rank with no attention signal
+        score[doc.passages.start >= doc.used_tokens] = -np.inf
+        ranking = relevance.Ranking(doc.passages, score, np.zeros(len(lexical)), lexical)
+        return ranking, lexical[doc.passages.of_token(doc.total_tokens)][None, :].astype(np.float32)
+
     def _over_passages(self, doc, state, q_ids, question, settings, focal, limit_tokens, on_text, should_stop,
-                       progress, started) -> Generated:
+                       progress, started, index=None) -> Generated:
         model = self.loaded.model
         scoring_began = time.perf_counter()
-        token_mass = self._score(doc, state, q_ids, should_stop, progress)
-        scored = time.perf_counter()
-        ranking = self._ranking(doc, state, token_mass, question, settings)
+        if doc.method == "select" and settings.long_ranking == "index":
+            ranking, token_mass = self._word_ranking(doc, state, question, settings, index)
+            scored = time.perf_counter()
+        else:
+            token_mass = self._score(doc, state, q_ids, should_stop, progress)
+            scored = time.perf_counter()
+            ranking = self._ranking(doc, state, token_mass, question, settings)
         chosen = passage_ops.select(doc.passages, ranking.score, focal, settings.follow)
         placed = chosen[::-1] if settings.order == "rank" else sorted(chosen)
         token_index = np.concatenate([np.arange(doc.passages.start[p], min(doc.passages.end[p], state.reading.length))
                                       for p in placed])  # a truncated document's last passage is cut where reading ended
-        compacted = compaction.compact(model, state.reading, token_index)
-        run = compaction.PassageRun(state.reading.head_len, compacted.items)
+        report = (lambda done, total: progress("Reading the document", done, total)) if progress else None
+        loading = time.perf_counter()
+        reading, local = state.reading.subset(token_index, report, should_stop)  # a long one: only its segments
+        loaded_s = time.perf_counter() - loading
+        compacted = compaction.compact(model, reading, local)
+        run = compaction.PassageRun(reading.head_len, compacted.items)
         context_ids = doc.layout.doc_ids[token_index].tolist()
         limit = min(limit_tokens, self.loaded.window - state.reading.head_len - compacted.items - len(q_ids))
         result = self._generate(compaction.cache_of(model, compacted), q_ids, run, limit,
@@ -157,6 +189,9 @@ class Answerer:
                               context=sorted(chosen, key=lambda p: -ranking.score[p]), ranking=ranking,
                               attention=attention)
         generated.timings["score_s"] = round(scored - scoring_began, 3)
+        generated.timings["context_load_s"] = round(loaded_s, 3)
+        if isinstance(state.reading, LazyReading):
+            generated.timings.update(state.reading.stats.to_dict())
         return generated
 
     def _over_document(self, doc, state, q_ids, question, engine_settings, settings, limit_tokens, on_text,
@@ -228,13 +263,15 @@ class Answerer:
 
     # ---- one story
 
-    def _story(self, doc: DocumentHandle, question: str, generated: Generated, settings: AnswerSettings) -> Answer:
+    def _story(self, doc: DocumentHandle, question: str, generated: Generated, settings: AnswerSettings,
+               index=None) -> Answer:
         ranking: relevance.Ranking = generated.ranking
         passages, document = doc.passages, doc.ingested
         cleaned = postprocess.clean(generated.text, generated.finish)
         context = generated.context
         texts = [passages.text(document, p) for p in context]
-        weights = passage_ops.question_weights(passages, document, question)
+        weights = (index.weights(question) if index is not None
+                   else passage_ops.question_weights(passages, document, question))
         verdict = support.check(cleaned.text, question, texts, weights) if cleaned.text else support.Verdict(False, [0])
         text, supported, answer_terms = cleaned.text, verdict.supported, verdict.found
         cited = [context[i] for i in verdict.cited] if context else []
