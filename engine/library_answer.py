@@ -29,18 +29,24 @@ from .prompt import question_ids
 from .segments import Reading
 
 
-def answer_library(engine, question: str, on_text, should_stop, progress, limit_tokens: int) -> Answer:
+def answer_library(engine, question: str, on_text, should_stop, progress, limit_tokens: int,
+                   documents: list[str] | None = None, scorer=None) -> Answer:
+    """The answer from the ready documents (``documents``: only these sha256s); ``scorer(scope, question)``
+    (optional) replaces the word-match ranking with another (P,) score (the benchmark's per-segment question
+    pass)."""
     loaded = engine.load()
     settings = engine.settings.answer_settings()
     started = time.perf_counter()
-    ready = {item["sha256"]: item for item in engine.library_documents() if item["state"] == "ready"}
+    ready = {item["sha256"]: item for item in engine.library_documents() if item["state"] == "ready"
+             and (documents is None or item["sha256"] in documents)}
     indexed = {sha: doc for sha, doc in engine.passage_index.documents(loaded.id).items() if sha in ready}
     if not indexed:
         raise DocFocusError("The library has no document ready to answer from.",
                             "Add documents with `docfocus library add FILE_OR_FOLDER` and let them be read.")
     docs = list(indexed.values())
     scope = engine.passage_index.search(question, docs)
-    score = settings.lexical * passage_ops.zscore(scope.lexical)
+    score = (settings.lexical * passage_ops.zscore(scope.lexical) if scorer is None
+             else np.asarray(scorer(scope, question), dtype=np.float64))
     ranked_s = time.perf_counter()
     chosen = passage_ops.select(scope.as_passages(), score, settings.focal, settings.follow)
     placed = chosen[::-1] if settings.order == "rank" else sorted(chosen)

@@ -195,12 +195,13 @@ class LibraryMixin:
 
     def ask_library(self, question: str, on_text: Callable[[str], None] | None = None,
                     should_stop: ShouldStop | None = None, progress: Progress | None = None,
-                    max_new_tokens: int | None = None) -> Answer:
+                    max_new_tokens: int | None = None, documents: list[str] | None = None) -> Answer:
         """Answer ``question`` from the library's ready documents (engine/library_answer.py): BM25 over every
         passage of the library ranks them, the best ones (from any documents) fill one compacted context, and the
         answer, its support verdict, evidence, citations and highlights name their document and page.
-        ``answer.document`` describes the scope ({"library": True, "documents", "tokens", "passages"})."""
+        ``answer.document`` describes the scope ({"library": True, "documents", "tokens", "passages"}).
+        ``documents`` (sha256s) narrows the scope to those documents (e.g. the one in view)."""
         from .library_answer import answer_library
 
         return answer_library(self, question, on_text, should_stop, progress,
-                              max_new_tokens or self.settings.max_new_tokens)
+                              max_new_tokens or self.settings.max_new_tokens, documents)
