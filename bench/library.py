@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -81,11 +82,18 @@ def needle_documents(engine, config: dict, folder: Path) -> tuple[list[dict], in
         path = folder / f"needle-{kind}-{number}.pdf"
         with tempfile.TemporaryDirectory() as scratch:  # a PDF written again has a new SHA-256 (its dates):
             made, page = needle_pdf(Path(scratch) / path.name, pages, needle, number / max(1, len(sizes) - 1))
-            if not path.exists():  # keep the one in the library, or it is read again
-                made.replace(path)
+            if not (path.exists() and _texts(path) == _texts(made)):  # the same text: keep the one already read
+                shutil.copyfile(made, path)
         cases.append({"id": f"{kind}-{number}", "kind": kind, "question": question, "answer_any": answers,
                       "path": str(path.resolve()), "page": page, "needle": needle})
     return cases, start
+
+
+def _texts(path: Path) -> list[str]:
+    import pymupdf
+
+    with pymupdf.open(path) as pdf:
+        return [page.get_text() for page in pdf]
 
 
 def sync_library(engine, paths: list[Path]) -> list[dict]:
@@ -222,7 +230,7 @@ def add_one(engine, config: dict, folder: Path, start: int) -> dict:
 
 def growth(engine, cases: list[dict], config: dict) -> list[dict]:
     """First-token time of the same needles as the scope grows (documents in the order added), the index on
-    three needles per scope and today's method on one, scopes interleaved (ABBA)."""
+    up to three needles of the smallest scope and today's method on one, scopes interleaved (ABBA)."""
     items = engine.library_documents()
     scopes, size, docs, targets = [], 0, [], list(config["scopes"])
     for item in items:
@@ -234,7 +242,8 @@ def growth(engine, cases: list[dict], config: dict) -> list[dict]:
                 scopes.append({"tokens": size, "documents": list(docs)})
     if not scopes or scopes[-1]["tokens"] != size:
         scopes.append({"tokens": size, "documents": list(docs)})
-    probes = cases[:3]  # the first documents added: in every scope
+    first = {item["path"] for item in items if item["sha256"] in scopes[0]["documents"]}
+    probes = [c for c in cases if c["path"] in first][:3] or cases[:1]  # needles in every scope
     scorer = attention_scorer(engine)
     samples = {s["tokens"]: {"index": [], "attention": []} for s in scopes}
     for number in range(2):

@@ -53,7 +53,9 @@ def markdown(result: dict) -> str:
     text += (f"\nAdding one document ({added['tokens']:,} tokens, {added['pages']} pages, {added['segments']} segments, "
              f"nothing cached): {added['seconds']} s ({added['tokens_per_s']} tokens/s, {added['seconds_per_segment']} s "
              f"per segment), peak memory +{added['peak_extra_mb']} MB.\n")
-    text += ("\nAs the library grows (the same needles; index: 3 needles x 2 rounds, today: 1 needle):\n\n"
+    probes = result["growth"][0]["index"].get("n", 0) // 2
+    text += (f"\nAs the library grows (the same needles, those in the smallest scope; index: {probes} needle(s) x 2 "
+             f"rounds, today: 1 needle):\n\n"
              "| library tokens | documents | index first token | index hit@3 | today first token |\n|---|---|---|---|---|\n")
     for row in result["growth"]:
         text += (f"| {row['tokens']:,} | {row['documents']} | {_spread(row['index'].get('first_token_s'))} | "

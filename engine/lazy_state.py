@@ -193,9 +193,12 @@ class LazyReading:
                should_stop: ShouldStop | None = None) -> tuple[seg.Reading, np.ndarray]:
         """A ``Reading`` of just the segments holding ``token_index`` (loaded, or read again), and the tokens'
         indices in it. ``stats`` says what it took."""
-        self.stats = SegmentStats()
         token_index = np.asarray(token_index, dtype=np.int64)
         numbers = self.segments_of(token_index)
+        if self._whole is not None:  # every segment is in memory already (``whole``)
+            self.stats = SegmentStats(in_memory=len(numbers))
+            return self._whole, token_index
+        self.stats = SegmentStats()
         parts = [self.segment(n, progress, should_stop) for n in numbers]
         layers = len(self.head_keys)
         keys = [torch.cat([p[0][layer] for p in parts], 2) for layer in range(layers)]

@@ -192,3 +192,21 @@ def test_a_file_that_cannot_be_read_fails_with_its_reason(small_model_dir, tmp_p
     assert item["state"] == "failed" and item["reason"]
     with pytest.raises(Exception, match="no document ready"):
         engine.ask_library(QUESTION)
+
+
+def test_the_question_pass_over_every_segment_stays_available(small_model_dir, tmp_path, monkeypatch):
+    """long_ranking "attention" (the method before the index) runs the question after every segment, then
+    builds the answer's context from the whole reading it loaded (no segment loaded twice, even when only one
+    segment is kept in memory)."""
+    from engine import lazy_state
+
+    monkeypatch.setattr(lazy_state, "KEPT_IN_MEMORY", 1)
+    path = long_pdf(tmp_path / "long.pdf")
+    make_engine(small_model_dir, tmp_path).read(make_engine(small_model_dir, tmp_path).open_document(path))
+    engine = make_engine(small_model_dir, tmp_path, answer_options={"long_ranking": "attention"})
+    doc = engine.open_document(path)
+    seen = []
+    answer = engine.ask(doc, QUESTION, progress=lambda stage, done, total: seen.append((stage, done)))
+    assert ("Finding the passages", doc.segments) in seen
+    assert answer.timings["segments_loaded"] == 0 and answer.timings["segments_in_memory"] >= 1
+    assert answer.evidence and answer.timings["state_from"] == "disk"
