@@ -39,8 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
                                           "PDF, EPUB, XPS, FB2, MOBI, CBZ, plain text and scanned images (PNG, "
                                           "JPEG, TIFF); pages without a text layer are recognised (OCR) once and "
                                           "kept in the library.")
-    ask.add_argument("pdf", metavar="DOCUMENT", help="the document file")
-    ask.add_argument("questions", nargs="+", metavar="QUESTION", help="one or more questions")
+    ask.add_argument("pdf", metavar="DOCUMENT", help="the document file (with --library: the first question)")
+    ask.add_argument("questions", nargs="*", metavar="QUESTION", help="one or more questions")
+    ask.add_argument("--library", action="store_true",
+                     help="answer from every document of the library (docfocus library add) instead of one file")
     ask.add_argument("--json", action="store_true", help="print one JSON object per question, one per line")
     add_model_options(ask)
     ask.add_argument("--password", help="password of an encrypted PDF")
@@ -50,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--no-cache", action="store_true",
                      help="neither use nor save the document state cache (the chat history is still kept)")
     add_cache_commands(commands)
+    from app.library_commands import add_library_commands
+
+    add_library_commands(commands, add_model_options, add_engine_options)
     return parser
 
 
@@ -139,11 +144,22 @@ class ProgressBar:
 def run_ask(args: argparse.Namespace) -> int:
     from engine.api import Engine
 
+    if args.library:
+        args.questions = [args.pdf, *args.questions]
+    elif not args.questions:
+        raise DocFocusError("No question was given.", "docfocus ask DOCUMENT QUESTION... (or ask --library QUESTION...)")
     for question in args.questions:  # fail fast on bad options or an empty question before any heavy work
         if not question.strip():
             raise DocFocusError("A question is empty.", "Type a question about the document.")
     engine = Engine(engine_settings(args))
     progress = ProgressBar(enabled=sys.stderr.isatty() or not args.json)
+    if args.library:
+        from app.library_commands import run_ask_library
+
+        try:
+            return run_ask_library(args, engine, progress)
+        finally:
+            progress.close()
     try:
         ingested = engine.ingest(args.pdf, args.password, progress=progress)  # a bad file fails before the model loads
         engine.load(progress)
@@ -167,15 +183,19 @@ def run_ask(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_answer(answer) -> None:
-    """The answer as the user reads it: the text, how it ended, its citations, then the evidence (stderr)."""
+def print_answer(answer, library: bool = False) -> None:
+    """The answer as the user reads it: the text, how it ended, its citations, then the evidence (stderr); from a
+    library, each source names its document."""
+    def where(item) -> str:
+        title = (item.document or {}).get("title") or (item.document or {}).get("path") or "" if library else ""
+        return f"{title}, p. {item.page}" if title else f"p. {item.page}"
     ending = {"length": " [cut at the length limit]", "stopped": " [stopped]"}.get(answer.finish, "")
     print(answer.answer + ending, flush=True)
     if answer.citations:
-        print("Sources: " + "; ".join(f"p. {c.page}" for c in answer.citations), flush=True)
+        print("Sources: " + "; ".join(where(c) for c in answer.citations), flush=True)
     for item in answer.evidence[:3]:
         snippet = " ".join(item.text.split())[:100]
-        print(f"  [p. {item.page}] {snippet}", file=sys.stderr)
+        print(f"  [{where(item)}] {snippet}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -190,8 +210,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         from app.cache_commands import run_cache, run_history
+        from app.library_commands import run_library
 
-        return {"ask": run_ask, "cache": run_cache, "history": run_history}[args.command](args)
+        return {"ask": run_ask, "cache": run_cache, "history": run_history,
+                "library": run_library}[args.command](args)
     except DocFocusError as error:
         print(f"docfocus: {error.user_message()}", file=sys.stderr)
         return error.exit_code

@@ -65,7 +65,7 @@ def run(quick: bool, out_dir: Path) -> dict:
                 if state.cache is not None:
                     mass = scoring.over_cache(model, state.cache, state.reading.head_len, state.reading.length, q_ids)
                 else:
-                    mass = scoring.over_segments(model, state.reading, q_ids)
+                    mass = scoring.over_segments(model, state.reading.whole(), q_ids)  # every segment
                 seconds = time.perf_counter() - started
                 for name, (chosen, weight, words) in variants(mass.shape[0]).items():
                     pages = ranked_pages(doc, mass, state.reading.segments, case["question"], chosen, weight, words)

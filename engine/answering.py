@@ -28,6 +28,7 @@ from . import text as words_text
 from .answer import Answer, Citation
 from .documents import DocumentHandle, DocumentState
 from .errors import QuestionError
+from .lazy_state import LazyReading
 from .prompt import question_ids
 
 CONTEXTS = ("passages", "document")
@@ -103,7 +104,10 @@ class Answerer:
                                           should_stop)
             else:
                 report = (lambda done, total: progress("Finding the passages", done, total)) if progress else None
-                mass = scoring.over_segments(model, state.reading, q_ids, should_stop, report)
+                reading = state.reading
+                if isinstance(reading, LazyReading):  # every segment, kept while this state is
+                    reading = reading.whole()
+                mass = scoring.over_segments(model, reading, q_ids, should_stop, report)
             while len(self._scored) >= SCORED_KEPT:
                 self._scored.pop(next(iter(self._scored)))
             self._scored[key] = mass
@@ -111,9 +115,11 @@ class Answerer:
 
     def ask(self, doc: DocumentHandle, state: DocumentState, question: str, engine_settings, limit_tokens: int,
             budget: int, on_text=None, should_stop=None, progress=None,
-            started: float | None = None) -> tuple[Answer, dict]:
+            started: float | None = None, index=None) -> tuple[Answer, dict]:
         """The answer and its timings; ``budget`` is the most document tokens the window leaves for a context;
-        ``started`` is when the question was asked (first-token time counts from it, reading included)."""
+        ``started`` is when the question was asked (first-token time counts from it, reading included);
+        ``index`` (engine/passage_index.py ``DocumentIndex``, optional) gives a long document's word match and
+        idf weights without counting its words again (the same figures)."""
         settings = engine_settings.answer_settings()
         q_ids = question_ids(self.loaded.tokenizer, doc.layout, question)
         started = started if started is not None else time.perf_counter()
@@ -124,33 +130,47 @@ class Answerer:
         else:
             focal = settings.focal if settings.context == "passages" else budget // 2
             generated = self._over_passages(doc, state, q_ids, question, settings, min(focal, budget),
-                                            limit_tokens, on_text, should_stop, progress, started)
-        return self._story(doc, question, generated, settings), generated.timings
+                                            limit_tokens, on_text, should_stop, progress, started, index)
+        return self._story(doc, question, generated, settings, index), generated.timings
 
     # ---- the two contexts
 
-    def _ranking(self, doc: DocumentHandle, state: DocumentState, token_mass: np.ndarray, question: str,
-                 settings: AnswerSettings) -> relevance.Ranking:
+    def _ranking(self, doc: DocumentHandle, state: DocumentState, token_mass: np.ndarray | None, question: str,
+                 settings: AnswerSettings, lexical: np.ndarray | None = None) -> relevance.Ranking:
         if token_mass is not None:
             token_mass = (token_mass if settings.layers is None else token_mass[settings.layers]).sum(0)
         return relevance.rank(doc.ingested, doc.passages, token_mass, state.reading.segments, question,
-                              settings.attention_weight, doc.used_tokens)
+                              settings.attention_weight, doc.used_tokens, lexical)
+
+    @staticmethod
+    def _lexical(doc: DocumentHandle, question: str, index) -> np.ndarray:
+        """(P,) the passages' BM25 for ``question``: from the passage index where the engine gave one (a long
+        document: the same figures, without counting its words again), else counted here."""
+        lexical = index.lexical(question) if index is not None else None
+        if lexical is None or len(lexical) != len(doc.passages):
+            lexical = passage_ops.lexical_scores(doc.passages, doc.ingested, question)
+        return lexical
 
     def _over_passages(self, doc, state, q_ids, question, settings, focal, limit_tokens, on_text, should_stop,
-                       progress, started) -> Generated:
+                       progress, started, index=None) -> Generated:
         model = self.loaded.model
         scoring_began = time.perf_counter()
+        lexical = self._lexical(doc, question, index)
         token_mass = None  # the word match ranks alone unless the attention is asked for or needed
-        if relevance.needs_attention(doc.ingested, doc.passages, question, settings.attention_weight):
-            token_mass = self._score(doc, state, q_ids, should_stop, progress)
+        if relevance.needs_attention(lexical, settings.attention_weight):
+            token_mass = self._score(doc, state, q_ids, should_stop, progress)  # a long document: every segment
         scored = time.perf_counter()
-        ranking = self._ranking(doc, state, token_mass, question, settings)
+        ranking = self._ranking(doc, state, token_mass, question, settings, lexical)
         chosen = passage_ops.select(doc.passages, ranking.score, focal, settings.follow)
         placed = chosen[::-1] if settings.order == "rank" else sorted(chosen)
         token_index = np.concatenate([np.arange(doc.passages.start[p], min(doc.passages.end[p], state.reading.length))
                                       for p in placed])  # a truncated document's last passage is cut where reading ended
-        compacted = compaction.compact(model, state.reading, token_index)
-        run = compaction.PassageRun(state.reading.head_len, compacted.items)
+        report = (lambda done, total: progress("Reading the document", done, total)) if progress else None
+        loading = time.perf_counter()
+        reading, local = state.reading.subset(token_index, report, should_stop)  # a long one: only its segments
+        loaded_s = time.perf_counter() - loading
+        compacted = compaction.compact(model, reading, local)
+        run = compaction.PassageRun(reading.head_len, compacted.items)
         context_ids = doc.layout.doc_ids[token_index].tolist()
         limit = min(limit_tokens, self.loaded.window - state.reading.head_len - compacted.items - len(q_ids))
         result = self._generate(compaction.cache_of(model, compacted), q_ids, run, limit,
@@ -163,6 +183,9 @@ class Answerer:
                               context=sorted(chosen, key=lambda p: -ranking.score[p]), ranking=ranking,
                               attention=attention)
         generated.timings["score_s"] = round(scored - scoring_began, 3)
+        generated.timings["context_load_s"] = round(loaded_s, 3)
+        if isinstance(state.reading, LazyReading):
+            generated.timings.update(state.reading.stats.to_dict())
         return generated
 
     def _over_document(self, doc, state, q_ids, question, engine_settings, settings, limit_tokens, on_text,
@@ -242,13 +265,15 @@ class Answerer:
             return generated.token_mass.sum(0).astype(np.float32)
         return np.asarray(generated.answer_mass, dtype=np.float32)
 
-    def _story(self, doc: DocumentHandle, question: str, generated: Generated, settings: AnswerSettings) -> Answer:
+    def _story(self, doc: DocumentHandle, question: str, generated: Generated, settings: AnswerSettings,
+               index=None) -> Answer:
         ranking: relevance.Ranking = generated.ranking
         passages, document = doc.passages, doc.ingested
         cleaned = postprocess.clean(generated.text, generated.finish, generated.looped)
         context = generated.context
         texts = [passages.text(document, p) for p in context]
-        weights = passage_ops.question_weights(passages, document, question)
+        weights = (index.weights(question) if index is not None
+                   else passage_ops.question_weights(passages, document, question))
         verdict = support.check(cleaned.text, question, texts, weights) if cleaned.text else support.Verdict(False, [0])
         text, supported, answer_terms = cleaned.text, verdict.supported, verdict.found
         cited = [context[i] for i in verdict.cited] if context else []

@@ -10,6 +10,7 @@ run them in a worker thread and pass ``should_stop`` to cancel.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sqlite3
 import time
@@ -23,10 +24,13 @@ from . import attention, dga_prefill, generation, paths, segments
 from .answer import Answer, Citation, Evidence, Highlight  # noqa: F401 - the public API
 from .answering import Answerer
 from .documents import DocumentHandle, DocumentState
+from .lazy_state import LazyReading, SegmentSource
+from .passage_index import DocumentIndex, PassageIndex
 from .errors import DocFocusError
 from .history import History
 from .ingest import IngestedDocument, file_sha256, ingest_pdf
 from .library import Library
+from .library_api import LibraryMixin
 from .models import LoadedModel, load_model
 from .passages import cut as cut_passages
 from .prompt import PromptLayout, build_layout, token_words
@@ -43,8 +47,9 @@ PASSAGE_TOKENS = 64  # the passage a document is cut into for relevance (engine/
 READ_CHUNK = 256  # tokens per forward pass when reading: a Stop is heard between two of them
 
 
-class Engine:
-    """Loads one model and answers questions about documents with it."""
+class Engine(LibraryMixin):
+    """Loads one model and answers questions about documents with it (and across a library: the ``library_*``
+    methods and ``ask_library``, engine/library_api.py)."""
 
     def __init__(self, settings: EngineSettings | None = None, library: Library | None = None,
                  segment_memo: dict | None = None) -> None:
@@ -145,6 +150,8 @@ class Engine:
         if state is not None:
             state.source, state.restore_s, state.store_s = "memory", 0.0, 0.0
             return state, 0.0
+        if doc.method == "select":
+            return self._read_segments(doc, progress, should_stop)
         loaded = self.load()
         ids = doc.prefix_ids()
         state = self._restore_state(doc, ids)  # the state cache first: no prefill at all on a hit
@@ -155,25 +162,85 @@ class Engine:
         report = (lambda done, total: progress("Reading the document", done, total)) if progress else None
         if report:
             report(0, doc.used_tokens)
-        if doc.method == "select":
-            reading = segments.read(loaded.model, doc.layout.head_ids, doc.layout.doc_ids, self._doc_reading(doc),
-                                    progress=report, should_stop=should_stop, memo=self.segment_memo)
-            state = DocumentState(doc.sha256, None, reading, len(ids), torch.zeros(1))
+        cache = generation.new_cache(loaded.model.config)
+        prefill = self._prefill_settings()
+        if prefill is None:
+            logits = generation.prefill(loaded.model, ids, cache, progress=_minus(report, len(doc.layout.head_ids)),
+                                        should_stop=should_stop, chunk_size=READ_CHUNK)
         else:
-            cache = generation.new_cache(loaded.model.config)
-            prefill = self._prefill_settings()
-            if prefill is None:
-                logits = generation.prefill(loaded.model, ids, cache, progress=_minus(report, len(doc.layout.head_ids)),
-                                            should_stop=should_stop, chunk_size=READ_CHUNK)
-            else:
-                logits = dga_prefill.prefill_dga(loaded.model, ids, cache, prefill, doc_start=doc.layout.doc_start,
-                                                 progress=_minus(report, len(doc.layout.head_ids)),
-                                                 should_stop=should_stop)
-            state = self._whole_state(doc, cache, len(ids), logits)
+            logits = dga_prefill.prefill_dga(loaded.model, ids, cache, prefill, doc_start=doc.layout.doc_start,
+                                             progress=_minus(report, len(doc.layout.head_ids)),
+                                             should_stop=should_stop)
+        state = self._whole_state(doc, cache, len(ids), logits)
         prefill_s = time.perf_counter() - started
         self._store_state(doc, ids, state)
         self._states[_state_id(doc)] = state
         return state, prefill_s
+
+    def _read_segments(self, doc: DocumentHandle, progress: Progress | None, should_stop: ShouldStop | None,
+                       read_missing: bool = True) -> tuple[DocumentState, float]:
+        """A long document's state as a ``LazyReading`` (engine/lazy_state.py): its segments are stored one by
+        one in the state cache and loaded only where a question needs them. With ``read_missing`` every segment
+        not stored yet is read now (and stored as soon as it is read, so an interrupted reading resumes); the
+        document is also put in the passage index. Returns (state, seconds spent reading)."""
+        started = time.perf_counter()
+        lazy = self._lazy_reading(doc)
+        restore_s = time.perf_counter() - started
+        read = 0
+        if read_missing:
+            report = (lambda done, total: progress("Reading the document", done, total)) if progress else None
+            read = lazy.read_missing(report, should_stop)
+            self._index_document(doc)
+        state = DocumentState(doc.sha256, None, lazy, len(doc.layout.head_ids) + doc.total_tokens, torch.zeros(1),
+                              source="prefill" if read else "disk", restore_s=restore_s)
+        notices = [self._pending_notice, *lazy.source.notices, *(self.state_cache.take_notices()
+                                                                 if self.settings.use_cache else [])]
+        lazy.source.notices.clear()
+        self._pending_notice = None
+        state.cache_notice = " ".join(dict.fromkeys(filter(None, notices))) or None
+        self._states[_state_id(doc)] = state
+        return state, (time.perf_counter() - started - restore_s) if read else 0.0
+
+    def _lazy_reading(self, doc: DocumentHandle) -> LazyReading:
+        loaded = self.load()
+        layers = len(getattr(loaded.model.config, "layer_types", None) or []) or loaded.model.config.num_hidden_layers
+        base = self.state_key(doc, doc.layout.head_ids)
+
+        def key(kind: str, tag: str, tokens: int) -> StateKey:  # by content: identical segments are shared
+            return dataclasses.replace(base, sha256=f"{kind}:{tag}", prefix_tokens=tokens, layout_hash=tag,
+                                       variant=f"{base.variant};{kind}")
+        source = SegmentSource(loaded.model, self.state_cache if self.settings.use_cache else None, key,
+                               loaded.dtype, _layer_devices(loaded.model, layers), doc.ingested.title,
+                               doc.ingested.path, self.segment_memo)
+        return LazyReading(source, doc.layout.head_ids, doc.layout.doc_ids, self._doc_reading(doc))
+
+    @property
+    def passage_index(self) -> PassageIndex:
+        """The passage index (engine/passage_index.py) in the library database."""
+        if getattr(self, "_passage_index", None) is None or self._passage_index.db is not self.library.db:
+            self._passage_index = PassageIndex(self.library.db)
+        return self._passage_index
+
+    def _index_document(self, doc: DocumentHandle) -> int | None:
+        """Put ``doc``'s passages in the passage index (once per tokenizer); its index id, None if it cannot."""
+        tokenizer = self.load().id
+        try:
+            found = self.passage_index.doc_id(doc.sha256, tokenizer)
+            return found if found is not None else self.passage_index.add(doc.ingested, doc.passages, tokenizer,
+                                                                          doc.total_tokens)
+        except sqlite3.Error as error:  # the index is an accelerator: the document's own passages still rank
+            log.warning("could not index %s: %s", doc.ingested.path, error)
+            return None
+
+    def _doc_index(self, doc: DocumentHandle) -> DocumentIndex | None:
+        """The passage index's scope of one long document (its BM25 without counting its words again)."""
+        if doc.method != "select":
+            return None
+        try:
+            found = self.passage_index.doc_id(doc.sha256, self.load().id)
+        except sqlite3.Error:
+            return None
+        return DocumentIndex(self.passage_index, found) if found is not None else None
 
     @staticmethod
     def _whole_state(doc: DocumentHandle, cache, prefix_len: int, logits, **extra) -> DocumentState:
@@ -219,17 +286,11 @@ class Engine:
         started = time.perf_counter()
         layers = len(getattr(loaded.model.config, "layer_types", None) or []) or loaded.model.config.num_hidden_layers
         devices = _layer_devices(loaded.model, layers)
-        long = doc.method == "select"
-        restored = self.state_cache.load(self.state_key(doc, ids), loaded.dtype, devices + devices if long else devices)
+        restored = self.state_cache.load(self.state_key(doc, ids), loaded.dtype, devices)
         notice = " ".join(self.state_cache.take_notices()) or None
         if restored is None:
             self._pending_notice = notice
             return None
-        if long:  # stored as the head's layers, then the document's (no concatenated copy of a large state)
-            head, body = restored.layers[:layers], restored.layers[layers:]
-            reading = segments.Reading.from_parts(head, body, doc.layout.doc_ids, self._doc_reading(doc))
-            return DocumentState(doc.sha256, None, reading, len(ids), restored.last_logits, source="disk",
-                                 restore_s=time.perf_counter() - started, cache_notice=notice)
         cache = generation.new_cache(loaded.model.config)
         for layer, (keys, values) in enumerate(restored.layers):
             cache.update(keys, values, layer)  # (1, H_kv, L, D) each
@@ -241,11 +302,7 @@ class Engine:
         notice, self._pending_notice = self._pending_notice, None
         if self.settings.use_cache:
             started = time.perf_counter()
-            if state.cache is None:
-                reading = state.reading
-                layers = list(zip(reading.head_keys, reading.head_values)) + list(zip(reading.keys, reading.values))
-            else:
-                layers = [(layer.keys, layer.values) for layer in state.cache.layers]
+            layers = [(layer.keys, layer.values) for layer in state.cache.layers]
             self.state_cache.cap_bytes = self.settings.cache_cap_bytes  # the user may have changed it
             try:
                 self.state_cache.store(self.state_key(doc, ids), layers, state.last_logits,
@@ -304,7 +361,7 @@ class Engine:
         limit = max_new_tokens or self.settings.max_new_tokens
         answer, timings = self._answerer.ask(doc, state, question, self.settings, limit,
                                              self._document_budget(doc.layout), on_text, should_stop, progress,
-                                             started)
+                                             started, index=self._doc_index(doc))
         answer.timings = {"load_s": round(loaded.load_s, 3), "prefill_s": round(prefill_s, 3), **timings,
                           "total_s": round(time.perf_counter() - started, 3)}
         return self._finish_answer(answer, state, limit)

@@ -101,23 +101,41 @@ def cut(document: IngestedDocument, offsets: np.ndarray, target: int = 64) -> Pa
     return Passages(first, end_word, start, end, page)
 
 
-def lexical_scores(passages: Passages, document: IngestedDocument, question: str) -> np.ndarray:
-    """(P,) BM25 of the question's content terms (their stems matching too) in each passage."""
-    wanted = list(dict.fromkeys(words_text.stem(t) for t in words_text.terms(question)))
-    counts = passages.term_counts(document)
-    result = np.zeros(len(passages))
-    if not wanted or not len(passages):
+def question_terms(question: str) -> list[str]:
+    """The question's content-term stems, each once, in order: what BM25 and the idf weights look for."""
+    return list(dict.fromkeys(words_text.stem(t) for t in words_text.terms(question)))
+
+
+def idf(passages: int, df: int) -> float:
+    """BM25's idf of a term found in ``df`` of ``passages`` passages."""
+    return math.log(1 + (passages - df + 0.5) / (df + 0.5))
+
+
+def bm25(term_frequencies: list[np.ndarray], lengths: np.ndarray) -> np.ndarray:
+    """(P,) BM25 of P passages of ``lengths`` words, given for each question term its (P,) frequencies; idf
+    and the mean length are taken over these P passages. The one implementation: a document's passages
+    (``lexical_scores``) and a library's (engine/passage_index.py) are scored by it."""
+    result = np.zeros(len(lengths))
+    if not len(lengths):
         return result
-    lengths = (passages.end_word - passages.first_word).astype(np.float64)
+    lengths = np.asarray(lengths, dtype=np.float64)
     norm = BM25_K1 * (1 - BM25_B + BM25_B * lengths / max(1.0, lengths.mean()))
-    for term in wanted:
-        tf = np.array([c.get(term, 0) for c in counts], dtype=np.float64)
+    for tf in term_frequencies:
         df = np.count_nonzero(tf)
         if df == 0:
             continue
-        idf = math.log(1 + (len(passages) - df + 0.5) / (df + 0.5))
-        result += idf * tf * (BM25_K1 + 1) / (tf + norm)
+        result += idf(len(lengths), df) * tf * (BM25_K1 + 1) / (tf + norm)
     return result
+
+
+def lexical_scores(passages: Passages, document: IngestedDocument, question: str) -> np.ndarray:
+    """(P,) BM25 of the question's content terms (their stems matching too) in each passage."""
+    wanted = question_terms(question)
+    if not wanted or not len(passages):
+        return np.zeros(len(passages))
+    counts = passages.term_counts(document)
+    return bm25([np.array([c.get(term, 0) for c in counts], dtype=np.float64) for term in wanted],
+                passages.end_word - passages.first_word)
 
 
 def question_weights(passages: Passages, document: IngestedDocument, question: str) -> dict[str, float]:
@@ -125,10 +143,10 @@ def question_weights(passages: Passages, document: IngestedDocument, question: s
     term the document never uses cannot be matched, so it weighs nothing)."""
     counts = passages.term_counts(document)
     weights = {}
-    for term in dict.fromkeys(words_text.stem(t) for t in words_text.terms(question)):
+    for term in question_terms(question):
         df = sum(1 for c in counts if term in c)
         if df:
-            weights[term] = math.log(1 + (len(counts) - df + 0.5) / (df + 0.5))
+            weights[term] = idf(len(counts), df)
     return weights
 
 

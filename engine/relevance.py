@@ -35,19 +35,20 @@ class Ranking:
         return np.argsort(-self.score, kind="stable").tolist()
 
 
-def needs_attention(document: IngestedDocument, passages: passage_ops.Passages, question: str,
-                    attention_weight: float) -> bool:
-    """Whether ranking for ``question`` needs the question's attention over the document: when it is weighed in,
-    or when no word of the question is in the document (the word match then says nothing)."""
-    return attention_weight > 0 or not np.any(passage_ops.lexical_scores(passages, document, question) > 0)
+def needs_attention(lexical: np.ndarray, attention_weight: float) -> bool:
+    """Whether ranking needs the question's attention over the document: when it is weighed in, or when no word
+    of the question is in the document (``lexical``: the passages' word match, which then says nothing)."""
+    return attention_weight > 0 or not np.any(lexical > 0)
 
 
 def rank(document: IngestedDocument, passages: passage_ops.Passages, token_mass: np.ndarray | None,
-         segments: list[tuple[int, int]], question: str, attention_weight: float, used_tokens: int) -> Ranking:
+         segments: list[tuple[int, int]], question: str, attention_weight: float, used_tokens: int,
+         lexical: np.ndarray | None = None) -> Ranking:
     """Rank the passages for ``question`` by the word match, with the per-token attention mass (L,) weighed in by
     ``attention_weight`` (``token_mass`` None: not measured); passages that start beyond ``used_tokens`` (a
-    truncated document) are never ranked."""
-    lexical = passage_ops.lexical_scores(passages, document, question)
+    truncated document) are never ranked. ``lexical``: the word match if already counted (the passage index)."""
+    if lexical is None:
+        lexical = passage_ops.lexical_scores(passages, document, question)
     attention = None
     if token_mass is not None:
         full = np.zeros(int(passages.end[-1]) if len(passages) else 0)

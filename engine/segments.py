@@ -134,6 +134,11 @@ class Reading:
         return cls([k for k, _ in head], [v for _, v in head], [k for k, _ in body], [v for _, v in body],
                    segment_positions(segments, head[0][0].shape[2], settings.overlap), segments)
 
+    def subset(self, token_index: np.ndarray, progress=None, should_stop=None) -> tuple["Reading", np.ndarray]:
+        """A reading that holds ``token_index``'s tokens, and their indices in it: this whole reading here (a
+        lazy one, engine/lazy_state.py, loads only the segments that hold them)."""
+        return self, np.asarray(token_index, dtype=np.int64)
+
 
 def cache_with(model, keys: list[torch.Tensor], values: list[torch.Tensor]):
     """A fresh cache holding these per-layer keys/values."""
@@ -143,6 +148,40 @@ def cache_with(model, keys: list[torch.Tensor], values: list[torch.Tensor]):
     return cache
 
 
+def head_reading(model, head_ids: list[int], should_stop: ShouldStop | None = None):
+    """(keys, values) per layer of the chat head read alone: what every segment is read after."""
+    head_cache = generation.new_cache(model.config)
+    generation.prefill(model, head_ids, head_cache, should_stop=should_stop)
+    return [layer.keys.clone() for layer in head_cache.layers], [layer.values.clone() for layer in head_cache.layers]
+
+
+def segment_piece(doc_ids: np.ndarray, start: int, end: int, overlap: int) -> tuple[np.ndarray, int]:
+    """The tokens read for segment [start, end): its ``overlap`` tokens of context, then itself; and how many
+    of them are context."""
+    context = max(0, start - overlap)
+    return np.asarray(doc_ids[context:end], dtype=np.int64), start - context
+
+
+def segment_tag(head_ids: list[int], piece: np.ndarray, context: int) -> str:
+    """What a segment's reading depends on (besides the model): the head, its context and its tokens."""
+    return hashlib.sha1(np.asarray(piece, dtype=np.int64).tobytes() + repr(list(head_ids)).encode() +
+                        str(context).encode()).hexdigest()
+
+
+@torch.inference_mode()
+def read_segment(model, head_keys: list[torch.Tensor], head_values: list[torch.Tensor], piece: np.ndarray,
+                 context: int, progress: Callable[[int], None] | None = None,
+                 should_stop: ShouldStop | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Read one segment (``piece``: its ``context`` tokens of overlap, then itself) after the head; returns its
+    own tokens' keys/values per layer. ``progress(done)`` counts the segment's own tokens read so far."""
+    cache = cache_with(model, head_keys, head_values)
+    generation.prefill(model, np.asarray(piece).tolist(), cache, should_stop=should_stop,
+                       progress=(lambda done, _: progress(max(0, done - context))) if progress else None)
+    skip = head_keys[0].shape[2] + context
+    return ([layer.keys[:, :, skip:].clone() for layer in cache.layers],
+            [layer.values[:, :, skip:].clone() for layer in cache.layers])
+
+
 @torch.inference_mode()
 def read(model, head_ids: list[int], doc_ids: np.ndarray, settings: ReadingSettings,
          progress: Progress | None = None, should_stop: ShouldStop | None = None,
@@ -150,29 +189,20 @@ def read(model, head_ids: list[int], doc_ids: np.ndarray, settings: ReadingSetti
     """Read the whole document segment by segment. ``memo`` (optional dict) keeps each segment's keys/values
     by its tokens, so reading a document that shares segments with one read before skips them."""
     doc_ids = np.asarray(doc_ids, dtype=np.int64)
-    head_cache = generation.new_cache(model.config)
-    generation.prefill(model, head_ids, head_cache, should_stop=should_stop)
-    head_keys = [layer.keys.clone() for layer in head_cache.layers]
-    head_values = [layer.values.clone() for layer in head_cache.layers]
+    head_keys, head_values = head_reading(model, head_ids, should_stop)
     segments = segment_bounds(doc_ids, settings.segment)
     length = len(doc_ids)
     keys = [k.new_empty(*k.shape[:2], length, k.shape[3]) for k in head_keys]
     values = [v.new_empty(*v.shape[:2], length, v.shape[3]) for v in head_values]
     for start, end in segments:
-        context = max(0, start - settings.overlap)
-        piece = doc_ids[context:end]
-        tag = hashlib.sha1(piece.tobytes() + repr(list(head_ids)).encode() +
-                           str(start - context).encode()).hexdigest() if memo is not None else None
+        piece, context = segment_piece(doc_ids, start, end, settings.overlap)
+        tag = segment_tag(head_ids, piece, context) if memo is not None else None
         if tag is not None and tag in memo:
             seg_keys, seg_values = memo[tag]
         else:
-            cache = cache_with(model, head_keys, head_values)
-            generation.prefill(model, piece.tolist(), cache, should_stop=should_stop,
-                               progress=(lambda done, _, a=start, c=start - context:
-                                         progress(a + max(0, done - c), length)) if progress else None)
-            skip = len(head_ids) + start - context
-            seg_keys = [layer.keys[:, :, skip:].clone() for layer in cache.layers]
-            seg_values = [layer.values[:, :, skip:].clone() for layer in cache.layers]
+            seg_keys, seg_values = read_segment(model, head_keys, head_values, piece, context,
+                                                (lambda done, a=start: progress(a + done, length)) if progress
+                                                else None, should_stop)
             if tag is not None:
                 memo[tag] = (seg_keys, seg_values)
         for layer in range(len(keys)):

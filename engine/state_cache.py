@@ -179,6 +179,19 @@ class StateCache:
         self._touch(state["id"])
         return RestoredState(layers, logits.to(devices[-1] if devices else "cpu"), state["stored_bytes"])
 
+    def stored(self, keys: list[StateKey]) -> set[str]:
+        """The digests of those ``keys`` that have a stored state (one query; nothing is loaded)."""
+        digests = [key.digest() for key in keys]
+
+        def query() -> set[str]:
+            found: set[str] = set()
+            for first in range(0, len(digests), 500):
+                part = digests[first:first + 500]
+                found.update(row[0] for row in self.db.execute(
+                    f"SELECT key FROM states WHERE key IN ({', '.join('?' * len(part))})", part))
+            return found
+        return self._guarded(query, set())
+
     def _state_row(self, key: StateKey) -> dict | None:
         cursor = self.db.execute("SELECT * FROM states WHERE key = ?", [key.digest()])
         row = cursor.fetchone()

@@ -112,13 +112,13 @@ def test_stopped_answer_with_text_is_recorded(bundled_engine):
     bundled_engine.read(doc)
     calls: list[int] = []
 
-    def stop_after_three_tokens() -> bool:  # asked while scoring, after the question, then after each token
+    def stop_after_a_few_tokens() -> bool:  # asked after the question's prefill, then after each token
         calls.append(1)
         return len(calls) > 4
 
-    answer = bundled_engine.ask(doc, "How tall is the tower?", should_stop=stop_after_three_tokens)
+    answer = bundled_engine.ask(doc, "How tall is the tower?", should_stop=stop_after_a_few_tokens)
     entry = bundled_engine.history(doc.sha256)[-1]
-    assert answer.stopped and answer.finish == "stopped" and answer.timings["generated_tokens"] == 3
+    assert answer.stopped and answer.finish == "stopped" and 2 <= answer.timings["generated_tokens"] <= 4
     assert entry["stopped"] is True and entry["answer"] == answer.answer != "" and entry["finish"] == "stopped"
 
 

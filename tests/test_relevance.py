@@ -91,9 +91,8 @@ def test_the_word_match_ranks_and_the_attention_only_weighs_in_when_asked_or_whe
     assert int(np.argmax(passages.rank(misleading, lexical, 10.0))) == 0  # weighed in heavily, it wins
     nothing = np.zeros(len(cut))
     assert int(np.argmax(passages.rank(misleading, nothing, 0.0))) == 0  # no word matches: the attention decides
-    assert not relevance.needs_attention(document, cut, question, 0.0)
-    assert relevance.needs_attention(document, cut, question, 0.5)
-    assert relevance.needs_attention(document, cut, "Qwzx blorft?", 0.0)
+    assert not relevance.needs_attention(lexical, 0.0) and relevance.needs_attention(lexical, 0.5)
+    assert relevance.needs_attention(passages.lexical_scores(cut, document, "Qwzx blorft?"), 0.0)
     ranked = relevance.rank(document, cut, None, [(0, len(offsets))], question, 0.0, len(offsets))
     assert ranked.order()[0] == fwf and not ranked.attention.any()
 

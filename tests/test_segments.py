@@ -138,7 +138,10 @@ def test_engine_reads_past_the_window_and_says_so(long_engine, long_pdf, library
     answer = long_engine.ask(doc, "What is the code?", progress=lambda stage, done, total: seen.append((stage, done)))
     reading = [done for stage, done in seen if stage == "Reading the document"]
     assert reading[0] == 0 and reading[-1] == doc.total_tokens and reading == sorted(reading)
-    assert not any(stage == "Finding the passages" for stage, _ in seen)  # the word match ranks: no pass per segment
+    # Passages are ranked by their words (no question pass over every segment), and the answer's context comes
+    # from the segments that hold the chosen passages, which this engine still has in memory.
+    assert not any(stage == "Finding the passages" for stage, _ in seen)
+    assert 1 <= answer.timings["segments_in_memory"] < doc.segments and answer.timings["segments_read"] == 0
     assert answer.attention["context"] == "passages" and answer.attention["attended_tokens"] <= 64 + 96
     assert answer.document["method"] == "select" and answer.notice == doc.notice()
     assert answer.evidence and answer.token_scores.shape == (doc.total_tokens,)
