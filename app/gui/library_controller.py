@@ -25,7 +25,7 @@ from .library_worker import LibraryWorker
 
 NOTHING_READY = ("No document of the library is ready yet. Add documents in the Library tab (left); "
                  "DocFocus reads them in the background, then answers from all of them.")
-LIBRARY_WIDTH = 360  # pixels of the side panel while it shows the library
+LIBRARY_WIDTH = 400  # pixels of the side panel while it shows the library
 NOTHING_ADDED = "Nothing was added: no document DocFocus can read was found there."
 
 

@@ -32,7 +32,9 @@ def length_text(tokens) -> str:
     """The document's length in plain words (the model's tokens go to the tooltip)."""
     if not tokens:
         return ""
-    return f"{tokens / 1000:.1f}k" if tokens < 100_000 else f"{tokens / 1000:.0f}k"
+    if tokens < 1000:
+        return str(int(tokens))
+    return f"{tokens / 1000:.1f}k" if tokens < 10_000 else f"{tokens / 1000:.0f}k"
 
 
 def file_filter() -> str:
@@ -57,8 +59,8 @@ class LibraryPanel(QWidget):
         self.tree = QTreeWidget()
         self.tree.setColumnCount(len(COLUMNS))
         self.tree.setHeaderLabels(list(COLUMNS))
-        self.tree.headerItem().setToolTip(LENGTH, "How much text the model reads, in thousands of tokens "
-                                                  "(pieces of words)")
+        self.tree.headerItem().setToolTip(LENGTH, "How much text the model reads, in tokens (pieces of words; "
+                                                  "k = thousand)")
         self.tree.setRootIsDecorated(False)
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.tree.setAlternatingRowColors(True)
