@@ -127,7 +127,7 @@ class LibraryController(QObject):
         window = self.window
         window._ask_job = job = Job("ask")
         window.chat.start_answer(question, job.id)
-        if self.documents and not any(d.get("state") == "ready" for d in self.documents):
+        if not any(d.get("state") == "ready" for d in self.documents):
             window.chat.fail_answer(job.id, NOTHING_READY)
             window._ask_job = None
             return

@@ -118,12 +118,14 @@ class LibraryWorker(QObject):
             self.sig_documents.emit([dict(d, state="reading") if d["id"] == item["id"] else d
                                      for d in engine.library_documents()])
             last = [0.0]
+            whole = int(item.get("total") or 0)  # a reading stopped before: the engine counts what is left
 
             def progress(stage: str, done: int, total: int) -> None:
                 now = time.monotonic()
                 if stage == READING_STAGE and (now - last[0] >= PROGRESS_EVERY_S or done >= total):
                     last[0] = now
-                    self.sig_reading.emit(int(item["id"]), int(done), int(total))
+                    kept = whole - total if 0 < total < whole else 0
+                    self.sig_reading.emit(int(item["id"]), int(done + kept), int(total + kept))
             try:
                 engine.library_read_next(progress, job.should_stop)
             except CancelledError:

@@ -321,7 +321,8 @@ class MainWindow(WindowParts, QMainWindow):
             self._ask_job = None
         if card is not None and entry["citations"] and entry["finish"] != "stopped" and not entry["stopped"]:
             first = entry["citations"][0]  # show where the answer comes from
-            self.show_passage(int(first["page"]) - 1, list(first.get("boxes") or []), first.get("document"))
+            self.show_passage(int(first["page"]) - 1, list(first.get("boxes") or []),
+                              first.get("document") if entry["library"] else None)
         notice = answer.notice or ""
         if self.handle is not None and notice.startswith(self.handle.notice() or "\0"):
             notice = notice[len(self.handle.notice()):].strip()  # the document banner already says it

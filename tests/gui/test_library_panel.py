@@ -223,3 +223,20 @@ def test_a_question_asked_while_the_library_reads_is_answered_and_the_reading_go
     wait_ready(qtbot, window, 6)
     assert set(states(window).values()) == {"Ready"}
     assert "error" not in window.banners.texts()
+
+
+def test_a_failing_library_job_is_a_banner_and_the_window_goes_on(qtbot, make_window, engine, tmp_path, monkeypatch):
+    def broken(paths):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(engine, "library_add", broken)
+    window = make_window(engine)
+    with qtbot.waitSignal(window.sig_error_shown, timeout=WAIT) as blocker:
+        window.library.add([shelf(tmp_path / "shelf")])
+    assert blocker.args == ["library", "RuntimeError: disk on fire"]
+    assert "disk on fire" in window.banners.texts()["error"]
+    monkeypatch.undo()
+    window.library.add([tmp_path / "shelf"])
+    wait_ready(qtbot, window, 2)
+    window.library.add([tmp_path / "nothing-here"])  # a path that is not there: said in plain words
+    qtbot.waitUntil(lambda: "was not found" in window.banners.texts().get("error", ""), timeout=WAIT)
