@@ -55,7 +55,7 @@ class LibraryController(QObject):
     def _connect(self) -> None:
         panel, worker, window = self.panel, self.worker, self.window
         panel.sig_add.connect(self.add)
-        panel.sig_remove.connect(worker.req_remove)
+        panel.sig_remove.connect(self.remove)
         panel.sig_open.connect(window.open_pdf)
         worker.sig_documents.connect(self._on_documents)
         worker.sig_reading.connect(panel.show_reading)
@@ -80,9 +80,11 @@ class LibraryController(QObject):
 
     # --- the library ---------------------------------------------------------------------------------
     def add(self, paths: list) -> None:
+        self.pause()  # the list changes now, not after the document being read
         self.worker.req_add.emit([str(p) for p in paths])
 
     def remove(self, item_id: int) -> None:
+        self.pause()
         self.worker.req_remove.emit(int(item_id))
 
     def _on_documents(self, documents: list) -> None:

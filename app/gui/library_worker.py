@@ -30,6 +30,8 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from engine.errors import CancelledError, DocFocusError
 
+from .pdf_worker import PDF_LOCK
+
 READING_STAGE = "Reading the document"
 PROGRESS_EVERY_S = 0.2  # at most this often a reading's progress goes to the GUI
 
@@ -117,6 +119,10 @@ class LibraryWorker(QObject):
             item = engine.library_queue.next()
             self.sig_documents.emit([dict(d, state="reading") if d["id"] == item["id"] else d
                                      for d in engine.library_documents()])
+            if not self._parse(engine, item, job):
+                self._emit_documents()
+                more[0] = engine.library_queue.next() is not None
+                return
             last = [0.0]
             whole = int(item.get("total") or 0)  # a reading stopped before: the engine counts what is left
 
@@ -137,6 +143,21 @@ class LibraryWorker(QObject):
         finally:
             self.engine_worker.sig_busy.emit("")
             self.sig_read_done.emit(job.id, more[0])
+
+    def _parse(self, engine, item: dict, job) -> bool:
+        """Parse the file under the viewer's PyMuPDF lock (PyMuPDF is not thread-safe); the reading then takes
+        the library's copy. A file that cannot be parsed fails here, with the reason the engine would give."""
+        try:
+            engine.ingest(item["path"], should_stop=job.should_stop, pdf_lock=PDF_LOCK)
+        except CancelledError:
+            raise
+        except DocFocusError as error:
+            engine.library_queue.set_state(item["id"], "failed", reason=error.user_message())
+            return False
+        except Exception as error:  # noqa: BLE001 - one bad file never stops the queue
+            engine.library_queue.set_state(item["id"], "failed", reason=f"{type(error).__name__}: {error}")
+            return False
+        return True
 
     @Slot(object, str)
     def _ask(self, job, question: str) -> None:
