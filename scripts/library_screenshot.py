@@ -3,9 +3,11 @@ the whole library and its answer, whose source (another document) is open in the
 
     xvfb-run -s "-screen 0 1600x1000x24" python scripts/library_screenshot.py docs/library.png
 
-The library is resources/sample.pdf, two documents written here (a ferry timetable, an island almanac) and a
-file that is not a PDF (to show a document that could not be read), in a throw-away data folder; the user's
-settings and library are neither read nor changed. Exits non-zero if no answer arrives within --timeout s.
+The library is resources/sample.pdf, two documents written here (a ferry timetable, an island almanac), a
+file that is not a PDF (to show a document that could not be read) and, with --long (default: R's "An
+Introduction to R" where r-doc-pdf is installed), a long manual that is still being read when the question is
+asked: the question goes first and the reading goes on after it. A throw-away data folder; the user's settings
+and library are neither read nor changed. Exits non-zero if no answer arrives within --timeout s.
 """
 from __future__ import annotations
 
@@ -54,6 +56,8 @@ def main() -> int:
     parser.add_argument("--question", default="Who kept the light burning for 31 years?")
     parser.add_argument("--size", default="1500x900", help="window size, WIDTHxHEIGHT")
     parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--long", default="/usr/share/R/doc/manual/R-intro.pdf",
+                        help="a long PDF added last, still being read at the question ('' for none)")
     args = parser.parse_args()
 
     from PySide6.QtCore import QSettings, QTimer
@@ -101,13 +105,15 @@ def main() -> int:
         panel = window.library.panel
         rows = [panel.items[i] for i in panel.items]
         panel.tree.setCurrentItem(next((r for r in rows if r.text(3) == "Couldn't read"), rows[0]))
-        QTimer.singleShot(2500, save)  # after the citation's flash the highlights show
+        QTimer.singleShot(4000, save)  # after the citation's flash the highlights show; the reading goes on
 
     def ask_when_read() -> None:
         documents = window.library.documents
         if result["asked"]:
             return
-        if len(documents) == 4 and all(d["state"] in ("ready", "failed") for d in documents):
+        short = [d for d in documents if d["path"] != long_path]
+        if (len(short) == 4 and all(d["state"] in ("ready", "failed") for d in short)
+                and (not long_path or window.library.panel.show_reading_seen)):
             result["asked"] = True
             window.chat.set_scope("library")
             window.chat.question.setPlainText(args.question)
@@ -118,7 +124,11 @@ def main() -> int:
     window.sig_answer_shown.connect(answered)
     window.sig_error_shown.connect(lambda kind, message: print(f"error ({kind}): {message}", file=sys.stderr))
     QTimer.singleShot(int(args.timeout * 1000), lambda: (print("timed out", file=sys.stderr), app.quit()))
-    window.library.add([ROOT / "resources" / "sample.pdf", shelf])
+    long_path = str(Path(args.long).resolve()) if args.long and Path(args.long).is_file() else ""
+    window.library.panel.show_reading_seen = False
+    window.library.worker.sig_reading.connect(  # ask once a few percent of the long one are read
+        lambda _id, done, total: total > 5000 and done >= 0.04 * total and setattr(window.library.panel, "show_reading_seen", True))
+    window.library.add([ROOT / "resources" / "sample.pdf", shelf] + ([long_path] if long_path else []))
     window.open_pdf(timetable)
     QTimer.singleShot(500, ask_when_read)
     app.exec()

@@ -53,6 +53,7 @@ class LibraryWorker(QObject):
     def __init__(self, engine_worker) -> None:
         super().__init__()
         self.engine_worker = engine_worker
+        self._whole: dict[int, int] = {}  # item id -> the most tokens a reading of it counted (its length)
         for request, slot in [(self.req_start, self._start), (self.req_add, self._add),
                               (self.req_remove, self._remove), (self.req_list, self._list),
                               (self.req_read, self._read), (self.req_ask, self._ask)]:
@@ -88,6 +89,8 @@ class LibraryWorker(QObject):
         def work() -> None:
             try:
                 ids = self._engine().library_add([str(p) for p in paths])
+                for number in ids:  # a changed file is counted afresh
+                    self._whole.pop(number, None)
             finally:
                 self._emit_documents()
             self.sig_added.emit(len(ids))
@@ -117,23 +120,25 @@ class LibraryWorker(QObject):
                 return
             self.engine_worker._load(job)  # the model (once), with the status bar's progress
             item = engine.library_queue.next()
-            self.sig_documents.emit([dict(d, state="reading") if d["id"] == item["id"] else d
+            self.sig_documents.emit([self._as_reading(d) if d["id"] == item["id"] else d
                                      for d in engine.library_documents()])
             if not self._parse(engine, item, job):
                 self._emit_documents()
                 more[0] = engine.library_queue.next() is not None
                 return
             last = [0.0]
-            whole = int(item.get("total") or 0)  # a reading stopped before: the engine counts what is left
+            number = int(item["id"])
 
             def progress(stage: str, done: int, total: int) -> None:
                 now = time.monotonic()
                 if stage == READING_STAGE and (now - last[0] >= PROGRESS_EVERY_S or done >= total):
                     last[0] = now
-                    kept = whole - total if 0 < total < whole else 0
-                    self.sig_reading.emit(int(item["id"]), int(done + kept), int(total + kept))
+                    # a reading stopped before resumes where it was: the engine then counts only what is left
+                    whole = self._whole[number] = max(self._whole.get(number, 0), int(total))
+                    self.sig_reading.emit(number, int(done) + whole - int(total), whole)
             try:
                 engine.library_read_next(progress, job.should_stop)
+                self._whole.pop(number, None)
             except CancelledError:
                 pass  # back in the queue; the segments read so far are kept
             self._emit_documents()
@@ -143,6 +148,12 @@ class LibraryWorker(QObject):
         finally:
             self.engine_worker.sig_busy.emit("")
             self.sig_read_done.emit(job.id, more[0])
+
+    def _as_reading(self, item: dict) -> dict:
+        """The queue's entry as being read, its progress counted over the whole document."""
+        whole, total = self._whole.get(int(item["id"]), 0), int(item.get("total") or 0)
+        done = int(item.get("done") or 0) + (whole - total if 0 < total <= whole else 0)
+        return dict(item, state="reading", done=done, total=max(whole, total))
 
     def _parse(self, engine, item: dict, job) -> bool:
         """Parse the file under the viewer's PyMuPDF lock (PyMuPDF is not thread-safe); the reading then takes

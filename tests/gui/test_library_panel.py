@@ -240,3 +240,22 @@ def test_a_failing_library_job_is_a_banner_and_the_window_goes_on(qtbot, make_wi
     wait_ready(qtbot, window, 2)
     window.library.add([tmp_path / "nothing-here"])  # a path that is not there: said in plain words
     qtbot.waitUntil(lambda: "was not found" in window.banners.texts().get("error", ""), timeout=WAIT)
+
+
+def test_a_document_being_read_shows_a_progress_bar_in_plain_words(qtbot):
+    from PySide6.QtWidgets import QProgressBar
+
+    from app.gui.library_panel import LibraryPanel
+
+    panel = LibraryPanel()
+    qtbot.addWidget(panel)
+    item = {"id": 7, "path": "/books/manual.pdf", "title": "manual", "pages": None, "tokens": None,
+            "state": "reading", "done": 3840, "total": 78531, "reason": None}
+    panel.show_documents([item])
+    bar = panel.tree.itemWidget(panel.items[7], STATE)
+    assert isinstance(bar, QProgressBar) and bar.text() == "Reading 4%" and panel.state_of(7) == "Reading 4%"
+    panel.show_reading(7, 39_266, 78531)
+    assert bar.value() == 50 and "39,266 of 78,531 tokens" in bar.toolTip()
+    panel.show_documents([dict(item, state="ready", pages=100, tokens=78531)])
+    assert panel.tree.itemWidget(panel.items[7], STATE) is None and panel.state_of(7) == "Ready"
+    assert panel.items[7].text(2) == "79k" and panel.items[7].text(1) == "100"
