@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QObject
+from PySide6.QtGui import QAction
 
 from .engine_worker import Job
 from .library_panel import LibraryPanel
@@ -44,6 +45,7 @@ class LibraryController(QObject):
         self._pending: tuple[str, int, list] | None = None  # (path, page, boxes) to flash once that PDF opens
         self.closed = False
         self._connect()
+        self._add_menu_items()
         self.worker.req_start.emit()
         self.start_reading()
 
@@ -77,6 +79,18 @@ class LibraryController(QObject):
         if self.window.side.widget(index) is self.panel and sizes[0] < LIBRARY_WIDTH:
             grow = LIBRARY_WIDTH - sizes[0]
             splitter.setSizes([LIBRARY_WIDTH, max(200, sizes[1] - grow), sizes[2]])
+
+    def _add_menu_items(self) -> None:
+        """File > Add files to the library… / Add a folder to the library…, after Open recent."""
+        recent = self.window.recent_menu.menuAction()
+        file_menu = recent.associatedObjects()[0]
+        actions = file_menu.actions()
+        after = actions[actions.index(recent) + 1]
+        self.add_files_action = QAction("Add files to the library…", self.window)
+        self.add_files_action.triggered.connect(self.panel.choose_files)
+        self.add_folder_action = QAction("Add a folder to the library…", self.window)
+        self.add_folder_action.triggered.connect(self.panel.choose_folder)
+        file_menu.insertActions(after, [self.add_files_action, self.add_folder_action])
 
     # --- the library ---------------------------------------------------------------------------------
     def add(self, paths: list) -> None:

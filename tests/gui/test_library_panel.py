@@ -112,6 +112,10 @@ def test_dropping_files_on_the_panel_adds_them_and_remove_takes_one_out(qtbot, m
     qtbot.mouseClick(panel.remove_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: list(states(window)) == ["Observatory notes"], timeout=WAIT)
     assert panel.summary.text() == "1 document · 1 ready"
+    (notes_id, notes_item), = panel.items.items()
+    panel.tree.itemDoubleClicked.emit(notes_item, 0)  # double-click: open it in the reader
+    wait_open(qtbot, window, 3)
+    assert window.path == str((folder / "notes.pdf").resolve())
     window.close()
     assert [Path(d["path"]).name for d in LibraryQueue(Library(tmp_path / "data" / "library.sqlite").db).items()] \
         == ["notes.pdf"]
