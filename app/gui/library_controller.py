@@ -155,6 +155,7 @@ class LibraryController(QObject):
         window, chat = self.window, self.window.chat
         window.stop()
         chat.commit_clear()
+        window.view.set_highlights([])  # the other scope's answer's; the selected answer draws its own
         if scope == "library":
             chat.clear()
             last = None
@@ -164,7 +165,6 @@ class LibraryController(QObject):
         else:
             self.library_entries = [card.entry for card in chat.cards if card.finished]
             chat.clear()
-            window.view.set_highlights([])
             if window.sha256:
                 window.worker.req_history.emit(window.sha256)  # the document's saved chat comes back
 
