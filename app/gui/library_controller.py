@@ -19,6 +19,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QLabel
 
 from .engine_worker import Job
 from .library_panel import LibraryPanel
@@ -44,6 +45,9 @@ class LibraryController(QObject):
         self.library_entries: list[dict] = []  # the library's chat while the chat shows a document's
         self._pending: tuple[str, int, list] | None = None  # (path, page, boxes) to flash once that PDF opens
         self.closed = False
+        self.status = QLabel("")  # "Library: reading R-intro (3%), 2 waiting" while the library reads
+        self.status.setToolTip("Documents of the library are read in the background, one at a time (Library tab)")
+        window.statusBar().insertPermanentWidget(0, self.status)
         self._connect()
         self._add_menu_items()
         self.worker.req_start.emit()
@@ -61,6 +65,7 @@ class LibraryController(QObject):
         panel.sig_open.connect(window.open_pdf)
         worker.sig_documents.connect(self._on_documents)
         worker.sig_reading.connect(panel.show_reading)
+        worker.sig_reading.connect(self._show_status)
         worker.sig_read_done.connect(self._on_read_done)
         worker.sig_added.connect(self._on_added)
         worker.sig_error.connect(self._on_error)
@@ -104,6 +109,22 @@ class LibraryController(QObject):
     def _on_documents(self, documents: list) -> None:
         self.documents = list(documents)
         self.panel.show_documents(self.documents)
+        self._show_status()
+
+    def _show_status(self, *_progress) -> None:
+        """The status bar's word on the library's reading, from what the panel shows."""
+        documents = self.panel.documents.values()
+        reading = [d for d in documents if d.get("state") == "reading"]
+        waiting = sum(d.get("state") == "queued" for d in documents)
+        parts = []
+        if reading:
+            done, total = int(reading[0].get("done") or 0), int(reading[0].get("total") or 0)
+            title = reading[0].get("title") or Path(reading[0]["path"]).stem
+            parts.append(f"reading {title}" + (f" ({100 * done // total}%)" if total else ""))
+        if waiting:
+            parts.append(f"{waiting} waiting")
+        self.status.setText(f"Library: {', '.join(parts)}" if parts else "")
+        self.status.setVisible(bool(parts))
 
     def _on_added(self, count: int) -> None:
         if count == 0:

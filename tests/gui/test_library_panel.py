@@ -81,6 +81,7 @@ def test_adding_a_folder_lists_its_documents_queued_then_ready(qtbot, make_windo
     listed = [seen for seen in snapshots.seen if seen]  # (the start-up list may come first, empty)
     assert listed[0] == {"notes": "Waiting", "harbour": "Waiting"}  # listed at once, before any reading
     assert any("Reading" in state for seen in snapshots.seen for state in seen.values())
+    assert window.library.status.isHidden()  # the status bar's "Library: reading …" goes once all is read
     assert states(window) == {"Observatory notes": "Ready", "Harbour guide": "Ready"}
     panel = window.library.panel
     rows = {panel.items[i].text(TITLE): panel.items[i] for i in panel.items}
@@ -191,6 +192,7 @@ def test_the_queue_resumes_in_a_new_window_and_a_changed_file_is_read_again(qtbo
         first.library.add([folder])
         qtbot.waitUntil(lambda: len(states(first)) == 2, timeout=WAIT)
         assert set(states(first).values()) == {"Waiting"}
+        assert first.library.status.text() == "Library: 2 waiting"
         first.close()
     second = make_window(new_engine(tiny_model_dir, tmp_path / "data"))
     wait_ready(qtbot, second, 2)
