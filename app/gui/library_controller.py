@@ -132,7 +132,9 @@ class LibraryController(QObject):
         self.start_reading()
 
     def _on_error(self, kind: str, message: str) -> None:
-        self.window.show_error(kind, message)
+        """A library job failed: a banner of its own (the status bar and the chat belong to the document)."""
+        self.window.banners.show_banner("library", "error", message)
+        self.window.sig_error_shown.emit(kind, message)
 
     # --- reading in the background ---------------------------------------------------------------
     def start_reading(self) -> None:
@@ -151,12 +153,12 @@ class LibraryController(QObject):
         if self.reading is not None:
             self.reading.stop.set()
 
-    def _on_read_done(self, job_id: int, more: bool) -> None:
+    def _on_read_done(self, job_id: int, more: bool, failed: bool) -> None:
         if self.reading is None or self.reading.id != job_id:
             return
         stopped = self.reading.should_stop()
         self.reading = None
-        if more or stopped:
+        if more or (stopped and not failed):  # (a failed job waits for the next add: no loop of errors)
             self.start_reading()  # queued behind whatever request stopped this one
 
     # --- questions to the whole library --------------------------------------------------------------
@@ -200,7 +202,7 @@ class LibraryController(QObject):
             window.view.flash(page, boxes)
             return
         if not path or not Path(path).is_file():
-            window.show_error("library", f"{path or 'The document'} is no longer there: it cannot be shown.")
+            self._on_error("library", f"{path or 'The document'} is no longer there: it cannot be shown.")
             return
         self._pending = (str(Path(path).resolve()), page, boxes)
         window.open_pdf(path, page)

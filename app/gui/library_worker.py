@@ -12,8 +12,9 @@ Requests (GUI thread): ``req_start()`` (queue again the changed files, then list
 Signals to the GUI:
 - ``sig_documents(items)``: the library's documents (``Engine.library_documents()`` dicts).
 - ``sig_reading(item_id, done, total)``: progress of the document being read (tokens).
-- ``sig_read_done(job_id, more)``: a ``req_read`` job ended (read, failed, stopped or nothing queued);
-  ``more``: documents are still queued.
+- ``sig_read_done(job_id, more, failed)``: a ``req_read`` job ended (read, failed, stopped or nothing
+  queued); ``more``: documents are still queued; ``failed``: the job itself failed (reported by ``sig_error``;
+  a document that cannot be read is not a failed job, it is marked "failed" in the list).
 - ``sig_added(count)``: documents added (0: none of the paths held a document DocFocus reads).
 - ``sig_error(kind, message)``: a library job failed (kind "library"; a question's errors go through the
   engine worker's ``sig_error`` with its job id, like a document question's).
@@ -39,7 +40,7 @@ PROGRESS_EVERY_S = 0.2  # at most this often a reading's progress goes to the GU
 class LibraryWorker(QObject):
     sig_documents = Signal(object)
     sig_reading = Signal(int, int, int)
-    sig_read_done = Signal(int, bool)
+    sig_read_done = Signal(int, bool, bool)
     sig_added = Signal(int)
     sig_error = Signal(str, str)
 
@@ -62,17 +63,20 @@ class LibraryWorker(QObject):
     def _engine(self):
         return self.engine_worker._engine()  # same thread: the engine worker's engine, built on first use
 
-    def _guard(self, work) -> None:
-        """Run ``work``; a failure becomes a banner, never a crash."""
+    def _guard(self, work) -> bool:
+        """Run ``work``; a failure becomes a banner, never a crash. False when it failed."""
         try:
             work()
         except CancelledError:
             pass  # stopped at the user's request (the model's loading, for one)
         except DocFocusError as error:
             self.sig_error.emit("library", error.user_message())
+            return False
         except Exception as error:  # noqa: BLE001 - a worker must report, never die
             traceback.print_exc(file=sys.stderr)
             self.sig_error.emit("library", f"{type(error).__name__}: {error}")
+            return False
+        return True
 
     def _emit_documents(self) -> None:
         self.sig_documents.emit(self._engine().library_documents())
@@ -143,11 +147,12 @@ class LibraryWorker(QObject):
                 pass  # back in the queue; the segments read so far are kept
             self._emit_documents()
             more[0] = engine.library_queue.next() is not None  # not after an error: no loop of failures
+        ok = False
         try:
-            self._guard(work)
+            ok = self._guard(work)
         finally:
             self.engine_worker.sig_busy.emit("")
-            self.sig_read_done.emit(job.id, more[0])
+            self.sig_read_done.emit(job.id, more[0], not ok)
 
     def _as_reading(self, item: dict) -> dict:
         """The queue's entry as being read, its progress counted over the whole document."""

@@ -88,7 +88,15 @@ def test_adding_a_folder_lists_its_documents_queued_then_ready(qtbot, make_windo
     assert rows["Observatory notes"].text(1) == "3" and rows["Harbour guide"].text(1) == "4"
     assert "tokens" in rows["Harbour guide"].toolTip(2) and "tokens" not in rows["Harbour guide"].text(2)
     assert panel.summary.text() == "2 documents · 2 ready" and not panel.hint.isVisible()
-    assert "error" not in window.banners.texts()
+    header = panel.tree.headerItem()
+    shown = " ".join([panel.summary.text(), panel.detail.text(), window.library.status.text(),
+                      *(header.text(c) for c in range(4)), *(r.text(c) for r in rows.values() for c in range(4)),
+                      *(b.text() for b in (panel.add_files_button, panel.add_folder_button, panel.remove_button)),
+                      *(b.text() for b in window.chat.scope_buttons.values())])
+    for word in ("token", "segment", "sha256", "queued"):
+        assert word not in shown.lower(), word
+    assert "tokens" in header.toolTip(2)  # the detail is in the tooltip
+    assert "error" not in window.banners.texts() and "library" not in window.banners.texts()
 
 
 def test_dropping_files_on_the_panel_adds_them_and_remove_takes_one_out(qtbot, make_window, engine, tmp_path):
@@ -228,7 +236,7 @@ def test_a_question_asked_while_the_library_reads_is_answered_and_the_reading_go
         assert running is None or running.should_stop()
     wait_ready(qtbot, window, 6)
     assert set(states(window).values()) == {"Ready"}
-    assert "error" not in window.banners.texts()
+    assert "error" not in window.banners.texts() and "library" not in window.banners.texts()
 
 
 def test_a_failing_library_job_is_a_banner_and_the_window_goes_on(qtbot, make_window, engine, tmp_path, monkeypatch):
@@ -240,12 +248,12 @@ def test_a_failing_library_job_is_a_banner_and_the_window_goes_on(qtbot, make_wi
     with qtbot.waitSignal(window.sig_error_shown, timeout=WAIT) as blocker:
         window.library.add([shelf(tmp_path / "shelf")])
     assert blocker.args == ["library", "RuntimeError: disk on fire"]
-    assert "disk on fire" in window.banners.texts()["error"]
+    assert "disk on fire" in window.banners.texts()["library"]
     monkeypatch.undo()
     window.library.add([tmp_path / "shelf"])
     wait_ready(qtbot, window, 2)
     window.library.add([tmp_path / "nothing-here"])  # a path that is not there: said in plain words
-    qtbot.waitUntil(lambda: "was not found" in window.banners.texts().get("error", ""), timeout=WAIT)
+    qtbot.waitUntil(lambda: "was not found" in window.banners.texts().get("library", ""), timeout=WAIT)
 
 
 def test_a_document_being_read_shows_a_progress_bar_in_plain_words(qtbot):
