@@ -27,14 +27,24 @@ def answer_entry(answer) -> dict:
             "finish": answer.finish, "stopped": answer.stopped,
             "citations": [plain(c) for c in answer.citations], "evidence": [plain(e) for e in answer.evidence],
             "highlights": [plain(h) for h in answer.highlights], "attention": dict(answer.attention or {}),
-            "timings": dict(answer.timings or {}), "model": dict(answer.model or {})}
+            "timings": dict(answer.timings or {}), "model": dict(answer.model or {}),
+            "library": bool((answer.document or {}).get("library"))}
 
 
-def entry_highlights(entry: dict) -> list[Highlight]:
-    """The entry's highlights as ``engine.answer.Highlight`` objects (history rows hold dicts)."""
-    return [h if isinstance(h, Highlight) else Highlight(int(h["page"]), list(h["box"]), float(h["weight"]),
-                                                         h.get("document"))
-            for h in entry.get("highlights") or []]
+def entry_highlights(entry: dict, sha256: str | None = None) -> list[Highlight]:
+    """The entry's highlights as ``engine.answer.Highlight`` objects (history rows hold dicts); of an answer
+    across the library, only those on the document ``sha256`` (the one in the reader)."""
+    lights = [h if isinstance(h, Highlight) else Highlight(int(h["page"]), list(h["box"]), float(h["weight"]),
+                                                           h.get("document"))
+              for h in entry.get("highlights") or []]
+    return [h for h in lights if not entry.get("library") or h.document == sha256]
+
+
+def source_name(item: dict, library: bool = False) -> str:
+    """"p. 4", or "Title, p. 4" for a passage of an answer across the library."""
+    document = item.get("document") or {}
+    title = document.get("title") or (document.get("path") or "").rsplit("/", 1)[-1]
+    return f"{title}, p. {int(item['page'])}" if library and document else f"p. {int(item['page'])}"
 
 
 def meta_text(entry: dict) -> tuple[str, str]:
@@ -48,10 +58,11 @@ def meta_text(entry: dict) -> tuple[str, str]:
 
 class AnswerCard(QFrame):
     """A chat card. ``sig_clicked(card)`` on a press anywhere on it (its text included);
-    ``sig_passage(page, boxes)`` when a citation or evidence passage is clicked (0-based page)."""
+    ``sig_passage(page, boxes, document)`` when a citation or evidence passage is clicked (0-based page;
+    ``document`` names a library answer's document, else None)."""
 
     sig_clicked = Signal(object)
-    sig_passage = Signal(int, object)
+    sig_passage = Signal(int, object, object)
 
     def __init__(self, question: str, parent=None) -> None:
         super().__init__(parent)
@@ -60,6 +71,7 @@ class AnswerCard(QFrame):
         self.entry: dict = {"question": question, "answer": "", "evidence": [], "citations": [], "highlights": []}
         self.streamed = ""
         self.finished = False
+        self.library = False  # an answer across the library: its sources name their documents
         self.selected = False
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 6, 8, 6)
@@ -135,6 +147,8 @@ class AnswerCard(QFrame):
             text = (text or "(no answer)") + "  [cut at the length limit: Settings > Longest answer]"
         text = text or "(no answer)"
         self.answer_label.setText(text)
+        self.library = library = bool(entry.get("library"))
+        self.support_label.setText(f"ⓘ  Not found in the {'library' if library else 'document'}")
         self._show_support(entry.get("supported", True))
         self._show_citations(entry.get("citations") or [])
         self._show_evidence(entry.get("evidence") or [])
@@ -161,28 +175,31 @@ class AnswerCard(QFrame):
         self.set_selected(self.selected)
 
     def _show_citations(self, citations: list[dict]) -> None:
-        links = [f'<a href="{index}">p. {int(c["page"])}</a>' for index, c in enumerate(citations)]
+        links = [f'<a href="{index}">{escape(source_name(c, self.library))}</a>' for index, c in enumerate(citations)]
         self.citations_label.setText("Source: " + ", ".join(links) if links else "")
-        self.citations_label.setToolTip("\n\n".join(f"p. {c['page']}: {c.get('text', '')}" for c in citations))
+        self.citations_label.setWordWrap(True)
+        self.citations_label.setToolTip("\n\n".join(f"{source_name(c, self.library)}: {c.get('text', '')}"
+                                                  for c in citations))
         self.citations_label.setVisible(bool(links))
 
     def _citation_clicked(self, href: str) -> None:
         citation = self.entry["citations"][int(href)]
-        self.sig_passage.emit(int(citation["page"]) - 1, list(citation.get("boxes") or []))
+        self.sig_passage.emit(int(citation["page"]) - 1, list(citation.get("boxes") or []),
+                              citation.get("document") if self.library else None)
 
     def _show_evidence(self, evidence: list[dict]) -> None:
         for index, item in enumerate(evidence):
             snippet = " ".join(str(item.get("text", "")).split())
             if len(snippet) > SNIPPET_CHARS:
                 snippet = snippet[:SNIPPET_CHARS - 1] + "…"
-            button = QPushButton(f"p. {item['page']}  ·  {snippet}")
+            button = QPushButton(f"{source_name(item, self.library)}  ·  {snippet}")
             button.setObjectName(f"evidence{index}")
             button.setFlat(True)
             button.setStyleSheet("text-align: left; padding: 2px;")
             button.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
             button.setToolTip(f"<p>{escape(str(item.get('text', '')))}</p>")  # rich text wraps the full passage
             button.clicked.connect(lambda _=False, item=item: self.sig_passage.emit(
-                int(item["page"]) - 1, list(item.get("boxes") or [])))
+                int(item["page"]) - 1, list(item.get("boxes") or []), item.get("document") if self.library else None))
             self.evidence_box.addWidget(button)
         count = len(evidence)
         self.evidence_toggle.setText(f"Evidence: {count} passage{'s' if count != 1 else ''}, best first")

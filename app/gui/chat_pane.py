@@ -6,21 +6,28 @@ still lands in its own card. Signals:
 - ``sig_ask(question)``: the user sent a question (the box keeps it until ``start_answer`` takes it).
 - ``sig_stop()``: the Stop button.
 - ``sig_clear()``: a Clear chat that was not undone: delete the document's saved chat now.
-- ``sig_passage(page, boxes)``: a citation or evidence passage was clicked (0-based page, boxes in points).
+- ``sig_passage(page, boxes, document)``: a citation or evidence passage was clicked (0-based page, boxes in
+  points; ``document``: {"sha256", "path", "title"} for a library answer's passage, else None).
+- ``sig_scope(scope)``: the scope switch: "document" (questions about the open document) or "library"
+  (questions across the whole library).
 - ``sig_selected(entry)``: an answer card was selected (its entry dict, see app/gui/answer_card.py).
 """
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent
-from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QScrollArea, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QButtonGroup, QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QScrollArea,
+                               QVBoxLayout, QWidget)
 
 from .answer_card import AnswerCard
 
 UNDO_SECONDS = 10
 NO_DOCUMENT_HINT = "Open a document and ask a question about it."
 DOCUMENT_HINT = "Ask a question about this document.\nEnter sends, Shift+Enter starts a new line."
+LIBRARY_HINT = ("Ask a question across every document of the library (the Library tab on the left).\n"
+                "Sources name their document: click one to open it there.")
+SCOPES = (("document", "This document", "Questions are about the document open in the reader"),
+          ("library", "Whole library", "Questions are answered from every ready document of the library"))
 
 
 class QuestionBox(QPlainTextEdit):
@@ -55,8 +62,9 @@ class ChatPane(QWidget):
     sig_ask = Signal(str)
     sig_stop = Signal()
     sig_clear = Signal()
-    sig_passage = Signal(int, object)
+    sig_passage = Signal(int, object, object)
     sig_selected = Signal(object)
+    sig_scope = Signal(str)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -65,6 +73,8 @@ class ChatPane(QWidget):
         self.selected: AnswerCard | None = None
         self._by_job: dict[int, AnswerCard] = {}
         self._cleared: list[dict] = []  # entries of a Clear chat that can still be undone
+        self.scope = "document"
+        self._document = (False, "")  # (open, title) for the hints
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         header = QHBoxLayout()
@@ -75,7 +85,20 @@ class ChatPane(QWidget):
         self.clear_button = QPushButton("Clear chat")
         self.clear_button.setToolTip("Forget this document's saved chat (you can undo it for a few seconds)")
         self.clear_button.clicked.connect(self.clear_chat)
-        header.addWidget(title, 1)
+        header.addWidget(title)
+        header.addStretch(1)
+        self.scope_buttons: dict[str, QPushButton] = {}
+        group = QButtonGroup(self)
+        for key, label, tip in SCOPES:
+            button = self.scope_buttons[key] = QPushButton(label)
+            button.setCheckable(True)
+            button.setToolTip(tip)
+            button.setObjectName(f"scope_{key}")
+            button.clicked.connect(lambda _=False, key=key: self.set_scope(key))
+            group.addButton(button)
+            header.addWidget(button)
+        self.scope_buttons["document"].setChecked(True)
+        header.addSpacing(8)
         header.addWidget(self.clear_button)
         self.undo_bar = UndoBar()
         self.undo_bar.undo_button.clicked.connect(self.undo_clear)
@@ -121,10 +144,26 @@ class ChatPane(QWidget):
         return self.current is not None
 
     def set_document_open(self, is_open: bool, title: str = "") -> None:
-        """Hints that fit: how to start without a document, what to ask with one."""
+        """Hints that fit: how to start without a document, what to ask with one, or across the library."""
+        self._document = (is_open, title)
+        if self.scope == "library":
+            self.placeholder.setText(LIBRARY_HINT)
+            self.question.setPlaceholderText("Ask across the whole library…")
+            return
         self.placeholder.setText(DOCUMENT_HINT if is_open else NO_DOCUMENT_HINT)
         self.question.setPlaceholderText(f"Ask about {title or 'this document'}…" if is_open
                                          else "Open a document first, then ask about it here…")
+
+    def set_scope(self, scope: str) -> None:
+        """Ask about the open document ("document") or across the whole library ("library")."""
+        self.scope_buttons[scope].setChecked(True)
+        if scope != self.scope:
+            self.scope = scope
+            self.clear_button.setToolTip("Clear the library's chat (you can undo it for a few seconds)"
+                                         if scope == "library" else
+                                         "Forget this document's saved chat (you can undo it for a few seconds)")
+            self.set_document_open(*self._document)
+            self.sig_scope.emit(scope)
 
     def submit(self) -> None:
         text = self.question.toPlainText().strip()

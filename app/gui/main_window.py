@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
-from PySide6.QtWidgets import (QApplication, QFileDialog, QInputDialog, QLabel, QLineEdit, QMainWindow, QSplitter,
+from PySide6.QtWidgets import (QFileDialog, QInputDialog, QLabel, QLineEdit, QMainWindow, QSplitter,
                                QStackedWidget, QVBoxLayout, QWidget)
 
 from engine.formats import OPEN_FILTER, SUFFIXES
@@ -18,15 +18,16 @@ from engine.formats import OPEN_FILTER, SUFFIXES
 from .answer_card import answer_entry, entry_highlights
 from .chat_pane import ChatPane
 from .engine_worker import EngineWorker, Job
+from .library_controller import LibraryController
 from .pdf_view import PdfView
 from .pdf_worker import WorkerThread
 from .progress import ProgressStatus
-from .settings import SettingsDialog, default_qsettings, load_engine_settings, save_engine_settings
+from .settings import default_qsettings, load_engine_settings
 from .start_screen import StartScreen
-from .theme import apply_theme
 from .widgets import BannerArea, FindBar, SidePanel
 from .window_actions import build_actions, fill_recent, show_document_controls
-from .wording import answer_method, cancelled_reading, document_banners
+from .window_parts import WindowParts
+from .wording import cancelled_reading, document_banners
 from .zoom_memory import ZoomMemory
 
 APP_NAME = "DocFocus"
@@ -36,7 +37,7 @@ NO_DOCUMENT = ("Open a document first (Ctrl+O, a recent document, or drop one on
                "stays here.")
 
 
-class MainWindow(QMainWindow):
+class MainWindow(WindowParts, QMainWindow):
     """The DocFocus window.
 
     Signals (GUI thread, after the window has shown the result): ``sig_document_ready(handle)``,
@@ -81,6 +82,7 @@ class MainWindow(QMainWindow):
         self.engine_thread = WorkerThread(self.worker, "docfocus-engine")
         self.engine_thread.start()
         self._connect()
+        self.library = LibraryController(self)  # the Library tab, reading in the background, library questions
         self._save_page_timer = QTimer(self, singleShot=True, interval=SAVE_PAGE_DELAY_MS)
         self._save_page_timer.timeout.connect(self._save_page)
         self.set_theme(str(self.store.value("view/theme", "system")))
@@ -133,7 +135,7 @@ class MainWindow(QMainWindow):
         chat.sig_ask.connect(self.ask)
         chat.sig_stop.connect(self.stop)
         chat.sig_clear.connect(self._forget_history)
-        chat.sig_passage.connect(view.flash)
+        chat.sig_passage.connect(self.show_passage)
         chat.sig_selected.connect(self.show_answer_highlights)
         worker.sig_busy.connect(self.status_progress.set_busy)
         worker.sig_progress.connect(self.status_progress.set_progress)
@@ -161,14 +163,15 @@ class MainWindow(QMainWindow):
         path = str(Path(path).expanduser().resolve())
         self._save_page()
         self.chat.commit_clear()  # a pending Clear chat belongs to the document being left
-        self.stop()
+        if not self.library.scoped:  # a library chat stays (a citation opens its document)
+            self.stop()
+            self.chat.clear()
         if self._open_job is not None:
             self._open_job.stop.set()
         self.path, self.sha256, self.handle, self.password = path, None, None, None
         self._open_job, self._restore_page = None, page
         self.zoom_memory.new_document()
         self.banners.clear()
-        self.chat.clear()
         self.view.set_highlights([])
         self.reader.setCurrentWidget(self.view)
         self.view.open(path, page or 0)
@@ -232,7 +235,7 @@ class MainWindow(QMainWindow):
         self.sig_document_ready.emit(handle)
 
     def _on_history(self, sha256: str, entries: list) -> None:
-        if sha256 != self.sha256 or self.chat.cards:
+        if sha256 != self.sha256 or self.chat.cards or self.library.scoped:
             return
         last = None
         for entry in entries:
@@ -263,6 +266,9 @@ class MainWindow(QMainWindow):
 
     # --- asking --------------------------------------------------------------------------------------
     def ask(self, question: str) -> None:
+        if self.library.scoped:
+            self.library.ask(question)
+            return
         if not self.path:
             self.show_error("ask", NO_DOCUMENT)
             return
@@ -297,7 +303,8 @@ class MainWindow(QMainWindow):
             self._ask_job = None
         if card is not None and entry["citations"] and entry["finish"] != "stopped" and not entry["stopped"]:
             first = entry["citations"][0]  # show where the answer comes from
-            self.view.flash(int(first["page"]) - 1, list(first.get("boxes") or []))
+            self.show_passage(int(first["page"]) - 1, list(first.get("boxes") or []),
+                              first.get("document") if entry["library"] else None)
         notice = answer.notice or ""
         if self.handle is not None and notice.startswith(self.handle.notice() or "\0"):
             notice = notice[len(self.handle.notice()):].strip()  # the document banner already says it
@@ -319,55 +326,18 @@ class MainWindow(QMainWindow):
 
     def _forget_history(self) -> None:
         """A Clear chat that was not undone: delete the saved chat of the current document."""
-        if self.sha256:
+        if self.sha256 and not self.library.scoped:  # the library's chat is not saved
             self.worker.req_clear_history.emit(self.sha256)
 
     def show_answer_highlights(self, entry: dict) -> None:
         """Draw exactly the selected answer's highlights (the engine made them)."""
-        self.view.set_highlights(entry_highlights(entry))
+        self.view.set_highlights(entry_highlights(entry, self.sha256))
 
-    # --- reader helpers -----------------------------------------------------------------------------
-    def show_find(self) -> None:
-        self.find_bar.show()
-        self.find_bar.edit.setFocus()
-        self.find_bar.edit.selectAll()
-
-    def find_next(self, step: int) -> None:
-        self.view.find_next(step)
-        self.find_bar.set_count(len(self.view.find_hits), self.view.find_index)
-
-    def focus_page_box(self) -> None:
-        self.page_box.setFocus()
-        self.page_box.selectAll()
-
-    def set_theme(self, theme: str) -> None:
-        """View > Theme: "system", "light" or "dark", remembered."""
-        theme = theme if theme in self.theme_actions else "system"
-        self.theme_actions[theme].setChecked(True)
-        self.store.setValue("view/theme", theme)
-        app = QApplication.instance()
-        if app is not None:
-            apply_theme(app, theme)
+    def show_passage(self, page: int, boxes: list, document: dict | None = None) -> None:
+        """Go to a passage (0-based page) and flash it; one of another library document opens that document."""
+        self.library.show_passage(page, boxes, document)
 
     # --- status, errors -----------------------------------------------------------------------------
-    def _on_cache_cleared(self) -> None:
-        self.banners.show_banner("cache", "info", "Stored readings were deleted: each document is read again "
-                                                  "(and stored again) at its next question.")
-
-    def _on_model(self, info: dict) -> None:
-        self.model_info = info
-        self._update_status_labels()
-
-    def _update_status_labels(self) -> None:
-        info = self.model_info or {}
-        model = info.get("id") or (self.engine_settings.model or "bundled model")
-        self.model_label.setText(f"Model: {model}" + ("" if info else " (not loaded)"))
-        device = info.get("device_name") or info.get("device") or self.engine_settings.device
-        self.device_label.setText(f"Device: {device}")
-        text, detail = answer_method(self.engine_settings)
-        self.attention_label.setText(text)
-        self.attention_label.setToolTip(detail)
-
     def _on_worker_error(self, job_id: int, kind: str, message: str) -> None:
         self.show_error(kind, message, job_id)
     def show_error(self, kind: str, message: str, job_id: int = 0) -> None:
@@ -386,25 +356,6 @@ class MainWindow(QMainWindow):
             self.status_progress.set_message("Error")
         self.sig_error_shown.emit(kind, message)
 
-    # --- settings -------------------------------------------------------------------------------------
-    def show_settings(self) -> SettingsDialog:
-        dialog = SettingsDialog(self.engine_settings, self.engine_settings.use_cache, self)
-        dialog.sig_clear_cache.connect(self.worker.req_clear_cache)
-        dialog.accepted.connect(lambda: self.apply_settings(dialog.result_settings()))
-        dialog.open()
-        return dialog
-
-    def apply_settings(self, settings) -> None:
-        changed = settings != self.engine_settings
-        self.engine_settings = settings
-        save_engine_settings(self.store, settings)
-        if changed:
-            self.worker.req_configure.emit(settings)
-            self.model_info = None
-            self.handle = None  # the next question reopens the document with the new engine
-            self._open_job = None
-        self._update_status_labels()
-
     # --- window events ------------------------------------------------------------------------------
     def dragEnterEvent(self, event) -> None:
         if _dropped_document(event):
@@ -422,6 +373,7 @@ class MainWindow(QMainWindow):
         for job in (self._open_job, self._ask_job):
             if job is not None:
                 job.stop.set()
+        self.library.shutdown()
         self.view.shutdown()
         self.engine_thread.shutdown(30_000)
         super().closeEvent(event)

@@ -208,7 +208,8 @@ class SidePanel(QTabWidget):
             item = QListWidgetItem(QIcon(blank), str(page + 1))
             item.setData(Qt.ItemDataRole.UserRole, page)
             self.thumbnails.addItem(item)
-        self.setCurrentIndex(0 if outline else 1)
+        if self.currentWidget() in (self.outline, self.thumbnails):  # another tab (the library) stays in front
+            self.setCurrentIndex(0 if outline else 1)
 
     def _outline_chosen(self, item: QTreeWidgetItem, _column: int = 0) -> None:
         page = item.data(0, Qt.ItemDataRole.UserRole)
