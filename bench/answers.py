@@ -85,8 +85,7 @@ def highlight_precision(answer, gold: int) -> float | None:
 
 def ask_row(engine, base, name: str, doc, case: dict) -> dict:
     engine.settings = dataclasses.replace(base, **APPROACHES[name])
-    engine.load()
-    engine._answerer.forget_scores()  # each approach pays for its own attention pass: fair first-token times
+    engine.forget_question_scores()  # each approach pays for its own attention pass: fair first-token times
     answer = engine.ask(doc, case["question"])
     pages = page_order(answer.evidence)
     return {"approach": name, "answer": answer.answer, "generated": answer.generated,

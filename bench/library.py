@@ -196,7 +196,7 @@ def index_size(engine) -> dict:
         library = Library(Path(folder) / "index.sqlite")
         index, tokens, passages = PassageIndex(library.db), 0, 0
         for item in engine.library_documents():
-            doc = engine._library_handle(item["sha256"])
+            doc = engine.library_handle(item["sha256"])
             index.add(doc.ingested, doc.passages, "bench", doc.total_tokens)
             tokens, passages = tokens + doc.total_tokens, passages + len(doc.passages)
         library.db.execute("VACUUM")
@@ -221,7 +221,7 @@ def add_one(engine, config: dict, folder: Path, start: int) -> dict:
         started = time.perf_counter()
         item = engine.library_read_next()
         seconds = time.perf_counter() - started
-    doc = engine._library_handle(item["sha256"])
+    doc = engine.library_handle(item["sha256"])
     engine.library_remove(item["id"])
     return {"tokens": item["tokens"], "pages": item["pages"], "segments": doc.segments, "seconds": round(seconds, 1),
             "seconds_per_segment": round(seconds / max(1, doc.segments), 2),

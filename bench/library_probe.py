@@ -55,10 +55,10 @@ def attention_scorer(engine):
         attention = np.zeros(len(scope))
         model = engine.loaded.model
         for sha in dict.fromkeys(scope.sha256.tolist()):
-            doc = engine._library_handle(sha)
+            doc = engine.library_handle(sha)
             rows = np.nonzero(scope.sha256 == sha)[0]
             q_ids = question_ids(engine.loaded.tokenizer, doc.layout, question)
-            state = engine._library_state(doc)
+            state = engine.library_state(doc)
             reading = state.reading
             if state.cache is not None:
                 mass = scoring.over_cache(model, state.cache, reading.head_len, reading.length, q_ids)

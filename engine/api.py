@@ -350,6 +350,11 @@ class Engine(LibraryMixin):
         for key in [key for key in self._states if key.split(":")[0] == doc.sha256]:
             del self._states[key]
 
+    def forget_question_scores(self) -> None:
+        """Drop the kept attention of earlier questions (a benchmark timing each approach's own pass uses it)."""
+        answerer = getattr(self, "_answerer", None)  # made when the model loads
+        if answerer is not None:
+            answerer.forget_scores()
 
     def ask(self, doc: DocumentHandle, question: str, on_text: Callable[[str], None] | None = None,
             should_stop: ShouldStop | None = None, progress: Progress | None = None,

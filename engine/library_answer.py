@@ -50,7 +50,7 @@ def answer_library(engine, question: str, on_text, should_stop, progress, limit_
     ranked_s = time.perf_counter()
     chosen = passage_ops.select(scope.as_passages(), score, settings.focal, settings.follow)
     placed = chosen[::-1] if settings.order == "rank" else sorted(chosen)
-    handles = {sha: engine._library_handle(sha) for sha in dict.fromkeys(scope.sha256[placed].tolist())}
+    handles = {sha: engine.library_handle(sha) for sha in dict.fromkeys(scope.sha256[placed].tolist())}
     opened_s = time.perf_counter()
     report = (lambda done, total: progress("Reading the document", done, total)) if progress else None
     parts, timings = _context_parts(engine, scope, placed, handles, report, should_stop)
@@ -102,7 +102,7 @@ def _context_parts(engine, scope, placed, handles, report, should_stop):
     began = time.perf_counter()
     for sha, numbers in by_doc.items():
         doc = handles[sha]
-        state = engine._library_state(doc, should_stop)
+        state = engine.library_state(doc, should_stop)
         ranges = [np.arange(scope.start[p], min(int(scope.end[p]), doc.total_tokens)) for p in numbers]
         reading, local = state.reading.subset(np.concatenate(ranges), report, should_stop)
         pieces, offset = {}, 0
@@ -124,7 +124,7 @@ def _story(engine, question, scope, score, context, handles, result, answer_mass
     def doc_of(p):
         sha = scope.sha256[p]
         if sha not in handles:
-            handles[sha] = engine._library_handle(sha)
+            handles[sha] = engine.library_handle(sha)
         return handles[sha]
 
     def text_of(p):

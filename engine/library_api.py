@@ -158,7 +158,7 @@ class LibraryMixin:
             self._handles: dict[str, DocumentHandle] = {}
         return self._handles
 
-    def _library_handle(self, sha256: str) -> DocumentHandle:
+    def library_handle(self, sha256: str) -> DocumentHandle:
         """A library document, opened from the library's copy (no PDF parsing); a few kept open."""
         handles = self._library_handles
         if sha256 not in handles:
@@ -170,7 +170,7 @@ class LibraryMixin:
             handles[sha256] = self.open_document(ingested)
         return handles[sha256]
 
-    def _library_state(self, doc: DocumentHandle, should_stop: ShouldStop | None = None) -> DocumentState:
+    def library_state(self, doc: DocumentHandle, should_stop: ShouldStop | None = None) -> DocumentState:
         """A library document's state for a question: a long one lazily (only the segments a question needs are
         loaded, or read again if evicted), a short one restored whole (or read again)."""
         kept = getattr(self, "_library_kept", None)
