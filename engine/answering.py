@@ -24,7 +24,6 @@ import numpy as np
 
 from . import compaction, decoding, generation, postprocess, relevance, scoring, strategies, support
 from . import passages as passage_ops
-from . import text as words_text
 from .answer import Answer, Citation
 from .documents import DocumentHandle, DocumentState
 from .errors import QuestionError
@@ -34,7 +33,6 @@ from .prompt import question_ids
 CONTEXTS = ("passages", "document")
 DECODINGS = ("greedy", "cad", "copy")
 ORDERS = ("rank", "document")
-QUOTE_COVERAGE = 0.5  # a quote answers when its sentence holds this share of the question's (idf-weighted) terms
 SCORED_KEPT = 8  # questions whose attention over a document is kept (asked again, or answered another way)
 
 
@@ -281,13 +279,10 @@ class Answerer:
         if not supported and generated.finish != "stopped":  # a stopped answer stays what the user let it be
             quote = postprocess.best_sentence(document, passages, context or ranking.order()[:3], weights)
             if quote is not None:
-                page = int(passages.page[quote.passage]) + 1
-                answers = settings.quote and support.coverage(words_text.term_keys(quote.text), weights) >= QUOTE_COVERAGE
-                text = (f"p. {page}: “{quote.text}”" if answers else
-                        f"Not found in the document. Closest passage, p. {page}: “{quote.text}”")
-                supported, cited = answers, [quote.passage]
+                where = f"p. {int(passages.page[quote.passage]) + 1}"
+                text, supported, answer_terms = support.quoted(quote.text, where, question, weights, settings.quote)
+                cited = [quote.passage]
                 quote_ranges = [(quote.first_word, quote.end_word)]
-                answer_terms = support.new_terms(quote.text, question) if answers else []
         evidence = relevance.evidence(document, ranking, cited, doc.ref())
         where = {(e.words[0], e.words[1]): i for i, e in enumerate(evidence)}
         citations = []

@@ -23,7 +23,6 @@ from . import compaction, postprocess, relevance, support
 from . import passages as passage_ops
 from . import text as words_text
 from .answer import Answer, Citation, Evidence
-from .answering import QUOTE_COVERAGE
 from .errors import DocFocusError
 from .prompt import question_ids
 from .segments import Reading
@@ -150,12 +149,10 @@ def _story(engine, question, scope, score, context, handles, result, answer_mass
         if best is not None:
             value, p, quote = best
             where = f"{doc_of(p).ingested.title or 'document'}, p. {int(scope.page[p]) + 1}"
-            answers = settings.quote and support.coverage(words_text.term_keys(quote.text), weights) >= QUOTE_COVERAGE
-            text = f"{where}: “{quote.text}”" if answers else f"Not found in the library. Closest passage, {where}: " \
-                                                              f"“{quote.text}”"
-            supported, cited = answers, [p]
+            text, supported, answer_terms = support.quoted(quote.text, where, question, weights, settings.quote,
+                                                           "library")
+            cited = [p]
             ranges = {p: (quote.first_word, quote.end_word)}
-            answer_terms = support.new_terms(quote.text, question) if answers else []
     evidence, listed = _evidence(scope, score, cited, doc_of)
     citations = [Citation(evidence[listed.index(p)].page, evidence[listed.index(p)].text, listed.index(p),
                           evidence[listed.index(p)].boxes, evidence[listed.index(p)].document) for p in cited]
@@ -172,26 +169,11 @@ def _story(engine, question, scope, score, context, handles, result, answer_mass
 
 
 def _evidence(scope, score, cited, doc_of) -> tuple[list[Evidence], list[int]]:
-    """The passages worth showing (as ``relevance.evidence``: the cited first, then the best while they stay
-    above the floor), each with its document; and their scope rows."""
-    best, low = float(score.max()), float(score.min())
-    listed = list(dict.fromkeys(cited))
-    for p in np.argsort(-score, kind="stable").tolist():
-        if len(listed) >= relevance.EVIDENCE_LIMIT:
-            break
-        value = float(score[p])
-        if p in listed:
-            continue
-        if value < relevance.EVIDENCE_FLOOR or value < relevance.EVIDENCE_RELATIVE * best:
-            break
-        listed.append(p)
-    if not listed:
-        listed = [int(np.argmax(score))]
-    listed = listed[:max(relevance.EVIDENCE_LIMIT, len(cited))]
-    span = max(best - low, 1e-9)
+    """The passages worth showing (``relevance.evidence_order``), each with its document; and their scope rows."""
+    listed, low, span = relevance.evidence_order(score, cited)
     evidence = []
     for p in listed:
         doc = doc_of(p)
-        evidence.append(relevance._evidence(doc.ingested, doc.passages, int(scope.number[p]),
-                                            (float(score[p]) - low) / span, doc.ref()))
+        evidence.append(relevance.evidence_item(doc.ingested, doc.passages, int(scope.number[p]),
+                                                (float(score[p]) - low) / span, doc.ref()))
     return evidence, listed

@@ -59,17 +59,16 @@ def rank(document: IngestedDocument, passages: passage_ops.Passages, token_mass:
     return Ranking(passages, score, np.zeros(len(passages)) if attention is None else attention, lexical)
 
 
-def evidence(document: IngestedDocument, ranking: Ranking, cited: list[int], ref: dict | None = None,
-             limit: int = EVIDENCE_LIMIT) -> list[Evidence]:
-    """The passages worth showing, best first (the cited ones first), with relative scores (best = 1)."""
-    scores = ranking.score
+def evidence_order(scores: np.ndarray, cited: list[int], limit: int = EVIDENCE_LIMIT) -> tuple[list[int], float, float]:
+    """Which passages are worth showing, best first with the cited ones first (while they stay above the floor
+    and near the best; at least one), and (low, span) to turn their scores into relative ones (best = 1). One
+    rule for a document and for a library."""
     finite = scores[np.isfinite(scores)]
     if not len(finite):
-        return []
-    best = float(finite.max())
-    low = float(finite.min())
+        return [], 0.0, 1.0
+    best, low = float(finite.max()), float(finite.min())
     listed = list(dict.fromkeys(cited))
-    for index in ranking.order():
+    for index in np.argsort(-scores, kind="stable").tolist():
         if len(listed) >= limit:
             break
         value = float(scores[index])
@@ -79,13 +78,20 @@ def evidence(document: IngestedDocument, ranking: Ranking, cited: list[int], ref
             break
         listed.append(index)
     if not listed:
-        listed = ranking.order()[:1]
-    span = max(best - low, 1e-9)
-    return [_evidence(document, ranking.passages, index, (float(scores[index]) - low) / span, ref)
-            for index in listed[:limit]]
+        listed = [int(np.argmax(np.where(np.isfinite(scores), scores, -np.inf)))]
+    return listed[:max(limit, len(cited))], low, max(best - low, 1e-9)
 
 
-def _evidence(document, passages, index: int, score: float, ref: dict | None) -> Evidence:
+def evidence(document: IngestedDocument, ranking: Ranking, cited: list[int], ref: dict | None = None,
+             limit: int = EVIDENCE_LIMIT) -> list[Evidence]:
+    """The passages worth showing, best first (the cited ones first), with relative scores (best = 1)."""
+    listed, low, span = evidence_order(ranking.score, cited, limit)
+    return [evidence_item(document, ranking.passages, index, (float(ranking.score[index]) - low) / span, ref)
+            for index in listed]
+
+
+def evidence_item(document, passages, index: int, score: float, ref: dict | None) -> Evidence:
+    """One passage as an evidence item: page, text, relative score, word boxes, its document."""
     first, end = int(passages.first_word[index]), int(passages.end_word[index])
     return Evidence(page=int(passages.page[index]) + 1, text=passages.text(document, index), score=round(score, 4),
                     boxes=[_box(document.words[i]) for i in range(first, end)], words=[first, end], document=ref)

@@ -17,6 +17,7 @@ FRAMING = frozenset(
     "answer answers question document text passage according states stated say says said following "
     "function functions called named use used using one provided provides provide".split())
 SUPPORT_SHARE = 0.6  # share of an answer's new terms that must be found in the cited passages
+QUOTE_COVERAGE = 0.5  # a quote answers when its sentence holds this share of the question's (idf-weighted) terms
 RELEVANT = 0.5  # a sentence is about the question when it holds half the question's terms the best one holds
 _WORD = re.compile(r"[A-Za-z0-9][\w.\-']*")
 _OPENERS = ".!?:;\n\"“(*-•"  # after these a capital letter starts a sentence or an item, not a name
@@ -102,3 +103,14 @@ def check(answer: str, question: str, passages: list[str], weights: dict[str, fl
         hits[number] = max(hits.get(number, 0), count)
     cited = sorted((n for n, count in hits.items() if count), key=lambda n: (-hits[n], n))
     return Verdict(supported, cited or [0], found, missing)
+
+
+def quoted(sentence: str, where: str, question: str, weights: dict[str, float], allowed: bool,
+           scope: str = "document") -> tuple[str, bool, list[str]]:
+    """An unsupported answer replaced by the document's own sentence: (text, supported, answer terms). The quote
+    answers ("p. 15: “…”") when it is allowed and holds QUOTE_COVERAGE of the question's weighted terms; else
+    it is the closest passage ("Not found in the document. Closest passage, p. 15: “…”")."""
+    answers = allowed and coverage(term_keys(sentence), weights) >= QUOTE_COVERAGE
+    if answers:
+        return f"{where}: “{sentence}”", True, new_terms(sentence, question)
+    return f"Not found in the {scope}. Closest passage, {where}: “{sentence}”", False, []
