@@ -5,21 +5,7 @@ import sqlite3
 
 import pytest
 
-from engine.api import Engine, EngineSettings
-from engine.library import Library
-from test_storage_readonly import ask_twice, docfocus
-
-
-@pytest.fixture()
-def home(tiny_model_dir, tmp_path, fact_pdf):
-    folder = tmp_path / "home"
-    folder.mkdir()
-    engine = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu", max_new_tokens=4),
-                    library=Library(folder / "library.sqlite"))
-    engine.ask(engine.open_document(fact_pdf), "What is the launch code?")
-    engine.state_cache.close()
-    engine.library.db.conn.close()
-    return folder
+from test_storage_readonly import ask_twice, docfocus, home  # noqa: F401  (home: the shared data-folder fixture)
 
 
 def flip_a_stored_byte(path) -> None:
