@@ -95,9 +95,9 @@ def run_ask(args: argparse.Namespace) -> int:
                     print(f"Q: {question}")
                 answer = engine.ask(doc, question, progress=progress)
                 print_answer(answer)
-            cache_notice = (answer.notice or "").removeprefix(doc.notice() or "").strip()
-            if cache_notice:  # a cache problem (not saved, set aside), said once
-                print(f"Note: {cache_notice}", file=sys.stderr)
+            for notice in answer.notices:  # a stored reading set aside, not saved...: said once
+                if notice != doc.notice():
+                    print(f"Note: {notice}", file=sys.stderr)
     finally:
         progress.close()
     return 0

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 SECTIONS = {
+    "first-answer": "bench.first_answer",  # a never-read document's first answer, part by part, against a second one
     "answers": "bench.answers",  # one answer, one story: accuracy, evidence page, highlights, verdict per approach
     "ranking": "bench.ranking",  # which signals rank passages well: attention per layer band, word match, mixes
     "needle": "bench.needle",  # needle-in-a-haystack accuracy + evidence hit rate (DGA vs dense vs baselines)

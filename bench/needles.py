@@ -2,8 +2,8 @@
 
 The haystack is R's manual prose (bench/common.py) laid out in pages; the needle is inserted as a paragraph
 into one page without re-flowing the others, so the other pages, and the segments read from them, are the same
-in every case of a length (a document past the window re-reads only the segments its needle changed,
-``Engine(segment_memo=...)``). Depths spread evenly over 0-100%.
+in every case of a length (stored segments are keyed by content: a case reads only the segments its needle
+changed). Depths spread evenly over 0-100%.
 """
 from __future__ import annotations
 
@@ -50,9 +50,9 @@ def needle_case(index: int) -> tuple[str, str, list[str]]:
 
 
 def bench_engine(max_new_tokens: int):
-    """An Engine on the bundled model with a segment memo; its library and state cache live in the benchmark's
-    own data folder (bench/results/.home), so a rerun reads no document again (``DOCFOCUS_BENCH_STATES=0``
-    turns the state cache off). Answers do not depend on it: the "model" format is exact."""
+    """An Engine on the bundled model; its library and state cache live in the benchmark's own data folder
+    (bench/results/.home), so a rerun reads no segment again (``DOCFOCUS_BENCH_STATES=0`` turns the state cache
+    off). Answers do not depend on it: the "model" format is exact."""
     home = Path(os.environ.setdefault("DOCFOCUS_HOME", str(Path(__file__).parent / "results" / ".home")))
     home.mkdir(parents=True, exist_ok=True)
     from engine.api import Engine, EngineSettings
@@ -60,8 +60,10 @@ def bench_engine(max_new_tokens: int):
 
     device = os.environ.get("DOCFOCUS_BENCH_DEVICE", "cpu")
     keep = os.environ.get("DOCFOCUS_BENCH_STATES", "1") != "0"
-    engine = Engine(EngineSettings(device=device).changed(answer={"max_new_tokens": max_new_tokens}, store={"use_cache": keep, "cache_cap_bytes": 48 * 1024 ** 3}), library=Library(home / "library.sqlite"),
-                    segment_memo={})
+    settings = EngineSettings(device=device).changed(answer={"max_new_tokens": max_new_tokens},
+                                                     store={"use_cache": keep, "cache_format": "model",
+                                                            "cache_cap_bytes": 48 * 1024**3})
+    engine = Engine(settings, library=Library(home / "library.sqlite"))
     engine.load()
     return engine
 

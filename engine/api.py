@@ -1,12 +1,17 @@
-"""The engine's small public API, used by the command line and the desktop app.
+"""The engine's one front door, used by the command line and the desktop app alike.
 
     engine = Engine(EngineSettings(model="bundled"))
     engine.load(progress)                      # model + tokenizer
-    doc = engine.open_document("manual.pdf")   # ingest (or the library's copy)
-    answer = engine.ask(doc, "Who wrote it?", on_text=print)
+    doc = engine.open_document("manual.pdf")   # ingest and index: no model reading, seconds for 100 pages
+    answer = engine.ask(doc, "Who wrote it?", on_text=print)   # reads only the parts the question needs
 
-Every method runs synchronously; callers that must stay responsive (the GUI)
-run them in a worker thread and pass ``should_stop`` to cancel.
+A question ranks the document's passages (engine/retrieval/), reads or loads only the segments that hold the
+chosen ones (engine/reading/), and answers from them (engine/answer/). ``read`` reads everything at once, for
+whoever wants that done in the background. The library methods (``library_*``, ``ask_library``) come from
+engine/library/service.py.
+
+Every method runs synchronously; callers that must stay responsive (the GUI) run them in a worker thread and
+pass ``should_stop`` to cancel.
 """
 from __future__ import annotations
 
@@ -17,50 +22,43 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import torch
-
 from . import paths
+from .answer import story
 from .answer.pipeline import Answerer
+from .attention import contract
 from .answer.result import Answer, Citation, Evidence, Highlight  # noqa: F401 - the public API
-from .attention import contract as attention
-from .attention import dga_prefill
 from .errors import DocFocusError
 from .ingest.extract import IngestedDocument, file_sha256, ingest_pdf
 from .library.documents import Library
 from .library.service import LibraryMixin
 from .model import generation
 from .model.loading import LoadedModel, load_model
-from .model.prompt import PromptLayout, build_layout, token_words
+from .model.prompt import ANSWER_RESERVE, QUESTION_RESERVE, build_layout, token_words
 from .reading import segments
-from .reading.documents import DocumentHandle, DocumentState
-from .reading.lazy import LazyReading, SegmentSource
-from .retrieval.index import DocumentIndex, PassageIndex
+from .reading.documents import DocumentHandle
+from .reading.readings import Readings
+from .retrieval import ranking as ranking_ops
+from .retrieval.index import PassageIndex, TokenizerIndex, index_key
 from .retrieval.passages import cut as cut_passages
 from .settings import EngineSettings, SettingsError  # noqa: F401 - the public API
 from .store.history import History
-from .store.state_cache import FORMATS, StateCache, StateKey, StateTooLarge, dtype_name, layout_hash
+from .store.state_cache import StateCache, StateKey
 
 log = logging.getLogger("docfocus")
 Progress = Callable[[str, int, int], None]
 ShouldStop = Callable[[], bool]
-# Tokens kept free after the document: the question plus the longest answer.
-QUESTION_RESERVE = 128
-ANSWER_RESERVE = 384
-PASSAGE_TOKENS = 64  # the passage a document is cut into for relevance (engine/retrieval/passages.py)
-READ_CHUNK = 256  # tokens per forward pass when reading: a Stop is heard between two of them
+PASSAGE_TOKENS = 64  # the passage a document is cut into (engine/retrieval/passages.py)
 
 
 class Engine(LibraryMixin):
-    """Loads one model and answers questions about documents with it (and across a library: the ``library_*``
-    methods and ``ask_library``, engine/library/service.py)."""
+    """Loads one model and answers questions about documents with it (and across a library)."""
 
     def __init__(self, settings: EngineSettings | None = None, library: Library | None = None) -> None:
         self.settings = settings or EngineSettings()
         self._library = library
         self.loaded: LoadedModel | None = None
-        self._states: dict[str, DocumentState] = {}
         self._state_cache: StateCache | None = None
-        self._pending_notice: str | None = None  # a cache problem found while restoring, told with the answer
+        self._readings: Readings | None = None
 
     @property
     def library(self) -> Library:
@@ -73,18 +71,19 @@ class Engine(LibraryMixin):
             self.loaded = load_model(self.settings.model, self.settings.device, self.settings.device_map, progress)
             self._answerer = Answerer(self.loaded, generation.stop_token_ids(self.loaded.tokenizer,
                                                                              self.loaded.model))
-            attention.enable(self.loaded.model)  # plain SDPA unless a forward pass carries an AttentionRun
+            self._readings = Readings(self.loaded, lambda: self.settings, lambda: self.state_cache)
+            contract.enable(self.loaded.model)  # plain SDPA unless a forward pass carries an AttentionRun
         return self.loaded
 
     def ingest(self, path: str | Path, password: str | None = None, progress: Progress | None = None,
                should_stop: ShouldStop | None = None, pdf_lock=None) -> IngestedDocument:
         """Pages, words and text of a document: the library's copy, or read from the file (and saved).
 
-        Scanned pages are recognised (OCR, progress stage ``ingest.OCR_STAGE``, page by page, cancelled by
-        ``should_stop``); recognised pages are kept in the library, so none is recognised twice. A library copy
-        whose OCR used another language setting, or had failed pages, is read again (only those pages are
-        recognised). This is the only step that parses the file: a caller that shares PyMuPDF with a viewer passes
-        the viewer's lock as ``pdf_lock``, held while PyMuPDF runs but not while the OCR models do."""
+        Scanned pages are recognised (OCR, progress stage ``engine.ingest.extract.OCR_STAGE``, page by page,
+        cancelled by ``should_stop``); recognised pages are kept in the library, so none is recognised twice. A
+        library copy whose OCR used another language setting, or had failed pages, is read again (only those
+        pages are recognised). This is the only step that parses the file: a caller that shares PyMuPDF with a
+        viewer passes the viewer's lock as ``pdf_lock``, held while PyMuPDF runs but not while OCR models do."""
         ingested = None
         language = self.settings.ocr_language
         if Path(path).is_file():
@@ -99,130 +98,114 @@ class Engine(LibraryMixin):
         return ingested
 
     def open_document(self, source: str | Path | IngestedDocument, password: str | None = None) -> DocumentHandle:
-        """Lay out the prompt of a document and cut it into passages (a path is ingested first, see ``ingest``)."""
+        """Ingest (a path), lay out the prompt, cut the passages and index them: ready for questions. The model
+        reads nothing here; a question reads what it needs."""
         loaded = self.load()
         ingested = source if isinstance(source, IngestedDocument) else self.ingest(source, password)
         layout = build_layout(loaded.tokenizer, ingested)
-        budget = self._document_budget(layout)
-        used = max(1, min(len(layout.doc_ids), budget))
-        handle = DocumentHandle(ingested, layout, token_words(ingested, layout.doc_offsets),
-                                cut_passages(ingested, layout.doc_offsets, PASSAGE_TOKENS), used, loaded.window)
-        if used < len(layout.doc_ids):
-            reading = self._reading_settings(budget) if self.settings.reading.long_documents == "select" else None
-            if reading is not None:
-                handle.method, handle.used_tokens = "select", len(layout.doc_ids)
-                handle.segment, handle.overlap = reading.segment, reading.overlap
-                handle.segments = len(segments.segment_bounds(layout.doc_ids, reading.segment))
-            else:
-                handle.method = "truncate"
+        budget = loaded.window - len(layout.head_ids) - QUESTION_RESERVE - ANSWER_RESERVE
+        passages = cut_passages(ingested, layout.doc_offsets, PASSAGE_TOKENS)
+        segmenting = self._segmenting(budget)
+        total = len(layout.doc_ids)
+        truncate = segmenting is None or self.settings.reading.long_documents == "truncate"
+        used = max(1, min(total, budget)) if truncate else total
+        bounds = (segments.segment_bounds(layout.doc_ids[:used], segmenting.segment, passages.start)
+                  if segmenting is not None else [(0, used)])
+        handle = DocumentHandle(ingested, layout, token_words(ingested, layout.doc_offsets), passages, used,
+                                loaded.window, budget, segmenting, bounds)
+        self._index_document(handle)
         return handle
 
-    def _document_budget(self, layout: PromptLayout) -> int:
-        """Document tokens that fit the window with room for the question and the answer."""
-        return self.load().window - len(layout.head_ids) - QUESTION_RESERVE - ANSWER_RESERVE
-
-    def _reading_settings(self, budget: int) -> segments.Segmenting | None:
-        """How to read past the window with this model, or None where it cannot (no re-positionable RoPE keys,
-        or a window too small for segments): segments shrink to fit a small window."""
+    def _segmenting(self, budget: int) -> segments.Segmenting | None:
+        """How this model reads a document in segments, or None where it cannot (no re-positionable RoPE keys, or
+        a window too small for segments): segments shrink to fit a small window."""
         reading = self.settings.reading
         try:
             segments.rotary_frequencies(self.load().model)
         except DocFocusError as error:
-            log.warning("%s Falling back to truncation.", error)
+            log.warning("%s Reading what fits the window instead.", error)
             return None
         overlap = min(reading.overlap, budget // 8)
         segment = min(reading.segment, (budget - overlap) * 2 // 3)
         return segments.Segmenting(segment, overlap) if segment >= 64 else None
 
-    def _doc_reading(self, doc: DocumentHandle) -> segments.Segmenting:
-        """The reading fixed when ``doc`` was opened (method "select")."""
-        return segments.Segmenting(doc.segment, doc.overlap)
-
-    def _prefill_settings(self) -> dga_prefill.PrefillSettings | None:
-        """Prefill-time DGA settings, or None for dense prefill."""
-        return None if self.settings.reading.prefill == "dense" else self.settings.reading.prefill_dga
-
     def read(self, doc: DocumentHandle, progress: Progress | None = None,
-             should_stop: ShouldStop | None = None) -> tuple[DocumentState, float]:
-        """The document's state, computing it if this engine has not read it yet; returns (state, seconds spent)."""
-        state = self._states.get(doc.state_id)
-        if state is not None:
-            state.source, state.restore_s, state.store_s = "memory", 0.0, 0.0
-            return state, 0.0
-        if doc.method == "select":
-            return self._read_segments(doc, progress, should_stop)
-        loaded = self.load()
-        ids = doc.prefix_ids()
-        state = self._restore_state(doc, ids)  # the state cache first: no prefill at all on a hit
-        if state is not None:
-            self._states[doc.state_id] = state
-            return state, 0.0
+             should_stop: ShouldStop | None = None) -> float:
+        """Read all of the document now (what a question would otherwise read when it needs it): every segment
+        not stored yet, or the whole reading where the document is answered whole. Returns seconds spent."""
+        self.load()
+        if self._answers_whole(doc, self.settings):
+            return self._readings.whole(doc, progress, should_stop)[1]
         started = time.perf_counter()
         report = (lambda done, total: progress("Reading the document", done, total)) if progress else None
-        if report:
-            report(0, doc.used_tokens)
-        cache = generation.new_cache(loaded.model.config)
-        prefill = self._prefill_settings()
-        if prefill is None:
-            logits = generation.prefill(loaded.model, ids, cache, progress=_minus(report, len(doc.layout.head_ids)),
-                                        should_stop=should_stop, chunk_size=READ_CHUNK)
-        else:
-            logits = dga_prefill.prefill_dga(loaded.model, ids, cache, prefill, doc_start=doc.layout.doc_start,
-                                             progress=_minus(report, len(doc.layout.head_ids)),
-                                             should_stop=should_stop)
-        state = self._whole_state(doc, cache, len(ids), logits)
-        prefill_s = time.perf_counter() - started
-        self._store_state(doc, ids, state)
-        self._states[doc.state_id] = state
-        return state, prefill_s
+        read = self._readings.lazy(doc).read_missing(report, should_stop)
+        return time.perf_counter() - started if read else 0.0
 
-    def _read_segments(self, doc: DocumentHandle, progress: Progress | None, should_stop: ShouldStop | None,
-                       read_missing: bool = True) -> tuple[DocumentState, float]:
-        """A long document's state as a ``LazyReading`` (engine/reading/lazy.py): its segments are stored one by
-        one in the state cache and loaded only where a question needs them. With ``read_missing`` every segment
-        not stored yet is read now (and stored as soon as it is read, so an interrupted reading resumes); the
-        document is also put in the passage index. Returns (state, seconds spent reading)."""
-        started = time.perf_counter()
-        lazy = self._lazy_reading(doc)
-        restore_s = time.perf_counter() - started
-        read = 0
-        if read_missing:
-            report = (lambda done, total: progress("Reading the document", done, total)) if progress else None
-            read = lazy.read_missing(report, should_stop)
-            self._index_document(doc)
-        state = DocumentState(doc.sha256, None, lazy, len(doc.layout.head_ids) + doc.total_tokens, torch.zeros(1),
-                              source="prefill" if read else "disk", restore_s=restore_s)
-        notices = [self._pending_notice, *lazy.source.notices, *(self.state_cache.take_notices()
-                                                                 if self.settings.store.use_cache else [])]
-        lazy.source.notices.clear()
-        self._pending_notice = None
-        state.cache_notice = " ".join(dict.fromkeys(filter(None, notices))) or None
-        self._states[doc.state_id] = state
-        return state, (time.perf_counter() - started - restore_s) if read else 0.0
+    @staticmethod
+    def _answers_whole(doc: DocumentHandle, settings: EngineSettings) -> bool:
+        """Whether an answer attends to the whole document: asked for and it fits, or the model cannot move
+        positions (it then reads what fits)."""
+        return doc.segmenting is None or (settings.answer.context == "document" and doc.fits)
 
-    def _lazy_reading(self, doc: DocumentHandle) -> LazyReading:
+    def ask(self, doc: DocumentHandle, question: str, on_text: Callable[[str], None] | None = None,
+            should_stop: ShouldStop | None = None, progress: Progress | None = None,
+            max_new_tokens: int | None = None) -> Answer:
+        """Answer ``question`` from ``doc``, streaming text pieces to ``on_text`` (engine/answer/pipeline.py)."""
         loaded = self.load()
-        layers = len(getattr(loaded.model.config, "layer_types", None) or []) or loaded.model.config.num_hidden_layers
-        base = self.state_key(doc, doc.layout.head_ids)
+        settings = self.settings if not max_new_tokens else self.settings.changed(
+            answer={"max_new_tokens": max_new_tokens})
+        facts = story.Facts(doc.info(), loaded.info(), {}, {"load_s": round(loaded.load_s, 3)}, True,
+                            [doc.notice(), *self.library.take_notices()])
+        ranking = self.rank(doc, question)
+        facts.timings["rank_s"] = round(time.perf_counter() - facts.started, 3)
+        if self._answers_whole(doc, settings):
+            state, read_s = self._readings.whole(doc, progress, should_stop)
+            facts.timings.update(prefill_s=round(read_s, 3), restore_s=round(state.restore_s, 3),
+                                 store_s=round(state.store_s, 3), state_from=state.source)
+            facts.cache_hit = state.source != "prefill"
+            facts.notices += self._readings.take_notices()
+            answer = self._answerer.over_document(question, ranking, state, settings.attention, settings.answer,
+                                                  facts, on_text, should_stop)
+        else:
+            answer = self._answerer.over_passages(question, ranking, {doc.sha256: self._readings.lazy(doc)},
+                                                  settings.answer, facts, doc.budget, on_text, should_stop, progress)
+        return self._record(answer, settings)
 
-        def key(kind: str, tag: str, tokens: int) -> StateKey:  # by content: identical segments are shared
-            return dataclasses.replace(base, sha256=f"{kind}:{tag}", prefix_tokens=tokens, layout_hash=tag,
-                                       variant=f"{base.variant};{kind}")
-        source = SegmentSource(loaded.model, self.state_cache if self.settings.store.use_cache else None, key,
-                               loaded.dtype, _layer_devices(loaded.model, layers), doc.ingested.title,
-                               doc.ingested.path)
-        return LazyReading(source, doc.layout.head_ids, doc.layout.doc_ids, self._doc_reading(doc))
+    @property
+    def readings(self) -> Readings:
+        """The model's readings of the documents this engine opened (engine/reading/readings.py)."""
+        self.load()
+        return self._readings
+
+    def rank(self, doc: DocumentHandle, question: str) -> ranking_ops.Ranking:
+        """One document's passages ranked for ``question`` (engine/retrieval/ranking.py)."""
+        candidates = ranking_ops.Candidates.of_document(doc)
+        lexical, weights = ranking_ops.word_match(candidates, question, self._tokenizer_index())
+        return ranking_ops.rank(candidates, lexical, weights, attention_weight=self.settings.answer.attention_weight)
+
+    # ---- the passage index (engine/retrieval/index.py)
 
     @property
     def passage_index(self) -> PassageIndex:
-        """The passage index (engine/retrieval/index.py) in the library database."""
+        """The passage index in the library database."""
         if getattr(self, "_passage_index", None) is None or self._passage_index.db is not self.library.db:
             self._passage_index = PassageIndex(self.library.db)
         return self._passage_index
 
+    @property
+    def index_key(self) -> str:
+        """Whose passages the index holds: this model's tokenizer and this version of the term keys."""
+        return index_key(self.load().id)
+
+    def _tokenizer_index(self) -> TokenizerIndex | None:
+        try:
+            return TokenizerIndex(self.passage_index, self.index_key)
+        except sqlite3.Error:
+            return None
+
     def _index_document(self, doc: DocumentHandle) -> int | None:
         """Put ``doc``'s passages in the passage index (once per tokenizer); its index id, None if it cannot."""
-        tokenizer = self.load().id
+        tokenizer = self.index_key
         try:
             found = self.passage_index.doc_id(doc.sha256, tokenizer)
             return found if found is not None else self.passage_index.add(doc.ingested, doc.passages, tokenizer,
@@ -231,23 +214,7 @@ class Engine(LibraryMixin):
             log.warning("could not index %s: %s", doc.ingested.path, error)
             return None
 
-    def _doc_index(self, doc: DocumentHandle) -> DocumentIndex | None:
-        """The passage index's scope of one long document (its BM25 without counting its words again)."""
-        if doc.method != "select":
-            return None
-        try:
-            found = self.passage_index.doc_id(doc.sha256, self.load().id)
-        except sqlite3.Error:
-            return None
-        return DocumentIndex(self.passage_index, found) if found is not None else None
-
-    @staticmethod
-    def _whole_state(doc: DocumentHandle, cache, prefix_len: int, logits, **extra) -> DocumentState:
-        head = len(doc.layout.head_ids)
-        return DocumentState(doc.sha256, cache, segments.Reading.of_cache(cache, head, prefix_len - head), prefix_len,
-                             logits, **extra)
-
-    # ---- state cache and history (engine/store/state_cache.py, engine/store/history.py)
+    # ---- stored readings and history (engine/store/)
 
     @property
     def state_cache(self) -> StateCache:
@@ -260,57 +227,14 @@ class Engine(LibraryMixin):
         return self._state_cache
 
     def state_key(self, doc: DocumentHandle, ids: list[int] | None = None) -> StateKey:
-        """What identifies ``doc``'s stored state for this model and these settings."""
-        import transformers
+        """What identifies ``doc``'s stored whole reading for this model and these settings."""
+        self.load()
+        return self._readings.state_key(doc, ids)
 
-        loaded = self.load()
-        ids = doc.prefix_ids() if ids is None else ids
-        storage = self.settings.store.cache_format
-        if storage not in FORMATS:
-            raise DocFocusError(f"Unknown cache format {storage!r}; use one of {', '.join(FORMATS)}.")
-        # How the state was read is part of the key: other reading settings give other tensors.
-        version = ".".join(transformers.__version__.split(".")[:2])
-        if doc.method == "select":
-            reading = self._doc_reading(doc).reading_key()
-        else:
-            prefill = self._prefill_settings()
-            reading = "prefill=dense" if prefill is None else f"prefill={prefill.tag()}"
-        return StateKey(doc.sha256, loaded.id, loaded.revision, dtype_name(loaded.dtype), len(ids),
-                        layout_hash(ids), storage, f"{reading};transformers={version}")
-
-    def _restore_state(self, doc: DocumentHandle, ids: list[int]) -> DocumentState | None:
-        if not self.settings.store.use_cache:
-            return None
-        loaded = self.load()
-        started = time.perf_counter()
-        layers = len(getattr(loaded.model.config, "layer_types", None) or []) or loaded.model.config.num_hidden_layers
-        devices = _layer_devices(loaded.model, layers)
-        restored = self.state_cache.load(self.state_key(doc, ids), loaded.dtype, devices)
-        notice = " ".join(self.state_cache.take_notices()) or None
-        if restored is None:
-            self._pending_notice = notice
-            return None
-        cache = generation.new_cache(loaded.model.config)
-        for layer, (keys, values) in enumerate(restored.layers):
-            cache.update(keys, values, layer)  # (1, H_kv, L, D) each
-        return self._whole_state(doc, cache, len(ids), restored.last_logits, source="disk",
-                                 restore_s=time.perf_counter() - started, cache_notice=notice)
-
-    def _store_state(self, doc: DocumentHandle, ids: list[int], state: DocumentState) -> None:
-        """Save a freshly read state; a state that cannot be saved is answered from anyway, said once."""
-        notice, self._pending_notice = self._pending_notice, None
-        if self.settings.store.use_cache:
-            started = time.perf_counter()
-            layers = [(layer.keys, layer.values) for layer in state.cache.layers]
-            self.state_cache.cap_bytes = self.settings.store.cache_cap_bytes  # the user may have changed it
-            try:
-                self.state_cache.store(self.state_key(doc, ids), layers, state.last_logits,
-                                       title=doc.ingested.title, path=doc.ingested.path)
-            except StateTooLarge as error:
-                notice = " ".join(filter(None, [notice, str(error)]))
-            state.store_s = time.perf_counter() - started
-            notice = " ".join(filter(None, [notice, *self.state_cache.take_notices()])) or None
-        state.cache_notice = notice
+    def forget(self, doc: DocumentHandle) -> None:
+        """Drop this engine's in-memory readings of a document (the next question loads or reads them again)."""
+        if self._readings is not None:
+            self._readings.forget(doc.sha256)
 
     def history(self, sha256: str) -> list[dict]:
         """Recorded answers about a document, oldest first: id, question, answer, evidence (list of
@@ -321,66 +245,14 @@ class Engine(LibraryMixin):
         """Forget a document's chat history; returns the number of answers removed."""
         return History(self.library.db).clear(sha256)
 
-    def _finish_answer(self, answer: Answer, state: DocumentState, max_new_tokens: int) -> Answer:
-        """Cache facts into the answer (said once) and record it in the document's history."""
-        answer.cache_hit = state.source != "prefill"
-        answer.timings["restore_s"] = round(state.restore_s, 3)
-        answer.timings["store_s"] = round(state.store_s, 3)
-        answer.timings["state_from"] = state.source
-        notices = [state.cache_notice, *self.library.take_notices()]  # each said once
-        if any(notices):
-            answer.notice = " ".join(filter(None, [answer.notice, *notices]))
-            state.cache_notice = None
+    def _record(self, answer: Answer, settings: EngineSettings) -> Answer:
+        """Keep the answer in its document's chat history (never at the cost of the answer)."""
         if answer.stopped and not answer.answer:
             return answer
-        settings = {"answer": {**dataclasses.asdict(self.settings.answer), "max_new_tokens": max_new_tokens},
-                    "attention": dataclasses.asdict(self.settings.attention),
-                    "cache_format": self.settings.store.cache_format}
+        used = {"answer": dataclasses.asdict(settings.answer), "attention": dataclasses.asdict(settings.attention),
+                "cache_format": settings.store.cache_format}
         try:
-            History(self.library.db).record(answer, settings)
-        except sqlite3.Error as error:  # history must never cost the user the answer
+            History(self.library.db).record(answer, used)
+        except sqlite3.Error as error:
             log.warning("could not record the answer in the history: %s", error)
         return answer
-
-    def forget(self, doc: DocumentHandle) -> None:
-        """Drop this engine's in-memory state of a document (the next question reads or restores it again)."""
-        for key in [key for key in self._states if key.split(":")[0] == doc.sha256]:
-            del self._states[key]
-
-    def forget_question_scores(self) -> None:
-        """Drop the kept attention of earlier questions (a benchmark timing each approach's own pass uses it)."""
-        answerer = getattr(self, "_answerer", None)  # made when the model loads
-        if answerer is not None:
-            answerer.forget_scores()
-
-    def ask(self, doc: DocumentHandle, question: str, on_text: Callable[[str], None] | None = None,
-            should_stop: ShouldStop | None = None, progress: Progress | None = None,
-            max_new_tokens: int | None = None) -> Answer:
-        """Answer ``question`` from ``doc``, streaming text pieces to ``on_text`` (engine/answer/pipeline.py)."""
-        loaded = self.load()
-        started = time.perf_counter()
-        state, prefill_s = self.read(doc, progress, should_stop)
-        limit = max_new_tokens or self.settings.answer.max_new_tokens
-        answer, timings = self._answerer.ask(doc, state, question, self.settings, limit,
-                                             self._document_budget(doc.layout), on_text, should_stop, progress,
-                                             started, index=self._doc_index(doc))
-        answer.timings = {"load_s": round(loaded.load_s, 3), "prefill_s": round(prefill_s, 3), **timings,
-                          "total_s": round(time.perf_counter() - started, 3)}
-        return self._finish_answer(answer, state, limit)
-
-
-def _minus(report, head: int):
-    """A document-token progress report for a prefill that counts the chat head too."""
-    if report is None:
-        return None
-    return lambda done, total: report(max(0, done - head), total - head)
-
-
-def _layer_devices(model, layers: int) -> list[torch.device]:
-    """The device of each decoder layer (``device_map="auto"`` may spread them over several GPUs)."""
-    default = next(model.parameters()).device
-    try:
-        decoder_layers = model.get_decoder().layers
-        return [next(decoder_layers[i].parameters()).device for i in range(layers)]
-    except (AttributeError, IndexError, StopIteration, TypeError):
-        return [default] * layers

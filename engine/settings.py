@@ -67,8 +67,9 @@ class ReadingSettings:
     context (dense, or prefill-time DGA with ``prefill_dga``)."""
 
     long_documents: str = "select"  # "select": read in segments, answer from passages; "truncate": the part that fits
-    segment: int = 2048
-    overlap: int = 256
+    segment: int = 512
+    overlap: int = 128
+    ahead: bool = False  # read every segment of a library document when it is added, not only when asked
     prefill: str = "dense"
     prefill_dga: PrefillSettings = field(default_factory=PrefillSettings)
 

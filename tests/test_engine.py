@@ -28,14 +28,16 @@ def test_chunked_prefill_matches_one_pass(tiny_engine, fact_pdf):
     torch.testing.assert_close(chunked, _logits(model, ids), rtol=1e-4, atol=1e-4)
 
 
-def test_questions_reuse_the_document_state(tiny_engine, fact_pdf):
+def test_questions_reuse_what_was_read(tiny_engine, fact_pdf):
+    """Opening reads nothing; the first question reads the segments it needs, the same question again none."""
+    tiny_engine.state_cache.clear()
     doc = tiny_engine.open_document(fact_pdf)
+    tiny_engine.forget(doc)
     first = tiny_engine.ask(doc, "What is the launch code?")
     second = tiny_engine.ask(doc, "What is the launch code?")
-    state, _ = tiny_engine.read(doc)
-    assert state.cache.get_seq_length() == state.prefix_len == len(doc.prefix_ids())
-    assert first.answer == second.answer  # greedy and the state was cropped back exactly
-    assert first.timings["prefill_s"] > 0 and second.timings["prefill_s"] == 0
+    assert first.timings["segments_read"] >= 1 and not first.cache_hit
+    assert second.timings["segments_read"] == 0 and second.cache_hit
+    assert first.answer == second.answer  # greedy, and the same keys
     assert second.document == first.document and first.document["tokens"] == doc.total_tokens
 
 
@@ -82,7 +84,7 @@ def test_document_longer_than_window_is_truncated_and_said(tmp_path, bundled_dir
     notice = doc.notice()
     assert "(5 pages)" in notice and f"pages 1-{doc.pages_used} only" in notice
     answer = engine.ask(doc, "What happened?")
-    assert answer.notice == notice and answer.document["tokens_used"] == doc.used_tokens
+    assert answer.notices == [notice] and answer.document["tokens_used"] == doc.used_tokens
 
 
 def test_empty_question_is_refused(tiny_engine, fact_pdf):
@@ -151,9 +153,9 @@ def test_dga_prefill_is_a_setting_with_its_own_cache_key(tiny_model_dir, library
     dense = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu").changed(answer={"max_new_tokens": 4}), library=library)
     sparse = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu").changed(answer={"max_new_tokens": 4}, reading={"prefill": "dga", "prefill_dga": options}), library=library)
     doc = sparse.open_document(path)
-    assert doc.method == "whole" and doc.total_tokens > 200
+    assert doc.fits and doc.total_tokens > 200
     assert sparse.state_key(doc).variant != dense.state_key(dense.open_document(path)).variant
-    state, _ = sparse.read(doc)
+    state, _ = sparse.readings.whole(doc)
     reference = generation.new_cache(sparse.loaded.model.config)
     generation.prefill(sparse.loaded.model, doc.prefix_ids(), reference)
     # Later chunks saw older text through focal and group tokens only: the state differs from dense prefill.
@@ -188,21 +190,20 @@ def test_a_question_longer_than_a_prefill_chunk_is_answered(tiny_model_dir, libr
     assert answer.timings["generated_tokens"] >= 1 and answer.evidence
 
 
-def test_the_word_match_ranks_without_an_attention_pass_unless_asked(tiny_model_dir, library, fact_pdf, monkeypatch):
-    """The default ranking is the word match (it found the page far more often than the attention did): no
-    pass of the question over the document, so no scoring time; an attention weight brings the pass back."""
+def test_no_question_reads_every_segment(tiny_model_dir, library, tmp_path, monkeypatch):
+    """The ranking needs no model: a question reads only the segments of the passages it answers from, also
+    when no word of it is in the document (it once ran the question over every segment)."""
     from engine.attention import scoring
 
     calls = []
-    measured = scoring.over_cache
-    monkeypatch.setattr(scoring, "over_cache", lambda *a, **k: calls.append(1) or measured(*a, **k))
-    engine = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu").changed(answer={"max_new_tokens": 4}), library=library)
-    doc = engine.open_document(fact_pdf)
-    answer = engine.ask(doc, "What is the launch code?")
-    assert calls == [] and answer.evidence[0].page == 2 and answer.token_scores is not None
-    engine.settings = EngineSettings(model=str(tiny_model_dir), device="cpu").changed(answer={"max_new_tokens": 4, **{"attention_weight": 1.0}})
-    answer = engine.ask(doc, "What is the launch code?")
-    assert calls == [1] and answer.evidence
-    engine.settings = EngineSettings(model=str(tiny_model_dir), device="cpu").changed(answer={"max_new_tokens": 4})
-    engine.ask(doc, "Qwzx blorft vrrm?")  # no word of it in the document: the attention ranks
-    assert calls == [1, 1]
+    monkeypatch.setattr(scoring, "over_segments", lambda *a, **k: calls.append(1))
+    path = pdfs.paragraphs_pdf(tmp_path / "long.pdf", [pdfs.FILLER * 4 + f" Item {n} costs {n * 3} pounds."
+                                                       for n in range(12)])
+    engine = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu").changed(
+        answer={"max_new_tokens": 4, "focal_tokens": 64}, reading={"segment": 128, "overlap": 16}), library=library)
+    doc = engine.open_document(path)
+    assert doc.segments > 6
+    for question in ("What does item 7 cost?", "Qwzx blorft vrrm?"):
+        answer = engine.ask(doc, question)
+        assert 1 <= answer.timings["segments_read"] + answer.timings["segments_in_memory"] <= 3, question
+    assert calls == [] and "words" in engine.ask(doc, "What does item 7 cost?").attention["ranking"]

@@ -170,6 +170,6 @@ def test_damaged_library_is_moved_aside_with_its_history_kept(tiny_model_dir, tm
     assert answer.timings["generated_tokens"] > 0 and len(engine.history(doc.sha256)) == 1
     aside = [p for p in tmp_path.glob("library.sqlite.damaged-*") if not p.name.endswith(("-wal", "-shm"))]
     assert len(aside) == 1 and aside[0].read_bytes() == original  # kept for the user, not deleted
-    assert f"The library {path} could not be used (it is not a SQLite database" in answer.notice
-    assert f"moved to {aside[0]}" in answer.notice  # told with the answer, where the window and the CLI show it
-    assert engine.ask(doc, "and again?").notice is None  # said once
+    assert f"The library {path} could not be used (it is not a SQLite database" in " ".join(answer.notices)
+    assert f"moved to {aside[0]}" in " ".join(answer.notices)  # told with the answer, where the window and the CLI show it
+    assert engine.ask(doc, "and again?").notices == []  # said once

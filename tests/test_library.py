@@ -14,7 +14,7 @@ from engine.api import Engine, EngineSettings
 from engine.errors import CancelledError
 from engine.library.documents import Library
 from engine.retrieval import passages as passage_ops
-from engine.retrieval.index import DocumentIndex, PassageIndex
+from engine.retrieval.index import PassageIndex
 
 import pdfs
 
@@ -55,7 +55,7 @@ def test_the_index_ranks_a_document_as_its_own_word_match(tiny_engine, tmp_path)
     for question in (QUESTION, "Which section is about item number 21?", "budget schedule minutes", "zebra"):
         for doc, number in zip((first, second), ids):
             want = passage_ops.lexical_scores(doc.passages, doc.ingested, question)
-            np.testing.assert_array_equal(DocumentIndex(index, number).lexical(question), want)
+            np.testing.assert_array_equal(index.search(question, [number]).lexical, want)
             assert index.weights(question, [number]) == passage_ops.question_weights(doc.passages, doc.ingested,
                                                                                      question)
     scope = index.search(QUESTION, ids)
@@ -73,19 +73,19 @@ def test_a_new_process_loads_only_the_segments_it_needs_and_reads_an_evicted_one
     doc = reader.open_document(path)
     assert doc.method == "select" and doc.segments >= 6
     first = reader.ask(doc, QUESTION)
-    assert first.timings["state_from"] == "prefill"
-    # A second engine (as a new process): the head and the segment index come from disk, nothing is read
+    assert 1 <= first.timings["segments_read"] < doc.segments
+    assert reader.read(doc) > 0  # the rest, stored segment by segment
+    # A second engine (as a new process): the head and the segments come from disk, nothing is read
     asker = make_engine(small_model_dir, tmp_path)
     doc2 = asker.open_document(path)
-    state, prefill_s = asker.read(doc2)
-    assert prefill_s == 0 and state.source == "disk"
-    lazy = state.reading
+    lazy = asker.readings.lazy(doc2)
+    assert lazy.missing() == []
     tokens = np.arange(doc2.passages.start[3], doc2.passages.end[3])
     needed = lazy.segments_of(tokens)
     reading, local = lazy.subset(tokens)
     assert lazy.stats.loaded == len(needed) < doc2.segments and lazy.stats.read == 0
     assert reading.length == sum(lazy.segments[n][1] - lazy.segments[n][0] for n in needed)
-    whole = reader.read(doc)[0].reading.whole()
+    whole = reader.readings.lazy(doc).whole()
     for layer in range(len(whole.keys)):
         torch.testing.assert_close(reading.keys[layer][:, :, local], whole.keys[layer][:, :, tokens])
     torch.testing.assert_close(reading.positions[local], whole.positions[tokens])
@@ -100,7 +100,7 @@ def test_a_new_process_loads_only_the_segments_it_needs_and_reads_an_evicted_one
     cache.db.execute("DELETE FROM states WHERE key = ?", [lazy._key(target).digest()])
     third = make_engine(small_model_dir, tmp_path)
     doc3 = third.open_document(path)
-    lazy3 = third._read_segments(doc3, None, None, read_missing=False)[0].reading
+    lazy3 = third.readings.lazy(doc3)
     assert lazy3.missing() == [target]
     seen = []
     reading3, local3 = lazy3.subset(tokens, progress=lambda done, total: seen.append((done, total)))
@@ -147,9 +147,22 @@ def test_library_add_read_ask_and_remove(small_model_dir, tmp_path):
     assert all(e.document["sha256"] != notes["sha256"] for e in after.evidence)
 
 
-def test_the_queue_resumes_after_a_restart(small_model_dir, tmp_path):
+def test_adding_reads_nothing_unless_reading_ahead(small_model_dir, tmp_path):
+    """A library document is ready once ingested and indexed: no segment is read until a question needs it."""
     folder = library_folder(tmp_path)
     engine = make_engine(small_model_dir, tmp_path)
+    engine.library_add([folder / "manual.pdf"])
+    item = engine.library_read_next()
+    assert item["state"] == "ready" and engine.state_cache.entries() == []
+    answer = engine.ask_library("When does the harbour ferry leave?")
+    assert answer.timings["segments_read"] >= 1 and len(engine.state_cache.entries()) >= 1
+
+
+def test_the_queue_resumes_after_a_restart(small_model_dir, tmp_path):
+    """With reading ahead, an interrupted reading resumes after a restart without reading stored segments."""
+    folder = library_folder(tmp_path)
+    engine = make_engine(small_model_dir, tmp_path)
+    engine.settings = engine.settings.changed(reading={"ahead": True})
     engine.library_add([folder / "manual.pdf", folder / "notes.pdf"])
     calls = []
     with pytest.raises(CancelledError):  # stopped while reading the manual's segments
@@ -159,6 +172,7 @@ def test_the_queue_resumes_after_a_restart(small_model_dir, tmp_path):
     # A crash leaves an item "reading": after the restart it is taken first, and what was stored is not read again
     engine.library_queue.set_state(engine.library_documents()[0]["id"], "reading")
     restarted = make_engine(small_model_dir, tmp_path)
+    restarted.settings = restarted.settings.changed(reading={"ahead": True})
     seen = []
     item = restarted.library_read_next(lambda stage, done, total: seen.append((stage, done, total)))
     assert Path(item["path"]).stem == "manual" and item["state"] == "ready"
@@ -181,7 +195,7 @@ def test_a_changed_file_is_read_again(small_model_dir, tmp_path):
     assert engine.library_read_next()["state"] == "ready"
     answer = engine.ask_library(QUESTION)
     assert "9921" in answer.evidence[0].text and answer.evidence[0].document["sha256"] == changed["sha256"]
-    assert before["sha256"] not in engine.passage_index.documents(engine.loaded.id)  # the old index is gone
+    assert before["sha256"] not in engine.passage_index.documents(engine.index_key)  # the old index is gone
     assert engine.library_refresh() == []
 
 
@@ -194,21 +208,3 @@ def test_a_file_that_cannot_be_read_fails_with_its_reason(small_model_dir, tmp_p
     assert item["state"] == "failed" and item["reason"]
     with pytest.raises(Exception, match="no document ready"):
         engine.ask_library(QUESTION)
-
-
-def test_the_question_pass_over_every_segment_stays_available(small_model_dir, tmp_path, monkeypatch):
-    """attention_weight > 0 (the method before the index) runs the question after every segment, then
-    builds the answer's context from the whole reading it loaded (no segment loaded twice, even when only one
-    segment is kept in memory)."""
-    from engine.reading import lazy as lazy_state
-
-    monkeypatch.setattr(lazy_state, "KEPT_IN_MEMORY", 1)
-    path = long_pdf(tmp_path / "long.pdf")
-    make_engine(small_model_dir, tmp_path).read(make_engine(small_model_dir, tmp_path).open_document(path))
-    engine = make_engine(small_model_dir, tmp_path, attention_weight=1.0)
-    doc = engine.open_document(path)
-    seen = []
-    answer = engine.ask(doc, QUESTION, progress=lambda stage, done, total: seen.append((stage, done)))
-    assert ("Finding the passages", doc.segments) in seen
-    assert answer.timings["segments_loaded"] == 0 and answer.timings["segments_in_memory"] >= 1
-    assert answer.evidence and answer.timings["state_from"] == "disk"

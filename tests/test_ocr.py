@@ -179,7 +179,7 @@ def test_bundled_model_answers_from_a_scan_with_evidence_on_the_page(tmp_path, b
     doc = bundled_engine.open_document(bundled_engine.ingest(path))
     answer = bundled_engine.ask(doc, "What is the observatory's secret launch code?")
     assert "4417" in answer.answer
-    assert "scan" in answer.notice
+    assert any("scan" in notice for notice in answer.notices)
     top = answer.evidence[0]
     assert top.page == 2 and "launch code" in top.text  # evidence on the scanned page ...
     words = doc.ingested.words[top.words[0]:top.words[1]]

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from engine.api import Engine, EngineSettings
+from engine.library.documents import Library
 from engine.attention import compaction
 from engine.errors import CancelledError
 from engine.model import generation
@@ -131,33 +132,40 @@ def test_placed_passages_sit_right_after_the_head(tiny_engine, long_pdf):
         torch.testing.assert_close(compacted.keys[layer][:, :, :head], state.head_keys[layer])
 
 
-def test_engine_reads_past_the_window_and_says_so(long_engine, long_pdf, library, small_model_dir):
+def _story(answer) -> tuple:
+    return (answer.answer, [(c.page, c.boxes) for c in answer.citations],
+            [(h.page, h.box, h.weight) for h in answer.highlights], [e.page for e in answer.evidence])
+
+
+def test_a_question_reads_only_its_segments_and_answers_as_after_a_full_reading(long_engine, long_pdf, tmp_path,
+                                                                                 small_model_dir):
+    """A segment's keys and values depend only on the chat head, its overlap and its own tokens: reading only
+    the segments a question needs gives the answer, citations and highlights a full reading gives."""
     doc = long_engine.open_document(long_pdf)
     assert doc.method == "select" and doc.total_tokens + len(doc.layout.head_ids) + 512 > 1024
     assert doc.used_tokens == doc.total_tokens and doc.segments > 3
-    assert "reads all of it" in doc.notice() and "tokens" not in doc.notice()  # plain words for the user
+    assert "reads the parts each question needs" in doc.notice() and "tokens" not in doc.notice()  # plain words
     seen = []
-    answer = long_engine.ask(doc, "What is the code?", progress=lambda stage, done, total: seen.append((stage, done)))
-    reading = [done for stage, done in seen if stage == "Reading the document"]
-    assert reading[0] == 0 and reading[-1] == doc.total_tokens and reading == sorted(reading)
-    # Passages are ranked by their words (no question pass over every segment), and the answer's context comes
-    # from the segments that hold the chosen passages, which this engine still has in memory.
-    assert not any(stage == "Finding the passages" for stage, _ in seen)
-    assert 1 <= answer.timings["segments_in_memory"] < doc.segments and answer.timings["segments_read"] == 0
+    answer = long_engine.ask(doc, "What is the code?", progress=lambda stage, done, total: seen.append(stage))
+    assert "Reading the parts the question needs" in seen and "Finding the passages" not in seen
+    assert 1 <= answer.timings["segments_read"] < doc.segments and not answer.cache_hit
     assert answer.attention["context"] == "passages" and answer.attention["attended_tokens"] <= 64 + 96
-    assert answer.document["method"] == "select" and answer.notice == doc.notice()
+    assert answer.document["method"] == "select" and answer.notices == [doc.notice()]
     assert answer.evidence and answer.token_scores.shape == (doc.total_tokens,)
-    assert answer.timings["prefill_s"] > 0 and not answer.cache_hit
-    # A second engine restores the whole state from the state cache and answers the same.
-    other = Engine(EngineSettings(model=str(small_model_dir), device="cpu").changed(answer={"max_new_tokens": 6, "focal_tokens": 64}, reading=LONG), library=library)
-    again = other.ask(other.open_document(long_pdf), "What is the code?")
-    assert again.cache_hit and again.timings["state_from"] == "disk" and again.generated == answer.generated
-    # Weighing the question's attention in runs the question after every segment, with progress.
-    other.settings = EngineSettings(model=str(small_model_dir), device="cpu").changed(answer={"max_new_tokens": 6, "focal_tokens": 64, **{"attention_weight": 1.0}}, reading=LONG)
-    seen.clear()
-    weighed = other.ask(other.open_document(long_pdf), "What is the code?",
-                        progress=lambda stage, done, total: seen.append((stage, done)))
-    assert ("Finding the passages", doc.segments) in seen and weighed.evidence
+    # Another engine, with its own state cache, reads the whole document first, then answers.
+    settings = EngineSettings(model=str(small_model_dir), device="cpu").changed(
+        answer={"max_new_tokens": 6, "focal_tokens": 64}, reading=LONG)
+    (tmp_path / "full").mkdir()
+    full = Engine(settings, library=Library(tmp_path / "full" / "library.sqlite"))
+    whole = full.open_document(long_pdf)
+    assert full.read(whole) > 0
+    after = full.ask(whole, "What is the code?")
+    assert after.timings["segments_read"] == 0 and after.cache_hit
+    assert _story(after) == _story(answer) and after.generated == answer.generated
+    # A new engine on the first library restores just those segments from the state cache.
+    again = Engine(settings, library=long_engine.library)
+    restored = again.ask(again.open_document(long_pdf), "What is the code?")
+    assert restored.cache_hit and restored.timings["segments_loaded"] >= 1 and _story(restored) == _story(answer)
 
 
 def test_truncation_stays_available(small_model_dir, library, long_pdf):

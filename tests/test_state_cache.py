@@ -226,7 +226,7 @@ def test_bad_checksum_is_set_aside_and_the_answer_recomputed(tiny_model_dir, tmp
     answer = again.ask(again.open_document(fact_pdf), "What is the launch code?")
     assert answer.timings["state_from"] == "prefill" and not answer.cache_hit
     assert answer.answer == first.answer
-    assert "damaged (checksum mismatch in layer 1 v part 0)" in answer.notice
+    assert "damaged (checksum mismatch in layer 1 v part 0)" in " ".join(answer.notices)
     bad = again.state_cache.quarantined()
     assert len(bad) == 1 and bad[0]["reason"].startswith("checksum mismatch") and bad[0]["sha256"] == doc.sha256
     assert again.state_cache.db.execute("SELECT COUNT(*) FROM quarantine_chunks").fetchone()[0] > 0
@@ -278,7 +278,7 @@ def test_damaged_database_file_is_moved_aside(tiny_model_dir, tmp_path, fact_pdf
     reason = "not a SQLite database" if damage == "not sqlite" else "truncated"
     aside = [p for p in tmp_path.glob("states.sqlite.damaged-*") if not p.name.endswith(("-wal", "-shm"))]
     assert len(aside) == 1 and aside[0].read_bytes() == original  # kept, not deleted
-    assert reason in answer.notice and f"moved to {aside[0]}" in answer.notice
+    assert reason in " ".join(answer.notices) and f"moved to {aside[0]}" in " ".join(answer.notices)
     assert len(again.state_cache.entries()) == 1  # the new cache holds the recomputed state
     assert len(again.history(doc.sha256)) == (2 if damage == "not sqlite" else 3)  # in the library: untouched
     later = make_engine(tiny_model_dir, tmp_path)
@@ -347,13 +347,13 @@ def test_cap_too_small_answers_anyway_and_says_so_once(tiny_model_dir, tmp_path,
     first = engine.ask(doc, "What is the launch code?")
     second = engine.ask(doc, "Who met in the spring?")
     assert first.answer is not None and first.timings["generated_tokens"] > 0
-    assert "larger than the cache's size cap" in first.notice and "not saved" in first.notice
-    assert second.notice is None  # said once
+    assert "larger than the cache's size cap" in " ".join(first.notices) and "not saved" in " ".join(first.notices)
+    assert second.notices == []  # said once
     assert engine.state_cache.entries() == [] and engine.state_cache.used_bytes() == 0
     assert len(engine.history(doc.sha256)) == 2
     engine.settings.store.cache_cap_bytes = 10**9  # raised in the settings: the next document read is stored
     other = engine.open_document(pdfs.paragraphs_pdf(tmp_path / "other.pdf", [pdfs.PAGE_THREE]))
-    assert engine.ask(other, "When are tours?").notice is None
+    assert engine.ask(other, "When are tours?").notices == []
     assert [e["sha256"] for e in engine.state_cache.entries()] == [other.sha256]
 
 

@@ -314,9 +314,8 @@ class MainWindow(WindowParts, QMainWindow):
             first = entry["citations"][0]  # show where the answer comes from
             self.show_passage(int(first["page"]) - 1, list(first.get("boxes") or []),
                               first.get("document") if entry["library"] else None)
-        notice = answer.notice or ""
-        if self.handle is not None and notice.startswith(self.handle.notice() or "\0"):
-            notice = notice[len(self.handle.notice()):].strip()  # the document banner already says it
+        own = self.handle.notice() if self.handle is not None else None
+        notice = " ".join(n for n in answer.notices if n != own)  # the document banner already says its own
         if notice:
             self.banners.show_banner("notice", "info", notice)
         self.sig_answer_shown.emit(entry)

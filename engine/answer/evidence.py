@@ -41,12 +41,17 @@ def evidence_order(scores: np.ndarray, cited: list[int], limit: int = EVIDENCE_L
     return listed[:max(limit, len(cited))], low, max(best - low, 1e-9)
 
 
-def evidence(document: IngestedDocument, ranking: Ranking, cited: list[int], ref: dict | None = None,
-             limit: int = EVIDENCE_LIMIT) -> list[Evidence]:
-    """The passages worth showing, best first (the cited ones first), with relative scores (best = 1)."""
-    listed, low, span = evidence_order(ranking.score, cited, limit)
-    return [evidence_item(document, ranking.passages, index, (float(ranking.score[index]) - low) / span, ref)
-            for index in listed]
+def evidence(candidates, scores: np.ndarray, cited: list[int], limit: int = EVIDENCE_LIMIT) -> tuple[list[Evidence],
+                                                                                                list[int]]:
+    """The passages worth showing (``evidence_order``), best first with the cited ones first, each naming its
+    document, with relative scores (best = 1); and their scope rows."""
+    listed, low, span = evidence_order(scores, cited, limit)
+    items = []
+    for row in listed:
+        handle = candidates.handle(row)
+        items.append(evidence_item(handle.ingested, handle.passages, int(candidates.number[row]),
+                                   (float(scores[row]) - low) / span, handle.ref()))
+    return items, listed
 
 
 def evidence_item(document, passages, index: int, score: float, ref: dict | None) -> Evidence:

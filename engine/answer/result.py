@@ -63,6 +63,9 @@ class Answer:
     is replaced by "Not found in the document. Closest passage, p. N: “…”" and ``supported`` is False
     (``generated`` keeps the model's own words). ``citations`` are the passages the answer rests on (the first
     is where the view scrolls); ``highlights`` the words of the cited passages the answer relied on.
+    ``attention`` says what the answer read and how (``context``, ``attention``, ``ranking``: the signals that
+    chose the passages); ``notices`` are plain sentences for the user (how the document was read, a stored
+    reading set aside, ...).
     """
 
     question: str
@@ -74,7 +77,7 @@ class Answer:
     evidence: list[Evidence]
     cache_hit: bool
     stopped: bool = False
-    notice: str | None = None
+    notices: list[str] = field(default_factory=list)  # for the user, each said once: how the document was read, ...
     token_scores: np.ndarray | None = None  # (L,) relevance per document token (kept for history and tools)
     citations: list[Citation] = field(default_factory=list)
     supported: bool = True

@@ -21,10 +21,15 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
+from ..answer import story
 from ..answer.result import Answer
 from ..errors import CancelledError, DocFocusError
 from ..ingest.formats import SUFFIXES
-from ..reading.documents import DocumentHandle, DocumentState
+from ..reading.documents import DocumentHandle
+from ..reading.lazy import LazyReading
+from ..retrieval import ranking as ranking_ops
 from .queue import LibraryQueue
 
 log = logging.getLogger("docfocus")
@@ -104,9 +109,11 @@ class LibraryMixin:
 
     def library_read_next(self, progress: Progress | None = None,
                           should_stop: ShouldStop | None = None) -> dict | None:
-        """Read the next queued document (ingest, read and store its state, index its passages); returns its
-        entry afterwards (state "ready" or "failed" with the reason), or None when nothing is queued. Stopped
-        by ``should_stop``, it goes back to the queue and CancelledError is raised."""
+        """Make the next queued document ready: ingest it (recognising scanned pages) and index its passages, which
+        takes seconds (the model reads nothing: a question reads what it needs; with ``reading.ahead`` every
+        segment is read too). Returns its entry afterwards (state "ready" or "failed" with the reason), or None
+        when nothing is queued. Stopped by ``should_stop``, it goes back to the queue (recognised pages and
+        segments read so far are kept) and CancelledError is raised."""
         queue = self.library_queue
         item = queue.next()
         if item is None:
@@ -117,7 +124,7 @@ class LibraryMixin:
 
         def report(stage: str, done: int, total: int) -> None:
             now = time.monotonic()
-            if stage == "Reading the document" and (now - last[0] >= PROGRESS_EVERY_S or done >= total):
+            if now - last[0] >= PROGRESS_EVERY_S or done >= total:
                 last[0] = now
                 queue.progress(number, done, total)
             if progress:
@@ -125,10 +132,11 @@ class LibraryMixin:
         try:
             ingested = self.ingest(item["path"], progress=report, should_stop=should_stop)
             doc = self.open_document(ingested)
-            self.read(doc, report, should_stop)
             if self._index_document(doc) is None:
                 raise DocFocusError("The document's passages could not be indexed (the library cannot be written).")
-            self.forget(doc)  # the state is in the cache; the library keeps no document in memory
+            if self.settings.reading.ahead:
+                self.read(doc, report, should_stop)
+                self.forget(doc)  # what was read is in the state cache; the library keeps no reading in memory
             queue.set_state(number, "ready", sha256=ingested.sha256, title=ingested.title or Path(item["path"]).stem,
                             pages=len(ingested.pages), tokens=doc.total_tokens, done=doc.total_tokens,
                             total=doc.total_tokens)
@@ -170,36 +178,63 @@ class LibraryMixin:
             handles[sha256] = self.open_document(ingested)
         return handles[sha256]
 
-    def library_state(self, doc: DocumentHandle, should_stop: ShouldStop | None = None) -> DocumentState:
-        """A library document's state for a question: a long one lazily (only the segments a question needs are
-        loaded, or read again if evicted), a short one restored whole (or read again)."""
+    def library_state(self, doc: DocumentHandle) -> LazyReading:
+        """A library document's reading for a question: only the segments a question needs are loaded, or read
+        (again, if they were evicted); the readings of the last few documents asked stay in memory."""
         kept = getattr(self, "_library_kept", None)
         if kept is None:
             kept = self._library_kept = []
-        if doc.method == "select":
-            state = self._states.get(doc.state_id)
-            if state is None:
-                state, _ = self._read_segments(doc, None, should_stop, read_missing=False)
-        else:
-            state, _ = self.read(doc, None, should_stop)
+        reading = self._readings.lazy(doc)
         if doc.sha256 in kept:
             kept.remove(doc.sha256)
         kept.append(doc.sha256)
         while len(kept) > LIBRARY_STATES_KEPT:
-            old = kept.pop(0)
-            if old in self._library_handles:
-                self.forget(self._library_handles[old])
-        return state
+            self._readings.forget(kept.pop(0))
+        return reading
 
     def ask_library(self, question: str, on_text: Callable[[str], None] | None = None,
                     should_stop: ShouldStop | None = None, progress: Progress | None = None,
                     max_new_tokens: int | None = None, documents: list[str] | None = None) -> Answer:
-        """Answer ``question`` from the library's ready documents (engine/library/answer.py): BM25 over every
-        passage of the library ranks them, the best ones (from any documents) fill one compacted context, and the
-        answer, its support verdict, evidence, citations and highlights name their document and page.
-        ``answer.document`` describes the scope ({"library": True, "documents", "tokens", "passages"}).
-        ``documents`` (sha256s) narrows the scope to those documents (e.g. the one in view)."""
-        from .answer import answer_library
+        """Answer ``question`` from the library's ready documents, as ``ask`` answers from one: the passage index
+        ranks every passage of the scope, the best ones (from any documents) fill one context, and the answer's
+        verdict, evidence, citations and highlights name their document and page. ``answer.document`` describes
+        the scope ({"library": True, "documents", "tokens", "passages"}); ``documents`` (sha256s) narrows it."""
+        loaded = self.load()
+        settings = self.settings if not max_new_tokens else self.settings.changed(
+            answer={"max_new_tokens": max_new_tokens})
+        started = time.perf_counter()
+        ready = {item["sha256"]: item for item in self.library_documents() if item["state"] == "ready"
+                 and (documents is None or item["sha256"] in documents)}
+        indexed = {sha: doc for sha, doc in self.passage_index.documents(self.index_key).items() if sha in ready}
+        if not indexed:
+            raise DocFocusError("The library has no document ready to answer from.",
+                                "Add documents with `docfocus library add FILE_OR_FOLDER`.")
+        scope = self.passage_index.search(question, list(indexed.values()))
+        candidates = ranking_ops.Candidates.of_scope(scope, {sha: ready[sha]["tokens"] for sha in indexed},
+                                                     self.library_handle)
+        ranking = ranking_ops.rank(candidates, scope.lexical, self.passage_index.weights(question,
+                                                                                         list(indexed.values())))
+        scope_info = {"library": True, "documents": len(indexed), "passages": len(scope),
+                      "tokens": int(candidates.tokens.sum())}
+        facts = story.Facts(scope_info, loaded.info(), {}, {"load_s": round(loaded.load_s, 3),
+                            "rank_s": round(time.perf_counter() - started, 3)}, True, self.library.take_notices(),
+                            started, library=True)
+        budget = candidates.handle(int(np.argmax(ranking.score))).budget
+        return self._answerer.over_passages(question, ranking, _Readings(self, candidates), settings.answer, facts,
+                                            budget, on_text, should_stop, progress)
 
-        return answer_library(self, question, on_text, should_stop, progress,
-                              max_new_tokens or self.settings.answer.max_new_tokens, documents)
+
+class _Readings:
+    """Library documents' readings by sha256, opened as the answer's context asks for them."""
+
+    def __init__(self, engine, candidates) -> None:
+        self.engine, self.candidates, self.opened = engine, candidates, {}
+
+    def __getitem__(self, sha256: str) -> LazyReading:
+        if sha256 not in self.opened:
+            number = self.candidates.shas.index(sha256)
+            self.opened[sha256] = self.engine.library_state(self.candidates.handle_of(number))
+        return self.opened[sha256]
+
+    def values(self):
+        return self.opened.values()

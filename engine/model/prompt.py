@@ -18,8 +18,9 @@ SYSTEM_PROMPT = (
 )
 _DOC, _QUESTION = "\x00DOCUMENT\x00", "\x00QUESTION\x00"
 _USER_TEMPLATE = f"Document:\n{_DOC}\n\nQuestion: {_QUESTION}"
-# Tokens kept free after the document for the question and the answer.
+# Tokens kept free in the window after a document read whole: the question, then the longest answer.
 QUESTION_RESERVE = 128
+ANSWER_RESERVE = 384
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """An opened document (``DocumentHandle``) and the model's reading of it (``DocumentState``)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -9,27 +9,28 @@ import torch
 from ..ingest.extract import IngestedDocument
 from ..model.prompt import PromptLayout
 from ..retrieval.passages import Passages
-from .segments import Reading
-
-# How a document is given to the model: "whole" (it fits the window), "select" (read whole in segments, the
-# passages that match each question selected), "truncate" (the part that fits).
-METHODS = ("whole", "select", "truncate")
+from .segments import Reading, Segmenting
 
 
 @dataclass
 class DocumentHandle:
-    """An opened document: ingest result, prompt layout, its passages and how it is read."""
+    """An opened document: ingest result, prompt layout, passages, and how the model may read it.
+
+    ``segmenting`` is how its segments are cut (None when the model's positions cannot be moved: the document is
+    then read whole, up to what fits); ``bounds`` are its segments; ``budget`` the document tokens that fit the
+    window with room for a question and an answer; ``used_tokens`` what may be read (fewer than the whole when
+    the document is truncated).
+    """
 
     ingested: IngestedDocument
     layout: PromptLayout
     token_word: np.ndarray  # (L,) word index per document token, -1 for none
     passages: Passages
-    used_tokens: int  # document tokens given to the model
+    used_tokens: int
     window: int
-    method: str = "whole"
-    segments: int = 1  # segments read (method "select")
-    segment: int = 0  # segment and overlap lengths the document is read with (method "select")
-    overlap: int = 0
+    budget: int
+    segmenting: Segmenting | None = None
+    bounds: list[tuple[int, int]] = field(default_factory=list)
 
     @property
     def sha256(self) -> str:
@@ -52,10 +53,25 @@ class DocumentHandle:
         return self.ingested.page_of_char(last_char) + 1
 
     @property
-    def state_id(self) -> str:
-        """What names its state in memory: the same file opened as a whole-document read and as a truncation
-        differs."""
-        return f"{self.sha256}:{self.method}"
+    def fits(self) -> bool:
+        """Whether the whole document fits the model's window (with room for a question and an answer)."""
+        return self.total_tokens <= self.budget
+
+    @property
+    def method(self) -> str:
+        """How the document is read: "select" (the segments each question needs), "whole" (at once: the model's
+        positions cannot be moved and it fits) or "truncate" (the part that fits)."""
+        if self.truncated:
+            return "truncate"
+        return "select" if self.segmenting is not None else "whole"
+
+    @property
+    def segments(self) -> int:
+        return len(self.bounds)
+
+    def state_id(self, kind: str) -> str:
+        """What names one of its readings in memory: ``kind`` "segments" or "whole" (of ``used_tokens``)."""
+        return f"{self.sha256}:{kind}:{self.used_tokens}"
 
     def prefix_ids(self) -> list[int]:
         return self.layout.head_ids + self.layout.doc_ids[: self.used_tokens].tolist()
@@ -67,11 +83,10 @@ class DocumentHandle:
 
     def _window_notice(self) -> str | None:
         pages = len(self.ingested.pages)
-        if self.method == "select":
-            return (f"This document ({pages} pages) is longer than the model can read at once. DocFocus reads "
-                    f"all of it, part by part, and answers each question from the passages that match it best.")
         if not self.truncated:
-            return None
+            return None if self.fits else (
+                f"This document ({pages} pages) is longer than the model can read at once. DocFocus reads the "
+                f"parts each question needs and answers from the passages that match it best.")
         return (f"This document ({pages} pages) is longer than the model can read at once; answers use pages "
                 f"1-{self.pages_used} only.")
 

@@ -63,13 +63,12 @@ class LazyReading:
     are loaded on demand."""
 
     def __init__(self, source: SegmentSource, head_ids: list[int], doc_ids: np.ndarray,
-                 segmenting: seg.Segmenting) -> None:
+                 bounds: list[tuple[int, int]], overlap: int) -> None:
         self.source = source
         self.doc_ids = np.asarray(doc_ids, dtype=np.int64)
-        self.segmenting = segmenting
-        self.segments = seg.segment_bounds(self.doc_ids, segmenting.segment)
-        self.positions = seg.segment_positions(self.segments, len(head_ids), segmenting.overlap)
-        self._pieces = [seg.segment_piece(self.doc_ids, a, b, segmenting.overlap) for a, b in self.segments]
+        self.segments = list(bounds)
+        self.positions = seg.segment_positions(self.segments, len(head_ids), overlap)
+        self._pieces = [seg.segment_piece(self.doc_ids, a, b, overlap) for a, b in self.segments]
         self.tags = [seg.segment_tag(head_ids, piece, context) for piece, context in self._pieces]
         self.head_keys, self.head_values = self._head(head_ids)
         self._memory: OrderedDict[int, tuple[list, list]] = OrderedDict()
@@ -78,13 +77,16 @@ class LazyReading:
         self._whole: seg.Reading | None = None
 
     @classmethod
-    def in_memory(cls, model, head_ids: list[int], doc_ids: np.ndarray, segmenting: seg.Segmenting) -> "LazyReading":
-        """A reading that keeps every segment in memory and stores nothing (tests, benchmarks)."""
+    def in_memory(cls, model, head_ids: list[int], doc_ids: np.ndarray, segmenting: seg.Segmenting,
+                  starts: np.ndarray | None = None) -> "LazyReading":
+        """A reading that keeps every segment in memory and stores nothing (tests, benchmarks); ``starts``: the
+        passages' first tokens, where segment boundaries may fall."""
         parameter = next(model.parameters())
         layers = model.config.num_hidden_layers
         source = SegmentSource(model, None, lambda kind, tag, tokens: None, parameter.dtype,
                                [parameter.device] * layers)
-        reading = cls(source, head_ids, doc_ids, segmenting)
+        bounds = seg.segment_bounds(doc_ids, segmenting.segment, starts)
+        reading = cls(source, head_ids, doc_ids, bounds, segmenting.overlap)
         reading._pinned = set(range(len(reading.segments)))
         return reading
 
@@ -120,6 +122,14 @@ class LazyReading:
         except StateTooLarge as error:
             self.source.notices.append(str(error))
             return False
+
+    def take_notices(self) -> list[str]:
+        """What went wrong while storing segments (a full disk, a cap too small), each said once."""
+        notices = list(self.source.notices)
+        self.source.notices.clear()
+        if self.source.cache is not None:
+            notices += self.source.cache.take_notices()
+        return notices
 
     # -- which segments are stored, and reading the missing ones
 

@@ -68,20 +68,29 @@ def rotate(keys: torch.Tensor, delta: torch.Tensor, inv_freq: torch.Tensor) -> t
     return k * angle.cos() + turned * angle.sin()
 
 
-def segment_bounds(ids: np.ndarray, target: int) -> list[tuple[int, int]]:
+def segment_bounds(ids: np.ndarray, target: int, starts: np.ndarray | None = None) -> list[tuple[int, int]]:
     """Cut ``ids`` into [start, end) segments of target/2 .. 1.5*target tokens, at positions chosen by a hash of
-    the two tokens around them: inserting text moves only the boundaries near the insertion."""
+    the two tokens around them: inserting text moves only the boundaries near the insertion. With ``starts``
+    (the sorted first tokens of the document's passages) a boundary only falls where a passage starts, so a
+    passage is never split between two segments."""
     ids = np.asarray(ids, dtype=np.int64)
     length = len(ids)
     low, high = max(1, target // 2), max(2, target * 3 // 2)
     if length <= high:
         return [(0, length)]
-    mixed = (ids[:-1] * 1_000_003 + ids[1:] * 7_919) % max(1, target // 2)
-    candidates = np.nonzero(mixed == 0)[0] + 1  # a boundary may fall before token t
+    allowed = np.arange(1, length) if starts is None else np.asarray(starts, dtype=np.int64)
+    allowed = allowed[(allowed > 0) & (allowed < length)]
+    spacing = max(1, target // 2) if starts is None else max(1, round(target / 2 / max(1.0, length / (len(allowed) + 1))))
+    mixed = (ids[allowed - 1] * 1_000_003 + ids[allowed] * 7_919) % spacing
+    candidates = allowed[mixed == 0]
     bounds, start = [], 0
     while length - start > high:
         first = np.searchsorted(candidates, start + low)
-        end = int(candidates[first]) if first < len(candidates) and candidates[first] <= start + high else start + high
+        if first < len(candidates) and candidates[first] <= start + high:
+            end = int(candidates[first])
+        else:  # no hashed boundary in reach: the last allowed one, or a hard cut
+            last = np.searchsorted(allowed, start + high, side="right") - 1
+            end = int(allowed[last]) if last >= 0 and allowed[last] > start + low // 2 else start + high
         bounds.append((start, end))
         start = end
     bounds.append((start, length))

@@ -24,6 +24,15 @@ from . import passages as passage_ops
 from .passages import Passages
 
 
+TERMS_VERSION = 2  # how term keys are made (engine/retrieval/terms.py): 2 adds the parts of compounds
+
+
+def index_key(model_id: str) -> str:
+    """What a document's index is kept under: the passages depend on the tokenizer (the model), the postings on
+    how terms are made."""
+    return f"{model_id}|terms={TERMS_VERSION}"
+
+
 @dataclass
 class ScopePassages:
     """The passages of a scope (several documents), in (document, number) order, with their BM25 score."""
@@ -148,15 +157,17 @@ class PassageIndex:
         return weights
 
 
-class DocumentIndex:
-    """One document's scope of the index, as the answerer asks it: BM25 per passage and the idf weights."""
+class TokenizerIndex:
+    """The index as the documents cut for one tokenizer see it (what a ranking asks: ids, BM25, weights)."""
 
-    def __init__(self, index: PassageIndex, doc: int) -> None:
-        self.index, self.doc = index, doc
+    def __init__(self, index: PassageIndex, tokenizer: str) -> None:
+        self.index, self.tokenizer = index, tokenizer
 
-    def lexical(self, question: str) -> np.ndarray:
-        """(P,) in passage order: equal to ``passages.lexical_scores`` of the document."""
-        return self.index.search(question, [self.doc]).lexical
+    def doc_id(self, sha256: str) -> int | None:
+        return self.index.doc_id(sha256, self.tokenizer)
 
-    def weights(self, question: str) -> dict[str, float]:
-        return self.index.weights(question, [self.doc])
+    def search(self, question: str, docs: list[int]) -> ScopePassages:
+        return self.index.search(question, docs)
+
+    def weights(self, question: str, docs: list[int]) -> dict[str, float]:
+        return self.index.weights(question, docs)

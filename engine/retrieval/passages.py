@@ -102,8 +102,10 @@ def cut(document: IngestedDocument, offsets: np.ndarray, target: int = 64) -> Pa
 
 
 def question_terms(question: str) -> list[str]:
-    """The question's content-term stems, each once, in order: what BM25 and the idf weights look for."""
-    return list(dict.fromkeys(words_text.stem(t) for t in words_text.terms(question)))
+    """The question's content-term stems and those of its compounds' parts, each once, in order: what BM25 and
+    the idf weights look for."""
+    found = words_text.terms(question)
+    return list(dict.fromkeys(words_text.stem(t) for term in found for t in [term, *words_text.parts(term)]))
 
 
 def idf(passages: int, df: int) -> float:

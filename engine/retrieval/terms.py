@@ -15,6 +15,7 @@ STOPWORDS = frozenset(
     "you your i me my which who whom what when where how why can could would should will shall may might must "
     "into about over under between any all each other such some also only very more most".split())
 _TERM = re.compile(r"\w[\w.\-+/]*\w|\w", re.UNICODE)
+_JOINS = re.compile(r"[-./+_]")  # what joins the parts of a compound ("fixed-width", "read.csv", "seq_len")
 _PUNCTUATION = ".,;:!?()[]{}\"'`“”‘’-"
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)]*\s+|\n\s*\n|\n(?=\s*[-•*]\s)")
 
@@ -45,9 +46,18 @@ def stem(word: str) -> str:
     return word
 
 
+def parts(term: str) -> list[str]:
+    """The content parts of a compound term: "fixed-width-format" -> fixed, width, format; "read.csv" -> read,
+    csv; a plain word has none. A person writes "fixed width format", the manual "fixed-width-format"."""
+    pieces = [piece for piece in _JOINS.split(term) if len(piece) > 1 and piece not in STOPWORDS]
+    return pieces if len(pieces) > 1 else []
+
+
 def term_keys(text: str) -> set[str]:
-    """The terms of ``text`` and their stems, for matching one text's words against another's."""
+    """The terms of ``text``, the parts of its compounds, and their stems: what one text's words are matched
+    against another's by."""
     found = terms(text)
+    found += [piece for term in found for piece in parts(term)]
     return set(found) | {stem(t) for t in found}
 
 

@@ -1,0 +1,173 @@
+"""Answer a new document in seconds: the first question on a never-read document, part by part.
+
+Per document (R-intro.pdf, 78K tokens, and R's fullrefman.pdf, 2,415 pages; quick: R-data.pdf and R-intro.pdf),
+``rounds`` rounds, each in a fresh data folder (nothing ingested, indexed, read or stored; the model loaded
+before, its load time apart), methods interleaved (the order turns from round to round):
+
+- **first question**: open the document (ingest + index, no model) and ask; first token counted from the open.
+  Reported by part: ingest, index (layout, passages, passage index), ranking, segments read, answer.
+- **second question**: another question on the same document right after (model loaded, document open).
+- **chunk retrieval** (the simplest thing a user could pick instead: no reading step): the ingested document's
+  ~120-word chunks, BM25 top 3, given fresh to the same model (bench/reference.py).
+
+Then, on the dev sets (R-data, and R-intro in the full run), question-driven reading against a full reading
+first, case by case (answer text and cited pages), and the bytes stored after the R-intro questions against
+the full state today's engine kept (every token's keys and values in fp32).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from bench import reference, timing
+from bench.common import r_manual
+
+EVAL = Path(__file__).resolve().parents[1].parent / "shared" / "eval"
+MAX_NEW_TOKENS = 48
+QUESTIONS = {
+    "fullrefman.pdf": ["What does the function seq_len return?", "Which function computes the median absolute "
+                       "deviation?"],
+}
+FP32_BYTES_PER_TOKEN = 46_080  # the bundled model's keys and values per token in fp32: 30 layers x 3 x 64 x 2 x 4
+
+
+def questions_of(name: str) -> list[str]:
+    for path in EVAL.glob("*.json"):
+        spec = json.loads(path.read_text())
+        if spec["document"] == name and "natural" not in path.name:
+            return [q["question"] for q in spec["questions"]]
+    return QUESTIONS[name]
+
+
+def fresh_engine(folder: Path, **parts):
+    from engine.api import Engine, EngineSettings
+    from engine.library.documents import Library
+
+    folder.mkdir(parents=True, exist_ok=True)
+    settings = EngineSettings(device=os.environ.get("DOCFOCUS_BENCH_DEVICE", "cpu")).changed(
+        answer={"max_new_tokens": MAX_NEW_TOKENS}, **parts)
+    engine = Engine(settings, library=Library(folder / "library.sqlite"))
+    engine.load()
+    return engine
+
+
+def first_and_second(path: Path, questions: list[str], folder: Path) -> dict:
+    """Open a never-read document and ask twice; every part timed."""
+    engine = fresh_engine(folder)
+    began = time.perf_counter()
+    ingested = engine.ingest(path)
+    ingest_s = time.perf_counter() - began
+    doc = engine.open_document(ingested)
+    opened_s = time.perf_counter() - began
+    first = engine.ask(doc, questions[0])
+    second = engine.ask(doc, questions[1])
+    parts = first.timings
+    return {"tokens": doc.total_tokens, "pages": len(ingested.pages), "segments": doc.segments,
+            "first_s": round(opened_s + parts["first_token_s"], 2), "ingest_s": round(ingest_s, 2),
+            "index_s": round(opened_s - ingest_s, 2), "rank_s": parts["rank_s"],
+            "segments_read": parts["segments_read"], "segments_read_s": parts["segments_read_s"],
+            "answer_s": round(parts["first_token_s"] - parts["rank_s"] - parts["context_load_s"], 2),
+            "second_s": second.timings["first_token_s"], "second_segments_read": second.timings["segments_read"],
+            "first_answer": first.answer[:160], "first_pages": [c.page for c in first.citations],
+            "second_answer": second.answer[:160]}
+
+
+def chunk_baseline(path: Path, question: str, folder: Path) -> dict:
+    engine = fresh_engine(folder)
+    began = time.perf_counter()
+    ingested = engine.ingest(path)
+    pieces = reference.chunks(ingested)
+    best = reference.bm25_top(pieces, question)
+    chosen_s = time.perf_counter() - began
+    answer, first = reference.answer_from_text(engine, "\n\n".join(pieces[i].text for i in best), question,
+                                               MAX_NEW_TOKENS)
+    return {"first_s": round(chosen_s + first, 2), "answer": answer[:160], "pages": [pieces[i].page for i in best]}
+
+
+def timings(names: list[str], rounds: int, work: Path) -> dict:
+    rows = {}
+    for name in names:
+        path, questions = r_manual(name), questions_of(name)
+        samples = {"first": [], "chunks": []}
+        methods = ["first", "chunks"]
+        for number in range(rounds):
+            for method in (methods if number % 2 == 0 else methods[::-1]):
+                folder = work / f"{name}-{method}-{number}"
+                if method == "first":
+                    samples["first"].append(first_and_second(path, questions, folder))
+                else:
+                    samples["chunks"].append(chunk_baseline(path, questions[0], folder))
+                shutil.rmtree(folder, ignore_errors=True)
+                print(f"  {name} round {number} {method}: {samples[method][-1]['first_s']} s", flush=True)
+        first = timing.Spread([s["first_s"] for s in samples["first"]])
+        second = timing.Spread([s["second_s"] for s in samples["first"]])
+        rows[name] = {"samples": samples, "first_s": first.summary(digits=2), "second_s": second.summary(digits=2),
+                      "ratio": timing.ratios(first, second).summary(digits=2),
+                      "chunks_s": timing.Spread([s["first_s"] for s in samples["chunks"]]).summary(digits=2)}
+    return rows
+
+
+def equivalence(name: str, work: Path) -> dict:
+    """The dev set's questions answered by question-driven reading and after a full reading, case by case."""
+    spec_path = next(p for p in EVAL.glob("*.json") if json.loads(p.read_text())["document"] == name
+                     and "natural" not in p.name)
+    cases = json.loads(spec_path.read_text())["questions"]
+    path = r_manual(name)
+    lazy, full = fresh_engine(work / f"{name}-lazy"), fresh_engine(work / f"{name}-full")
+    lazy_doc, full_doc = lazy.open_document(path), full.open_document(path)
+    started = time.perf_counter()
+    full.read(full_doc)
+    read_s = time.perf_counter() - started
+    rows = []
+    for case in cases:
+        a, b = lazy.ask(lazy_doc, case["question"]), full.ask(full_doc, case["question"])
+        rows.append({"id": case["id"], "same_answer": a.answer == b.answer,
+                     "same_citations": [c.page for c in a.citations] == [c.page for c in b.citations],
+                     "segments_read": a.timings["segments_read"], "answer": a.answer[:120]})
+    stored = lazy.state_cache.used_bytes()
+    return {"document": name, "cases": rows, "full_read_s": round(read_s, 1),
+            "same": sum(r["same_answer"] and r["same_citations"] for r in rows), "n": len(rows),
+            "stored_bytes": stored, "tokens": lazy_doc.total_tokens,
+            "stored_share_of_fp32_full": round(stored / (lazy_doc.total_tokens * FP32_BYTES_PER_TOKEN), 4),
+            "full_stored_bytes": full.state_cache.used_bytes()}
+
+
+def run(quick: bool, out_dir: Path) -> dict:
+    names = ["R-data.pdf", "R-intro.pdf"] if quick else ["R-intro.pdf", "fullrefman.pdf"]
+    work = Path(tempfile.mkdtemp(prefix="docfocus-first-answer-"))
+    os.environ.setdefault("DOCFOCUS_HOME", str(Path(__file__).parent / "results" / ".home"))
+    fresh_engine(work / "warm").ask(fresh_engine(work / "warm").open_document(r_manual("R-data.pdf")), "warm-up")
+    result = {"timings": timings(names, 2 if quick else 3, work), "load_average": timing.load_average()}
+    result["equivalence"] = [equivalence(name, work) for name in (["R-data.pdf"] if quick else
+                                                                   ["R-data.pdf", "R-intro.pdf"])]
+    shutil.rmtree(work, ignore_errors=True)
+    result["markdown"] = markdown(result)
+    return result
+
+
+def markdown(result: dict) -> str:
+    text = ("| document | tokens | first answer s (ingest + index + rank + segments read + answer) | second "
+            "question s | first / second | chunk retrieval s |\n|---|---|---|---|---|---|\n")
+    for name, row in result["timings"].items():
+        sample = row["samples"]["first"]
+        parts = " + ".join(f"{statistics.median(s[key] for s in sample):.2f}" for key in
+                           ("ingest_s", "index_s", "rank_s", "segments_read_s", "answer_s"))
+        text += (f"| {name} | {sample[0]['tokens']:,} | {_spread(row['first_s'])} ({parts}; "
+                 f"{sample[0]['segments_read']} of {sample[0]['segments']} segments) | {_spread(row['second_s'])} | "
+                 f"{_spread(row['ratio'], 'x')} | {_spread(row['chunks_s'])} |\n")
+    text += "\n| dev set | same answer and citations as after a full reading | full reading took | stored after " \
+            "the questions |\n|---|---|---|---|\n"
+    for row in result["equivalence"]:
+        text += (f"| {row['document']} | {row['same']} of {row['n']} | {row['full_read_s']} s | "
+                 f"{row['stored_bytes'] / 2**20:.1f} MB = {100 * row['stored_share_of_fp32_full']:.1f}% of the "
+                 f"full fp32 state ({row['tokens'] * FP32_BYTES_PER_TOKEN / 2**20:.0f} MB) |\n")
+    return text + f"\nLoad average at the end: {result['load_average']}.\n"
+
+
+def _spread(value: dict, unit: str = "") -> str:
+    return f"{value['median']}{unit} ({value['min']}-{value['max']})"

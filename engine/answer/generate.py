@@ -1,0 +1,61 @@
+"""Generating an answer: the question's prefill over a prepared cache, then greedy decoding, streamed as it goes.
+
+What the user sees while it streams is filtered (engine/answer/postprocess.py ``StreamFilter``): never a repeated
+sentence or an empty frame, even for a moment.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from ..errors import QuestionError
+from ..model import generation
+from . import postprocess
+
+
+@dataclass
+class Generated:
+    """The model's raw text, why it ended, and its timings (first token counted from when the question was asked,
+    reading included)."""
+
+    text: str
+    finish: str  # "complete", "length" or "stopped"
+    looped: bool
+    tokens: int
+    timings: dict = field(default_factory=dict)
+
+
+def generate(loaded, stop_ids: set[int], cache, q_ids: list[int], run, limit: int, on_text=None, should_stop=None,
+             started: float | None = None) -> Generated:
+    """Question prefill + greedy decode of at most ``limit`` tokens into ``cache``, with ``run`` (an AttentionRun
+    or None) on every pass; pieces of text go to ``on_text`` as they are decided."""
+    if limit < 1:
+        raise QuestionError(f"The question is too long ({len(q_ids)} tokens) for the space left in the model's "
+                            "window.", "Ask a shorter question.")
+    started = started if started is not None else time.perf_counter()
+    model = loaded.model
+    stream = generation.TextStream(loaded.tokenizer)
+    shown = postprocess.StreamFilter()
+    finish = generation.Finish()
+    first_token_s = decode_started = None
+    logits = generation.prefill(model, q_ids, cache, run=run, phase="question", should_stop=should_stop)
+    for token in generation.decode(model, cache, logits, limit, stop_ids, run=run, should_stop=should_stop,
+                                   finish=finish):
+        if first_token_s is None:
+            first_token_s = time.perf_counter() - started
+            decode_started = time.perf_counter()
+        piece = shown.feed(stream.push(token))
+        if piece and on_text:
+            on_text(piece)
+    if finish.reason != "stopped" and should_stop and should_stop():
+        finish.reason = "stopped"  # asked to stop as the answer ended (or before it began)
+    rest = shown.flush()
+    if rest and on_text and finish.reason != "stopped":
+        on_text(rest)
+    now = time.perf_counter()
+    decode_s = now - decode_started if decode_started else 0.0
+    timings = {"first_token_s": round(first_token_s if first_token_s is not None else now - started, 3),
+               "decode_tokens_per_s": round((len(stream.ids) - 1) / decode_s, 2)
+               if len(stream.ids) > 1 and decode_s > 0 else None,
+               "generated_tokens": len(stream.ids)}
+    return Generated(stream.text.strip(), finish.reason, finish.looped, len(stream.ids), timings)
