@@ -16,6 +16,8 @@ from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPushButton, QSizePo
 
 from engine.answer import Highlight
 
+from .theme import secondary_text
+
 SNIPPET_CHARS = 110
 CARD_STYLE = "#answerCard {{ border: {width}px {line} {color}; border-radius: 6px; }}"
 
@@ -98,8 +100,7 @@ class AnswerCard(QFrame):
         self.evidence_box.setSpacing(2)
         self.evidence_list.hide()
         footer = QHBoxLayout()
-        self.meta_label = QLabel("")
-        self.meta_label.setEnabled(False)  # greyed, follows the palette
+        self.meta_label = secondary_text(QLabel(""))
         self.copy_button = QPushButton("Copy")
         self.copy_button.setToolTip("Copy this answer to the clipboard")
         self.copy_button.clicked.connect(self.copy_answer)
@@ -212,6 +213,14 @@ class AnswerCard(QFrame):
     def copy_answer(self) -> None:
         answer = self.entry.get("answer")
         QGuiApplication.clipboard().setText(answer if self.finished and answer is not None else self.streamed)
+
+    def follow_theme(self) -> None:
+        """A theme change (app/gui/theme.py): the border is polished again with the new palette, and the links,
+        whose colour rich text takes when it is set, are set again."""
+        self.set_selected(self.selected)
+        links = self.citations_label.text()
+        self.citations_label.setText("")
+        self.citations_label.setText(links)
 
     def set_selected(self, selected: bool) -> None:
         self.selected = selected

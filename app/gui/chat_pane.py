@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (QButtonGroup, QFrame, QHBoxLayout, QLabel, QPlain
                                QVBoxLayout, QWidget)
 
 from .answer_card import AnswerCard
+from .theme import secondary_text
 
 UNDO_SECONDS = 10
 NO_DOCUMENT_HINT = "Open a document and ask a question about it."
@@ -114,7 +115,7 @@ class ChatPane(QWidget):
         self.placeholder = QLabel(NO_DOCUMENT_HINT)
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.placeholder.setWordWrap(True)
-        self.placeholder.setEnabled(False)
+        secondary_text(self.placeholder)
         self.cards_layout.addWidget(self.placeholder)
         self.cards_layout.addStretch(1)
         self.scroll.setWidget(holder)

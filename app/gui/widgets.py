@@ -7,11 +7,14 @@ from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QLineEdit, QListWidg
                                QTabWidget, QToolButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from .page_item import highlight_color
+from .theme import is_dark
 
-BANNER_STYLES = {
-    "info": "background: #dbeafe; color: #1e3a8a; border: 1px solid #93c5fd;",
-    "warning": "background: #fef3c7; color: #78350f; border: 1px solid #fcd34d;",
-    "error": "background: #fee2e2; color: #7f1d1d; border: 1px solid #fca5a5;",
+# (background, text, border) of each kind of banner, on the light and on the dark theme (text over 7:1 on both).
+BANNER_COLORS = {
+    "light": {"info": ("#dbeafe", "#1e3a8a", "#93c5fd"), "warning": ("#fef3c7", "#78350f", "#fcd34d"),
+              "error": ("#fee2e2", "#7f1d1d", "#fca5a5")},
+    "dark": {"info": ("#172a45", "#dbeafe", "#3b6fb6"), "warning": ("#3d2f0c", "#fef3c7", "#a16207"),
+             "error": ("#441616", "#fee2e2", "#b91c1c")},
 }
 
 
@@ -20,8 +23,7 @@ class Banner(QFrame):
         super().__init__(parent)
         self.kind = kind
         self.setObjectName(f"banner_{kind}")
-        self.setStyleSheet(f"#banner_{kind} {{ {BANNER_STYLES[kind]} border-radius: 4px; }}"
-                           f"#banner_{kind} QLabel {{ color: inherit; background: transparent; border: none; }}")
+        self.follow_theme()
         layout = QHBoxLayout(self)
         layout.setContentsMargins(8, 4, 4, 4)
         self.label = QLabel(text)
@@ -37,6 +39,14 @@ class Banner(QFrame):
 
     def text(self) -> str:
         return self.label.text()
+
+    def follow_theme(self) -> None:
+        """The banner's colours for the theme now shown (called again on a theme change)."""
+        background, color, border = BANNER_COLORS["dark" if is_dark() else "light"][self.kind]
+        name = f"banner_{self.kind}"
+        self.setStyleSheet(f"#{name} {{ background: {background}; color: {color}; border: 1px solid {border}; "
+                           f"border-radius: 4px; }} #{name} QLabel, #{name} QToolButton {{ color: {color}; "
+                           "background: transparent; border: none; }")
 
 
 class BannerArea(QWidget):
