@@ -11,6 +11,8 @@ still lands in its own card. Signals:
 - ``sig_scope(scope)``: the scope switch: "document" (questions about the open document) or "library"
   (questions across the whole library).
 - ``sig_selected(entry)``: an answer card was selected (its entry dict, see app/gui/answer_card.py).
+- ``sig_waiting(job_id)``: a question was accepted; its card waits for the first word of the answer (what it
+  waits for is put in words by app/gui/waiting.py).
 """
 from __future__ import annotations
 
@@ -66,6 +68,7 @@ class ChatPane(QWidget):
     sig_passage = Signal(int, object, object)
     sig_selected = Signal(object)
     sig_scope = Signal(str)
+    sig_waiting = Signal(int)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -181,6 +184,7 @@ class ChatPane(QWidget):
         self._by_job[job_id] = card
         self.stop_button.setEnabled(True)
         self.send_button.setEnabled(False)
+        self.sig_waiting.emit(job_id)
         return card
 
     def append_text(self, job_id: int, piece: str) -> None:
@@ -189,6 +193,10 @@ class ChatPane(QWidget):
             card.append(piece)
             if card is self.current:
                 self._scroll_to_end()
+
+    def waiting_cards(self) -> dict[int, AnswerCard]:
+        """Cards of questions still waiting for their first word, by job id."""
+        return {job_id: card for job_id, card in self._by_job.items() if card.waiting}
 
     def finish_answer(self, job_id: int, entry: dict) -> AnswerCard | None:
         card = self._by_job.pop(job_id, None)

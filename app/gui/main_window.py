@@ -24,6 +24,7 @@ from .pdf_worker import WorkerThread
 from .progress import ProgressStatus
 from .settings import default_qsettings, load_engine_settings
 from .start_screen import StartScreen
+from .waiting import WaitingWords
 from .widgets import BannerArea, FindBar, SidePanel
 from .window_actions import build_actions, fill_recent, show_document_controls
 from .window_parts import WindowParts
@@ -82,6 +83,7 @@ class MainWindow(WindowParts, QMainWindow):
         self.engine_thread = WorkerThread(self.worker, "docfocus-engine")
         self.engine_thread.start()
         self._connect()
+        self.waiting = WaitingWords(self.worker, self.chat, self.status_progress, self)  # a waiting card's words
         self.library = LibraryController(self)  # the Library tab, reading in the background, library questions
         self._save_page_timer = QTimer(self, singleShot=True, interval=SAVE_PAGE_DELAY_MS)
         self._save_page_timer.timeout.connect(self._save_page)
