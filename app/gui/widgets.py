@@ -6,6 +6,7 @@ from PySide6.QtGui import QIcon, QImage, QLinearGradient, QPainter, QPixmap
 from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QPushButton,
                                QTabWidget, QToolButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
+from .looked_strip import mark_thumbnail, share_text
 from .page_item import highlight_color
 from .theme import is_dark
 
@@ -173,7 +174,8 @@ class RelevanceLegend(QWidget):
 
 
 class SidePanel(QTabWidget):
-    """Outline and thumbnails; ``sig_go(page)`` when the user picks one (0-based page)."""
+    """Outline and thumbnails (marked with where the selected answer's passages lie); ``sig_go(page)`` when the user
+    picks one (0-based page)."""
 
     sig_go = Signal(int)
     THUMB_SIZE = QSize(90, 120)
@@ -195,6 +197,10 @@ class SidePanel(QTabWidget):
         self.thumbnails.itemClicked.connect(lambda item: self.sig_go.emit(item.data(Qt.ItemDataRole.UserRole)))
         self.addTab(self.outline, "Outline")
         self.addTab(self.thumbnails, "Pages")
+        self._blank = QPixmap(self.THUMB_SIZE)
+        self._blank.fill(Qt.GlobalColor.white)
+        self._images: dict[int, QPixmap] = {}  # framed page images, unmarked
+        self.looked: dict[int, float] = {}  # 0-based page -> share of the selected answer
 
     def set_document(self, outline: list[tuple[int, str, int]], page_count: int) -> None:
         self.outline.clear()
@@ -212,10 +218,9 @@ class SidePanel(QTabWidget):
             self.outline.addTopLevelItem(empty)
         self.outline.expandToDepth(0)
         self.thumbnails.clear()
-        blank = QPixmap(self.THUMB_SIZE)
-        blank.fill(Qt.GlobalColor.white)
+        self._images, self.looked = {}, {}
         for page in range(page_count):
-            item = QListWidgetItem(QIcon(blank), str(page + 1))
+            item = QListWidgetItem(QIcon(self._blank), str(page + 1))
             item.setData(Qt.ItemDataRole.UserRole, page)
             self.thumbnails.addItem(item)
         if self.currentWidget() in (self.outline, self.thumbnails):  # another tab (the library) stays in front
@@ -243,4 +248,23 @@ class SidePanel(QTabWidget):
             painter = QPainter(framed)
             painter.drawImage(1, 1, image)
             painter.end()
-            item.setIcon(QIcon(framed))
+            self._images[page] = framed
+            self._show_thumbnail(page)
+
+    def set_looked(self, shares: dict[int, float]) -> None:
+        """Mark the thumbnails of the pages the selected answer rests on (app/gui/looked_strip.py); {} clears."""
+        changed = set(self.looked) | set(shares)
+        self.looked = dict(shares)
+        for page in changed:
+            self._show_thumbnail(page)
+
+    def _show_thumbnail(self, page: int) -> None:
+        item = self.thumbnails.item(page)
+        if item is None:
+            return
+        share = self.looked.get(page)
+        image = self._images.get(page, self._blank)
+        strongest = max(self.looked.values(), default=0.0)
+        item.setIcon(QIcon(mark_thumbnail(image, share, strongest) if share else image))
+        item.setText(f"{page + 1}  ·  {share:.0%}" if share else str(page + 1))
+        item.setToolTip(share_text(page, share) if share else "")
