@@ -8,7 +8,7 @@ alone. Of an answer across the library, only the open document's pages are marke
 whole answer (so the marks say how much of the answer lies in this document too).
 
 ``LookedStrip`` is a slim strip between the page view and its vertical scrollbar (the view's viewport gives it
-room): the whole document from top to bottom, as the scrollbar maps it, with an orange mark on each page that
+room): the whole document from top to bottom, as the scrollbar's groove maps it, with an orange mark on each page that
 holds part of the answer, wider and stronger for a larger share. Hover a mark for its page and share; click it
 to go there (``sig_go(page)``, 0-based). The side panel's thumbnails get the same marks (``mark_thumbnail``).
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QObject, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPalette, QPixmap
-from PySide6.QtWidgets import QToolTip, QWidget
+from PySide6.QtWidgets import QStyle, QStyleOptionSlider, QToolTip, QWidget
 
 from .page_item import HIGHLIGHT_RGB
 
@@ -111,19 +111,34 @@ class LookedStrip(QWidget):
         if not self.shares or not len(layout):
             return []
         top, height = layout.scene_rect()[1], layout.scene_rect()[3]
+        groove_top, groove_height = self.groove()
         strongest = max(self.shares.values())
         marks = []
         for page, share in self.shares.items():
             if not 0 <= page < len(layout):
                 continue
             _x, y, _w, page_height = layout.page_rect(page)
-            y0, y1 = (y - top) / height * self.height(), (y + page_height - top) / height * self.height()
+            y0 = groove_top + (y - top) / height * groove_height
+            y1 = groove_top + (y + page_height - top) / height * groove_height
             if y1 - y0 < MIN_MARK_HEIGHT:
                 middle = (y0 + y1) / 2
                 y0, y1 = middle - MIN_MARK_HEIGHT / 2, middle + MIN_MARK_HEIGHT / 2
             width = max(4.0, (STRIP_WIDTH - 3) * share / strongest)
             marks.append((page, QRectF(2, y0, width, y1 - y0)))
         return marks
+
+    def groove(self) -> tuple[float, float]:
+        """(top, height) in this strip of the scrollbar's groove, where the bar maps the whole document (its
+        handle covers the part in view): a mark lies level with the handle when its page is in view."""
+        bar = self.view.verticalScrollBar()
+        option = QStyleOptionSlider()
+        bar.initStyleOption(option)
+        groove = bar.style().subControlRect(QStyle.ComplexControl.CC_ScrollBar, option,
+                                            QStyle.SubControl.SC_ScrollBarGroove, bar)
+        top = bar.mapTo(self.view, groove.topLeft()).y() - self.y()
+        if groove.height() <= 0 or not bar.isVisible():
+            return 0.0, float(self.height())
+        return float(top), float(groove.height())
 
     def mark_at(self, y: float) -> int | None:
         """The page of the mark at height ``y`` (or within a few pixels of it), else None."""

@@ -62,8 +62,14 @@ def test_the_strip_and_thumbnails_mark_a_known_answer_follow_the_selection_and_g
     assert strip.shares == pytest.approx({14: 0.65, 15: 0.30, 18: 0.05})
     marks = dict(strip.marks())
     assert list(marks) == [14, 15, 18]
+    top, height = strip.groove()
+    assert 0 < top < 30 and strip.height() - 60 < height < strip.height()  # the bar's groove, between its arrows
     for page, rect in marks.items():  # each mark where its page lies in the document, as the scrollbar maps it
-        assert rect.center().y() == pytest.approx((page + 0.5) / 30 * strip.height(), abs=2.0)
+        assert rect.center().y() == pytest.approx(top + (page + 0.5) / 30 * height, abs=2.0)
+    view.go_to_page(14)  # its page in view: the scrollbar's handle is level with its mark
+    handle = view.verticalScrollBar()
+    handle_top = top + handle.value() / (handle.maximum() + handle.pageStep()) * height
+    assert abs(handle_top - marks[14].top()) < 0.5 * marks[14].height()
     assert marks[14].width() > marks[15].width() > marks[18].width() > 0
     assert [thumbnails.item(p).text() for p in (13, 14, 15, 18)] == ["14", "15  ·  65%", "16  ·  30%", "19  ·  5%"]
     assert thumbnails.item(14).toolTip().startswith("Page 15: 65% of what the model kept")
