@@ -46,7 +46,7 @@ def waiting_words(own: bool, running: str | None, step: str, stage: str = "", do
         return "Waiting for the library's background reading to pause…"
     else:
         return "Waiting to start…"
-    return f"{reason} ({detail})…" if detail else f"{reason}…"
+    return f"{reason} — {detail}…" if detail else f"{reason}…"
 
 
 class WaitingWords(QObject):

@@ -110,7 +110,7 @@ def test_a_question_says_it_waits_for_the_model_then_for_the_reading(qtbot, make
     qtbot.waitUntil(lambda: engine.at_gate["read"].is_set(), timeout=30_000)
     qtbot.waitUntil(lambda: "%" in card_text(window), timeout=10_000)
     text = card_text(window)
-    assert text.startswith("Waiting for the document to be read (Reading the document: ") and "%" in text
+    assert text.startswith("Waiting for the document to be read — Reading the document: ") and "%" in text
     bar = window.chat.cards[-1].wait_bar
     assert bar.maximum() == 10 and 0 < bar.value() < 10  # the reading's own progress, on the card too
     engine.gates["read"].set()
@@ -146,12 +146,12 @@ def test_a_question_says_it_waits_for_the_previous_one(qtbot, make_window, book,
 
 def test_the_words_for_each_wait():
     assert waiting_words(False, "open", "Loading the model", CONVERTING, 0, 1) == \
-        f"Waiting for the model to load ({CONVERTING})…"
+        f"Waiting for the model to load — {CONVERTING}…"
     assert waiting_words(False, "open", "Reading the document", "Reading the document", 3, 12,
                          "about 2 min left") == \
-        "Waiting for the document to be read (Reading the document: 25%, about 2 min left)…"
+        "Waiting for the document to be read — Reading the document: 25%, about 2 min left…"
     assert waiting_words(False, "open", "Preparing the document", "Recognising the scanned pages", 0, 5) == \
-        "Waiting for the document to be read (Recognising the scanned pages)…"
+        "Waiting for the document to be read — Recognising the scanned pages…"
     assert waiting_words(False, "ask", "Answering") == "Waiting for the previous question to finish…"
     assert waiting_words(False, "library", "Reading the document") == \
         "Waiting for the library's background reading to pause…"
@@ -159,5 +159,5 @@ def test_the_words_for_each_wait():
         "Reading the part of the document this question needs: 25%…"
     assert waiting_words(True, "ask", "Answering", "Finding the passages", 2, 4) == "Finding the passages: 50%…"
     assert waiting_words(True, "ask", "Loading the model", "Loading SmolLM2", 0, 1) == \
-        "Waiting for the model to load (Loading SmolLM2)…"
+        "Waiting for the model to load — Loading SmolLM2…"
     assert waiting_words(False, None, "") == "Waiting to start…"
