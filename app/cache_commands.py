@@ -7,12 +7,12 @@ import json
 import sys
 from pathlib import Path
 
-from engine.dbfile import WRITABLE_HINT
 from engine.errors import DocFocusError, PdfError
+from engine.store.dbfile import WRITABLE_HINT
 
 
 def _pdf_sha256(pdf: str) -> str:
-    from engine.ingest import file_sha256
+    from engine.ingest.extract import file_sha256
 
     path = Path(pdf)
     if not path.is_file():
@@ -22,7 +22,7 @@ def _pdf_sha256(pdf: str) -> str:
 
 def _state_cache():
     from engine import paths
-    from engine.state_cache import StateCache
+    from engine.store.state_cache import StateCache
 
     return StateCache(paths.library_path().with_name("states.sqlite"))
 
@@ -80,8 +80,8 @@ def run_cache(args: argparse.Namespace) -> int:
 
 
 def run_history(args: argparse.Namespace) -> int:
-    from engine.history import History
-    from engine.library import Library
+    from engine.library.documents import Library
+    from engine.store.history import History
 
     sha = _pdf_sha256(args.pdf)
     library = Library()  # one that cannot be written raises a DocFocusError: a message and exit status 2

@@ -9,19 +9,11 @@ import json
 import os
 import sys
 
+from app.cache_commands import run_cache, run_history
+from app.library_commands import add_library_commands, run_ask_library, run_library
+from app.terminal import ProgressBar, add_engine_options, add_model_options, engine_settings, print_answer
 from engine import __version__
 from engine.errors import DocFocusError
-from engine.ingest import OCR_STAGE
-from engine.settings import DEVICES, OPTIONS, EngineSettings
-
-
-
-def _detail(choice) -> str:
-    """A choice's technical detail for --help, without a repeat of its name ("dga: DGA: ..." reads as a stutter)."""
-    text = choice.help or choice.label
-    if text.lower().startswith(choice.value.lower() + ":"):
-        text = text[len(choice.value) + 1:].strip()
-    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,47 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true", help="print one JSON object per question, one per line")
     add_model_options(ask)
     ask.add_argument("--password", help="password of an encrypted PDF")
-    ask.add_argument("--reselect-every", type=int, default=None,
-                     help="DGA: re-open the groups the answer points at every N generated tokens (0: never)")
     add_engine_options(ask, skip=("device",))
     ask.add_argument("--no-cache", action="store_true",
                      help="neither use nor save the document state cache (the chat history is still kept)")
     add_cache_commands(commands)
-    from app.library_commands import add_library_commands
-
-    add_library_commands(commands, add_model_options, add_engine_options)
+    add_library_commands(commands)
     return parser
-
-
-def add_engine_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
-    """One option per engine setting that has a flag (engine/settings.py OPTIONS: choices, limits, help)."""
-    defaults = EngineSettings()
-    for option in OPTIONS:
-        if option.flag is None or option.name in skip:
-            continue
-        default = getattr(defaults, option.name)
-        choices = option.choice_list()
-        if choices:
-            parser.add_argument(option.flag, dest=option.name, choices=[c.value for c in choices], default=None,
-                                help=f"{option.help} (default {default}): " +
-                                     "; ".join(f"{c.value}: {_detail(c)}" for c in choices))
-        else:
-            kind = int if isinstance(default, int) and option.scale == 1 else float
-            shown = default / option.scale
-            parser.add_argument(option.flag, dest=option.name, type=kind, default=None,
-                                help=f"{option.help} (default {shown:g}{option.unit})")
-
-
-def engine_settings(args: argparse.Namespace) -> EngineSettings:
-    """EngineSettings from the parsed options; checked (a bad value raises SettingsError with the flag)."""
-    chosen = {}
-    for option in OPTIONS:
-        value = getattr(args, option.name, None)
-        if value is not None:
-            chosen[option.name] = int(value * option.scale) if option.scale != 1 else value
-    options = {} if getattr(args, "reselect_every", None) is None else {"reselect_every": args.reselect_every}
-    return EngineSettings(model=args.model, device_map=args.device_map, dga_options=options,
-                          use_cache=not getattr(args, "no_cache", False), **chosen)
 
 
 def add_cache_commands(commands) -> None:
@@ -106,41 +63,6 @@ def add_cache_commands(commands) -> None:
     history.add_argument("--clear", action="store_true", help="delete this PDF's history instead")
 
 
-def add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="bundled",
-                        help="'bundled' (SmolLM2-135M-Instruct, offline), a local model folder, a .gguf file, "
-                             "or a hub id (needs the network once)")
-    parser.add_argument("--device", choices=[c.value for c in DEVICES], default="auto",
-                        help="where the model runs (default auto: CUDA, then Apple MPS, then the CPU)")
-    parser.add_argument("--device-map", choices=["auto"], default=None,
-                        help="'auto' spreads a model too large for one GPU over several")
-
-
-class ProgressBar:
-    """A progress bar on stderr per stage (model load, reading the document)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self._bars: dict[str, object] = {}
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        if not self.enabled:
-            return
-        from tqdm import tqdm
-
-        bar = self._bars.get(stage)
-        if bar is None:
-            unit = "page" if stage == OCR_STAGE else "tok" if total > 1 else "step"
-            bar = self._bars[stage] = tqdm(total=total, desc=stage, file=sys.stderr, leave=False, unit=unit)
-        bar.update(done - bar.n)
-        if done >= total:
-            bar.close()
-
-    def close(self) -> None:
-        for bar in self._bars.values():
-            bar.close()
-
-
 def run_ask(args: argparse.Namespace) -> int:
     from engine.api import Engine
 
@@ -154,8 +76,6 @@ def run_ask(args: argparse.Namespace) -> int:
     engine = Engine(engine_settings(args))
     progress = ProgressBar(enabled=sys.stderr.isatty() or not args.json)
     if args.library:
-        from app.library_commands import run_ask_library
-
         try:
             return run_ask_library(args, engine, progress)
         finally:
@@ -183,21 +103,6 @@ def run_ask(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_answer(answer, library: bool = False) -> None:
-    """The answer as the user reads it: the text, how it ended, its citations, then the evidence (stderr); from a
-    library, each source names its document."""
-    def where(item) -> str:
-        title = (item.document or {}).get("title") or (item.document or {}).get("path") or "" if library else ""
-        return f"{title}, p. {item.page}" if title else f"p. {item.page}"
-    ending = {"length": " [cut at the length limit]", "stopped": " [stopped]"}.get(answer.finish, "")
-    print(answer.answer + ending, flush=True)
-    if answer.citations:
-        print("Sources: " + "; ".join(where(c) for c in answer.citations), flush=True)
-    for item in answer.evidence[:3]:
-        snippet = " ".join(item.text.split())[:100]
-        print(f"  [{where(item)}] {snippet}", file=sys.stderr)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -209,9 +114,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        from app.cache_commands import run_cache, run_history
-        from app.library_commands import run_library
-
         return {"ask": run_ask, "cache": run_cache, "history": run_history,
                 "library": run_library}[args.command](args)
     except DocFocusError as error:

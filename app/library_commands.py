@@ -5,12 +5,13 @@ import argparse
 import json
 import sys
 
+from app.terminal import ProgressBar, add_engine_options, add_model_options, engine_settings, print_answer
 from engine.errors import DocFocusError
 
 ITEM_FIELDS = ("id", "path", "sha256", "title", "pages", "tokens", "state", "reason", "done", "total")
 
 
-def add_library_commands(commands, add_model_options, add_engine_options) -> None:
+def add_library_commands(commands) -> None:
     library = commands.add_parser("library", help="a collection of documents to ask across (add, list, remove)",
                                   description="Documents added to the library are read once (their state kept "
                                               "in the document cache, their passages in an index); "
@@ -73,7 +74,6 @@ def run_library(args: argparse.Namespace) -> int:
 
 
 def _add(args: argparse.Namespace) -> int:
-    from app.cli import ProgressBar, engine_settings
     from engine.api import Engine
 
     engine = Engine(engine_settings(args))
@@ -96,7 +96,6 @@ def _add(args: argparse.Namespace) -> int:
 
 def run_ask_library(args: argparse.Namespace, engine, progress) -> int:
     """``docfocus ask --library QUESTION...``: read what is queued, then answer each question from the library."""
-    from app.cli import print_answer
 
     engine.library_refresh()
     engine.load(progress)

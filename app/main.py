@@ -15,7 +15,7 @@ def wants_gui(argv: list[str]) -> bool:
     first = argv[0]
     if first in COMMANDS or first.startswith("-") or len(argv) > 1:
         return False
-    from engine.formats import SUFFIXES
+    from engine.ingest.formats import SUFFIXES
 
     return Path(first).suffix.lower() in SUFFIXES or Path(first).is_file()
 

@@ -1,8 +1,10 @@
 """``docfocus --self-test``: check that an install (packaged or from source) works, headless.
 
 In a temporary data folder it loads the bundled model, reads resources/sample.pdf, answers one
-question (checking the answer, its support, citation, evidence and highlights), answers it again with
-Dynamic Group Attention over the whole document, checks that the document
+question (checking the answer, its support, citation, evidence and highlights), answers a question about a
+longer generated document (about 2,000 tokens) with Dynamic Group Attention over the whole document and with
+dense attention (DGA must compress, attending to under half of it, and begin its answer as dense does), checks that
+the document
 and its state were written to SQLite and are read back by a fresh engine, and opens and closes the
 main window offscreen. It prints one summary line and exits 0, or prints the failing step and its
 reason and exits 1. Nothing is downloaded and the user's own data folder is not touched.
@@ -98,6 +100,7 @@ def _checks(step: _Steps, device: str, started: float, age0: float | None) -> li
     step("importing the engine")
     from engine import __version__
     from engine.api import Engine, EngineSettings
+    from engine.settings import AnswerSettings
 
     facts = [f"DocFocus {__version__}", "frozen" if getattr(sys, "frozen", False) else "source"]
     sample = resources_dir() / "sample.pdf"
@@ -105,7 +108,7 @@ def _checks(step: _Steps, device: str, started: float, age0: float | None) -> li
         raise SelfTestFailure(f"the sample PDF is missing: {sample}")
 
     step("loading the bundled model")
-    settings = EngineSettings(model="bundled", device=device, max_new_tokens=MAX_NEW_TOKENS)
+    settings = EngineSettings(model="bundled", device=device, answer=AnswerSettings(max_new_tokens=MAX_NEW_TOKENS))
     engine = Engine(settings)
     loaded = engine.load()
     facts.append(f"{loaded.device_name} {str(loaded.dtype).replace('torch.', '')}")
@@ -127,16 +130,8 @@ def _checks(step: _Steps, device: str, started: float, age0: float | None) -> li
     _check_story(answer)
     facts.append(f"cited p. {answer.citations[0].page}, {len(answer.highlights)} words highlighted there")
 
-    step("answering with DGA over the whole document")
-    engine.settings = EngineSettings(model="bundled", device=device, max_new_tokens=MAX_NEW_TOKENS,
-                                     answer_context="document", attention_mode="dga")
-    whole = engine.ask(doc, QUESTION)
-    if whole.attention.get("mode") != "dga" or EXPECTED not in whole.answer:
-        raise SelfTestFailure(f"DGA over the whole document answered {whole.answer!r} "
-                              f"(attention {whole.attention.get('mode')!r})")
-    facts.append(f"DGA answer {whole.answer!r}, attending to {whole.attention['attended_fraction']:.0%} "
-                 "of the document")
-    engine.settings = settings
+    step("answering with DGA over a longer document, against dense attention")
+    facts.append(_check_dga(engine, settings, home=Path(os.environ["DOCFOCUS_HOME"])))
 
     step("re-reading the SQLite cache")
     facts.append(_check_cache(engine, answer, sample))
@@ -145,6 +140,47 @@ def _checks(step: _Steps, device: str, started: float, age0: float | None) -> li
     step("opening the main window")
     facts.append(_check_window())
     return facts
+
+
+DGA_QUESTION = "Who is Pepper?"
+AGREEMENT_WORDS = 5  # DGA's answer must begin with the same words as dense attention's
+
+
+def _long_document(folder: Path) -> Path:
+    """A PDF of about 2,000 tokens of ledger lines with one fact in the middle: long enough for DGA to compress
+    (gamma 0.1 keeps 256 of about 2,000 tokens exactly)."""
+    import pymupdf
+
+    lines = [f"Shelf {i} of the archive holds {3 + i % 7} boxes of letters written in {1801 + i}." for i in range(90)]
+    lines.insert(45, "The lighthouse keeper's cat is named Pepper.")
+    path = folder / "selftest-long.pdf"
+    with pymupdf.open() as pdf:
+        for start in range(0, len(lines), 45):
+            page = pdf.new_page()
+            page.insert_textbox(pymupdf.Rect(50, 50, 560, 800), " ".join(lines[start:start + 45]), fontsize=9)
+        pdf.save(path)
+    return path
+
+
+def _check_dga(engine, settings, home: Path) -> str:
+    """Whole-document answers with DGA and with dense attention: DGA must compress, and its answer must begin as
+    dense attention's does (a broken group or bias changes the very first tokens)."""
+    doc = engine.open_document(_long_document(home))
+    answers = {}
+    for mode in ("dense", "dga"):
+        engine.settings = settings.changed(answer={"context": "document"}, attention={"mode": mode})
+        answers[mode] = engine.ask(doc, DGA_QUESTION)
+    engine.settings = settings
+    dga, dense = answers["dga"], answers["dense"]
+    fraction = dga.attention.get("attended_fraction", 1.0)
+    if dga.attention.get("mode") != "dga" or fraction >= 0.5:
+        raise SelfTestFailure(f"DGA did not compress: it attended to {fraction:.0%} of a "
+                              f"{doc.total_tokens}-token document")
+    same = dga.generated.split()[:AGREEMENT_WORDS] == dense.generated.split()[:AGREEMENT_WORDS]
+    if not same:
+        raise SelfTestFailure(f"DGA answered {dga.generated!r} where dense attention answered {dense.generated!r}")
+    return (f"DGA answered as dense attention did ({' '.join(dga.generated.split()[:AGREEMENT_WORDS])}...), "
+            f"attending to {fraction:.0%} of {doc.total_tokens} tokens")
 
 
 def _check_story(answer) -> None:
@@ -163,7 +199,7 @@ def _check_story(answer) -> None:
 def _check_cache(first_engine, first_answer, sample: Path) -> str:
     """A fresh engine on the same data folder must find the document (and its state, if cached)."""
     from engine.api import Engine
-    from engine.library import Library
+    from engine.library.documents import Library
     from engine.paths import data_dir
 
     databases = sorted(p.name for p in data_dir().glob("*.sqlite*"))
@@ -172,7 +208,7 @@ def _check_cache(first_engine, first_answer, sample: Path) -> str:
     library = Library()
     if library.load(first_answer.document["sha256"]) is None:
         raise SelfTestFailure("the document is not in the library database after reading it")
-    has_state_cache = importlib.util.find_spec("engine.state_cache") is not None
+    has_state_cache = importlib.util.find_spec("engine.store.state_cache") is not None
     if not has_state_cache:
         return f"library re-read ({', '.join(databases)}); no state cache in this build"
     second = Engine(first_engine.settings)

@@ -1,4 +1,4 @@
-"""Benchmark-only attention strategies, plugged in through the engine's public registry (engine/strategies.py).
+"""Benchmark-only attention strategies, plugged in through the engine's public registry (engine/attention/strategies.py).
 
 At DGA's key budget (its focal tokens plus one key per group), the answer keeps only exact document tokens:
 
@@ -15,9 +15,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from engine import attention_ops as ops
-from engine.attention import AttentionRun
-from engine.strategies import AttentionStrategy, register
+from engine.attention import ops
+from engine.attention.contract import AttentionRun
+from engine.attention.strategies import AttentionStrategy, register
 
 
 class KeepRun(AttentionRun):

@@ -44,10 +44,9 @@ def worker(pdf: str, library: str, question: str, cache_format: str) -> None:
     """One question in this (new) process; prints the answer's JSON on the last line."""
     started = time.perf_counter()
     from engine.api import Engine, EngineSettings
-    from engine.library import Library
+    from engine.library.documents import Library
 
-    engine = Engine(EngineSettings(device=os.environ.get("DOCFOCUS_BENCH_DEVICE", "cpu"), max_new_tokens=24,
-                                   cache_format=cache_format), library=Library(library))
+    engine = Engine(EngineSettings(device=os.environ.get("DOCFOCUS_BENCH_DEVICE", "cpu")).changed(answer={"max_new_tokens": 24}, store={"cache_format": cache_format}), library=Library(library))
     engine.load()
     doc = engine.open_document(pdf)
     answer = engine.ask(doc, question).to_json()
@@ -88,7 +87,7 @@ def cold_and_warm(engine, sentences, folder: Path, tokens: int) -> dict:
 
 def bytes_per_token(engine, sentences, folder: Path, tokens: int, rounds: int) -> dict:
     """Each format stored and loaded back, the formats interleaved over ``rounds`` rounds (bench/timing.py)."""
-    from engine.state_cache import StateCache
+    from engine.store.state_cache import StateCache
 
     doc = engine.open_document(haystack_pdf(engine, sentences, folder, tokens, seed=99))
     state, _ = engine.read(doc)
@@ -98,9 +97,9 @@ def bytes_per_token(engine, sentences, folder: Path, tokens: int, rounds: int) -
     result = {"prefix_tokens": state.prefix_len, "logits_bytes": logits_bytes}
     keys = {}
     for storage in FORMATS:
-        engine.settings = dataclasses.replace(engine.settings, cache_format=storage)
+        engine.settings = engine.settings.changed(store={"cache_format": storage})
         keys[storage] = engine.state_key(doc)
-    engine.settings = dataclasses.replace(engine.settings, cache_format="model")
+    engine.settings = engine.settings.changed(store={"cache_format": "model"})
     stored = {}
 
     def store(storage):
@@ -129,12 +128,12 @@ def needle_formats(engine, sentences, folder: Path, cases: int, tokens: int) -> 
     import torch
 
     from bench.needle import needle_case
-    from engine import generation
-    from engine.prompt import question_ids
+    from engine.model import generation
+    from engine.model.prompt import question_ids
 
     modes = ("dense", "dga")
     kept = engine.settings
-    engine.settings = dataclasses.replace(kept, answer_context="document")  # the attention mode applies
+    engine.settings = kept.changed(answer={"context": "document"})  # the attention mode applies
     answers = {f"{mode}/{storage}": [] for mode in modes for storage in FORMATS}
     kl = {storage: [] for storage in FORMATS}
     top1 = {storage: 0 for storage in FORMATS}
@@ -184,7 +183,7 @@ def use(engine, **changes) -> None:
 
 
 def run(quick: bool, out_dir: Path) -> dict:
-    engine = make_engine(max_new_tokens=24)
+    engine = make_engine(answer={"max_new_tokens": 24})
     sentences = haystack_sentences()
     folder = Path(tempfile.mkdtemp(prefix="docfocus-bench-cache-"))
     lengths = (2000, 7000)

@@ -26,13 +26,13 @@ def r_manual(name: str) -> Path:
     return path
 
 
-def make_engine(**settings):
+def make_engine(**parts):
     """An Engine on the bundled model (or DOCFOCUS_BENCH_MODEL, a model folder: ``python -m bench --model``), on
     the CPU unless DOCFOCUS_BENCH_DEVICE says otherwise, in a private data folder; DOCFOCUS_BENCH_THREADS pins
     torch's thread count (1 on a machine that other work keeps busy)."""
     os.environ.setdefault("DOCFOCUS_HOME", str(Path(__file__).parent / "results" / ".home"))
     from engine.api import Engine, EngineSettings
-    from engine.library import Library
+    from engine.library.documents import Library
 
     threads = os.environ.get("DOCFOCUS_BENCH_THREADS")
     if threads:
@@ -40,8 +40,8 @@ def make_engine(**settings):
 
         torch.set_num_threads(int(threads))
     device = os.environ.get("DOCFOCUS_BENCH_DEVICE", "cpu")
-    settings.setdefault("model", os.environ.get("DOCFOCUS_BENCH_MODEL") or None)
-    engine = Engine(EngineSettings(device=device, **settings),
+    settings = EngineSettings(model=os.environ.get("DOCFOCUS_BENCH_MODEL") or None, device=device).changed(**parts)
+    engine = Engine(settings,
                     library=Library(Path(tempfile.mkdtemp(prefix="docfocus-bench-lib-")) / "library.sqlite"))
     engine.load()
     return engine
@@ -123,11 +123,8 @@ class Config:
     options: dict | None = None
 
     def apply(self, engine) -> None:
-        import dataclasses
 
-        engine.settings = dataclasses.replace(engine.settings, answer_context="document", attention_mode=self.mode,
-                                              gamma=self.gamma, group_size=self.group_size,
-                                              dga_options=dict(self.options or {}))
+        engine.settings = engine.settings.changed(answer={"context": "document"}, attention={"mode": self.mode, "dga": {"gamma": self.gamma, "group_size": self.group_size, **dict(self.options or {})}})
 
 
 def contains_answer(answer: str, expected: list[str]) -> bool:

@@ -7,12 +7,12 @@ the shapes, not on what the weights say (DGA's selection cost included: top-k ov
 For each model, in one run, every comparison interleaved with its spread (bench/timing.py):
 
 - decode ms per token at 8K, 32K and 128K tokens of context: plain SDPA, the product's dense mode and DGA with
-  the product's settings (``EngineSettings().dga_settings()``), with the share of a step spent in attention
+  the product's settings (``EngineSettings().attention.dga``), with the share of a step spent in attention
   (bench/speed.py), and the bytes bound: the speed-up DGA would reach if a step cost the bytes it reads;
 - the attention step alone at the same lengths against one SDPA call over the keys DGA keeps (bench/speed.py);
 - reading tokens/s at 8K and 32K: dense, dense with stacked queries (a candidate fix, bench/prefill.py) and
-  prefill-time DGA; at 128K the long-document path (engine/segments.py ``read``, then the question scored over
-  every segment, engine/scoring.py ``over_segments``), and in the full run a dense 128K read as reference;
+  prefill-time DGA; at 128K the long-document path (engine/reading/lazy.py, every segment, then the question scored over
+  every segment, engine/attention/scoring.py ``over_segments``), and in the full run a dense 128K read as reference;
 - peak GPU memory of each.
 
 With ``--model PATH`` the needle section (bench/needle.py) also runs on that model on the GPU (it needs the R
@@ -59,7 +59,7 @@ def build_model(kind: str, fields: dict, device, dtype):
     """A random-weight causal LM of this shape on ``device``, with DocFocus attention switched on."""
     from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
 
-    from engine import attention
+    from engine.attention import contract as attention
 
     config = (LlamaConfig if kind == "llama" else Qwen2Config)(**fields)
     torch.manual_seed(0)
@@ -78,7 +78,7 @@ def random_ids(count: int, vocab: int, seed: int) -> list[int]:
 def bytes_bound(config, keys: int, fraction: float, dtype_bytes: int = 2) -> dict:
     """The decode speed-up DGA could reach at batch 1 if a step cost the bytes it reads (every weight but the
     input embedding, and the whole K/V cache or ``fraction`` of it): the oracle row of the decode table."""
-    from engine.attention_ops import head_dim
+    from engine.attention.ops import head_dim
 
     hidden, dim = config.hidden_size, head_dim(config)
     attention = hidden * dim * 2 * (config.num_attention_heads + config.num_key_value_heads)
@@ -109,7 +109,7 @@ def guarded(name: str, work):
 def decode_at(model, length: int, rounds: int, device) -> dict:
     """Decode rows at ``length`` tokens of context: a short read tiled to the length (content does not change
     the cost), then bench/speed.py's interleaved methods; peak memory of the whole measurement."""
-    from engine import generation
+    from engine.model import generation
     from engine.settings import EngineSettings
 
     settings = EngineSettings()
@@ -127,19 +127,19 @@ def decode_at(model, length: int, rounds: int, device) -> dict:
 
 
 def attention_at(config, length: int, rounds: int, device, dtype) -> dict:
-    from engine.attention_ops import head_dim
+    from engine.attention.ops import head_dim
     from engine.settings import EngineSettings
 
     with timing.PeakMemory(device) as memory:
         row = speed.attention_step(length, config.num_attention_heads, config.num_key_value_heads,
-                                   head_dim(config), EngineSettings().dga_settings(), device, dtype, rounds)
+                                   head_dim(config), EngineSettings().attention.dga, device, dtype, rounds)
     row["peak_gb"] = round(memory.peak / 2**30, 2)
     return row
 
 
 def read_at(model, length: int, rounds: int, device) -> dict:
     """Whole reads of ``length`` random tokens: dense, dense with stacked queries, prefill-time DGA."""
-    from engine.dga_prefill import PrefillSettings
+    from engine.attention.dga_prefill import PrefillSettings
 
     settings, memory, runs = PrefillSettings(), {}, {}
     ids = random_ids(length, model.config.vocab_size, 3)
@@ -156,14 +156,16 @@ def long_path(model, length: int, rounds: int, device, full: bool) -> dict:
     (interleaved rounds of the scoring); in the full run a dense read of the same tokens as reference."""
     import time
 
-    from engine import scoring, segments
+    from engine.attention import scoring
+    from engine.reading import segments
+    from engine.reading.lazy import LazyReading
 
     head = random_ids(HEAD, model.config.vocab_size, 4)
     doc = random_ids(length, model.config.vocab_size, 5)
     q_ids = random_ids(QUESTION, model.config.vocab_size, 6)
     with timing.PeakMemory(device) as reading_memory:
         started = time.perf_counter()
-        reading = segments.read(model, head, doc, segments.ReadingSettings())
+        reading = LazyReading.in_memory(model, head, doc, segments.Segmenting()).whole()
         timing.synchronize(device)
         read_s = time.perf_counter() - started
     state_bytes = sum(t.numel() * t.element_size() for t in reading.keys + reading.values)
@@ -183,7 +185,7 @@ def long_path(model, length: int, rounds: int, device, full: bool) -> dict:
 def dense_read(model, ids: list[int], device) -> dict:
     import time
 
-    from engine import generation
+    from engine.model import generation
 
     cache = generation.new_cache(model.config)
     with timing.PeakMemory(device) as memory:

@@ -1,16 +1,15 @@
-"""Asking a library, and a long document again: the passage index + lazy segments against today's method.
+"""Asking a library, and a long document again: the passage index + lazy segments.
 
 The library: R manuals from Debian's r-doc-pdf plus generated documents of manual prose, each holding one needle
 (bench/needles.py kinds; short ones fit the window, long ones are read in segments). Measured, on the bundled
 model, in one process:
 
 - **Needles across the library**: for each needle, the answer from the whole library by the index (BM25 over
-  every passage, only the needed segments loaded) and by today's method (the question run after every segment
-  of every document, attention + words), interleaved (A B, then B A): evidence document+page hit@1 / hit@3,
-  accuracy (an accepted answer is in the answer), first-token time (from the question to the first token).
-  The full run times today's method on a subset of the needles (it costs a minute a question).
+  every passage, only the needed segments loaded): evidence document+page hit@1 / hit@3, accuracy (an accepted
+  answer is in the answer), first-token time (from the question to the first token). (The last round compared
+  this with running the question after every segment; the index won, and that method is gone.)
 - **The long manual in a new process** (R-intro in the full run, R-data in the quick one): one question in a
-  fresh process per run, today's method and the index ABAB (bench/library_probe.py).
+  fresh process per run (bench/library_probe.py).
 - **Index size** per token against the fp16 state; **adding one document** (time, peak memory, seconds per
   segment); **question time as the library grows** (scopes of increasing size, the same needles).
 """
@@ -29,14 +28,14 @@ import numpy as np
 
 from bench import timing
 from bench.common import contains_answer, fill_pages, prose, r_manual, text_pdf, to_paragraphs
-from bench.library_probe import attention_scorer, library_engine, with_ranking
+from bench.library_probe import library_engine
 from bench.needles import needle_case, needle_pdf
 
 QUICK = {"manuals": ["R-data.pdf"], "short": 4, "long": 2, "short_tokens": 2500, "long_tokens": 10000,
-         "today_cases": 6, "probe": "R-data.pdf", "rounds": 2, "scopes": [30_000], "added_tokens": 6000}
+         "probe": "R-data.pdf", "rounds": 2, "scopes": [30_000], "added_tokens": 6000}
 FULL = {"manuals": ["R-intro.pdf", "R-data.pdf"] + os.environ.get("DOCFOCUS_BENCH_LIBRARY_MANUALS", "").split(),
         "short": 14, "long": 6,
-        "short_tokens": 2500, "long_tokens": 12000, "today_cases": 6, "probe": "R-intro.pdf", "rounds": 2,
+        "short_tokens": 2500, "long_tokens": 12000, "probe": "R-intro.pdf", "rounds": 2,
         "scopes": [100_000, 300_000], "added_tokens": 12000}
 PROBE_QUESTION = "How do you read data from a file into a data frame?"
 
@@ -120,11 +119,8 @@ def _reading_printer():
     return report
 
 
-def ask(engine, case: dict, method: str, scorer, documents=None) -> dict:
-    from engine.library_answer import answer_library
-
-    answer = answer_library(engine, case["question"], None, None, None, engine.settings.max_new_tokens,
-                            documents, scorer if method == "attention" else None)
+def ask(engine, case: dict, documents=None) -> dict:
+    answer = engine.ask_library(case["question"], documents=documents)
     found = [(e.document["path"], e.page) for e in answer.evidence]
     target = (case["path"], case["page"])
     return {"first_token_s": answer.timings["first_token_s"], "hit1": found[:1] == [target],
@@ -135,24 +131,15 @@ def ask(engine, case: dict, method: str, scorer, documents=None) -> dict:
 
 
 def needles(engine, cases: list[dict], config: dict) -> dict:
-    """Every case by the index; the first ``today_cases`` (spread over the kinds) by both, interleaved."""
-    scorer = attention_scorer(engine)
-    chosen = set(np.linspace(0, len(cases) - 1, min(config["today_cases"], len(cases))).round().astype(int).tolist())
-    ask(engine, {**cases[0], "question": "Which manual explains data import?"}, "index", scorer)  # warm-up
-    ask(engine, {**cases[0], "question": "Which manual explains data import?"}, "attention", scorer)
+    """Every case by the passage index."""
+    ask(engine, {**cases[0], "question": "Which manual explains data import?"})  # warm-up
     rows = []
-    for number, case in enumerate(cases):
-        methods = ["index", "attention"] if number in chosen else ["index"]
-        if number % 2:
-            methods.reverse()
-        row = {"id": case["id"], "kind": case["kind"], "question": case["question"]}
-        for method in methods:
-            row[method] = ask(engine, case, method, scorer)
+    for case in cases:
+        row = {"id": case["id"], "kind": case["kind"], "question": case["question"], "index": ask(engine, case)}
         rows.append(row)
-        print(f"  {case['id']}: " + "; ".join(f"{m} {row[m]['first_token_s']:.1f}s hit3={row[m]['hit3']} "
-                                              f"ok={row[m]['correct']}" for m in methods), flush=True)
-    return {"cases": rows, "summary": {m: summary([r[m] for r in rows if m in r]) for m in ("index", "attention")},
-            "summary_same_cases": {m: summary([r[m] for r in rows if "attention" in r]) for m in ("index", "attention")}}
+        print(f"  {case['id']}: {row['index']['first_token_s']:.1f}s hit3={row['index']['hit3']} "
+              f"ok={row['index']['correct']}", flush=True)
+    return {"cases": rows, "summary": {"index": summary([r["index"] for r in rows])}}
 
 
 def summary(results: list[dict]) -> dict:
@@ -165,28 +152,24 @@ def summary(results: list[dict]) -> dict:
 
 
 def new_process(config: dict) -> dict:
-    """The long manual's second question in a new process: today's method and the index, ABAB."""
+    """The long manual's second question in a new process (its segments stored already)."""
     path = str(r_manual(config["probe"]))
-    samples = {"attention": [], "index": []}
-    for number in range(config["rounds"]):
-        for method in (["attention", "index"] if number % 2 == 0 else ["index", "attention"]):
-            run = subprocess.run([sys.executable, "-m", "bench.library_probe", path, PROBE_QUESTION, method],
-                                 capture_output=True, text=True, cwd=Path(__file__).parents[1], timeout=900)
-            if run.returncode != 0:
-                raise RuntimeError(run.stderr[-2000:])
-            samples[method].append(json.loads(run.stdout.strip().splitlines()[-1]))
-            print(f"  new process {method}: {samples[method][-1]['first_token_s']} s", flush=True)
+    samples = []
+    for _ in range(config["rounds"]):
+        run = subprocess.run([sys.executable, "-m", "bench.library_probe", path, PROBE_QUESTION],
+                             capture_output=True, text=True, cwd=Path(__file__).parents[1], timeout=900)
+        if run.returncode != 0:
+            raise RuntimeError(run.stderr[-2000:])
+        samples.append(json.loads(run.stdout.strip().splitlines()[-1]))
+        print(f"  new process: {samples[-1]['first_token_s']} s", flush=True)
     return {"document": config["probe"], "question": PROBE_QUESTION, "samples": samples,
-            "first_token_s": {m: timing.Spread([s["first_token_s"] for s in v]).summary(digits=2)
-                              for m, v in samples.items()},
-            "ratio": timing.ratios(timing.Spread([s["first_token_s"] for s in samples["attention"]]),
-                                   timing.Spread([s["first_token_s"] for s in samples["index"]])).summary(digits=1)}
+            "first_token_s": timing.Spread([s["first_token_s"] for s in samples]).summary(digits=2)}
 
 
 def index_size(engine) -> dict:
     """The library's passage index rebuilt alone in a fresh SQLite file: bytes per token, against the fp16 state."""
-    from engine.library import Library
-    from engine.passage_index import PassageIndex
+    from engine.library.documents import Library
+    from engine.retrieval.index import PassageIndex
 
     config = engine.loaded.model.config
     heads = getattr(config, "num_key_value_heads", config.num_attention_heads)
@@ -230,7 +213,7 @@ def add_one(engine, config: dict, folder: Path, start: int) -> dict:
 
 def growth(engine, cases: list[dict], config: dict) -> list[dict]:
     """First-token time of the same needles as the scope grows (documents in the order added), the index on
-    up to three needles of the smallest scope and today's method on one, scopes interleaved (ABBA)."""
+    up to three needles of the smallest scope, scopes interleaved (ABBA)."""
     items = engine.library_documents()
     scopes, size, docs, targets = [], 0, [], list(config["scopes"])
     for item in items:
@@ -244,18 +227,13 @@ def growth(engine, cases: list[dict], config: dict) -> list[dict]:
         scopes.append({"tokens": size, "documents": list(docs)})
     first = {item["path"] for item in items if item["sha256"] in scopes[0]["documents"]}
     probes = [c for c in cases if c["path"] in first][:3] or cases[:1]  # needles in every scope
-    scorer = attention_scorer(engine)
-    samples = {s["tokens"]: {"index": [], "attention": []} for s in scopes}
+    samples = {s["tokens"]: [] for s in scopes}
     for number in range(2):
         for scope in (scopes if number % 2 == 0 else scopes[::-1]):
             for case in probes:
-                samples[scope["tokens"]]["index"].append(ask(engine, case, "index", scorer, scope["documents"]))
-            if number == 0:
-                samples[scope["tokens"]]["attention"].append(ask(engine, probes[0], "attention", scorer,
-                                                                 scope["documents"]))
+                samples[scope["tokens"]].append(ask(engine, case, scope["documents"]))
             print(f"  scope {scope['tokens']} tokens done", flush=True)
-    return [{"tokens": s["tokens"], "documents": len(s["documents"]),
-             "index": summary(samples[s["tokens"]]["index"]), "attention": summary(samples[s["tokens"]]["attention"])}
+    return [{"tokens": s["tokens"], "documents": len(s["documents"]), "index": summary(samples[s["tokens"]])}
             for s in scopes]
 
 

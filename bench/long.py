@@ -1,4 +1,4 @@
-"""The cost of reading a document longer than the window (engine/segments.py), with the bundled 8K-window model.
+"""The cost of reading a document longer than the window (engine/reading/segments.py), with the bundled 8K-window model.
 
 Haystacks of real manual prose of about 16K, 32K and 64K tokens are read from scratch by the engine
 (``Engine.read``: segments of ~2K tokens, each after the chat head and the 256 tokens before it), in rounds whose
@@ -11,7 +11,6 @@ Answers beyond the window (needles, the R manuals) are measured in bench/answers
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from pathlib import Path
@@ -46,8 +45,8 @@ def read_once(engine, doc) -> dict:
 
 
 def run(quick: bool, out_dir: Path) -> dict:
-    engine = make_engine(use_cache=False)
-    engine.settings = dataclasses.replace(engine.settings, long_documents="select")
+    engine = make_engine(store={"use_cache": False})
+    engine.settings = engine.settings.changed(reading={"long_documents": "select"})
     lengths = [int(n) for n in os.environ.get("DOCFOCUS_BENCH_LONG_LENGTHS", " ".join(map(str, LENGTHS))).split()]
     rounds = 2 if quick else 3
     sentences = haystack_sentences()

@@ -65,7 +65,7 @@ def configs(quick: bool) -> list[Config]:
 def run(quick: bool, out_dir: Path, lengths: list[int] | None = None) -> dict:
     """Every config on every case, the order rotated from case to case; ``lengths`` (tokens) overrides the
     defaults (bench/gpu.py asks longer documents of a real model)."""
-    engine = make_engine(max_new_tokens=24)
+    engine = make_engine(answer={"max_new_tokens": 24})
     sentences = haystack_sentences()
     lengths = lengths or ([2048, 4096] if quick else [1024, 2048, 4096, 7168])
     cases = 6 if quick else 30

@@ -7,7 +7,6 @@ in every case of a length (a document past the window re-reads only the segments
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from pathlib import Path
@@ -57,12 +56,11 @@ def bench_engine(max_new_tokens: int):
     home = Path(os.environ.setdefault("DOCFOCUS_HOME", str(Path(__file__).parent / "results" / ".home")))
     home.mkdir(parents=True, exist_ok=True)
     from engine.api import Engine, EngineSettings
-    from engine.library import Library
+    from engine.library.documents import Library
 
     device = os.environ.get("DOCFOCUS_BENCH_DEVICE", "cpu")
     keep = os.environ.get("DOCFOCUS_BENCH_STATES", "1") != "0"
-    engine = Engine(EngineSettings(device=device, max_new_tokens=max_new_tokens, use_cache=keep,
-                                   cache_cap_bytes=48 * 1024**3), library=Library(home / "library.sqlite"),
+    engine = Engine(EngineSettings(device=device).changed(answer={"max_new_tokens": max_new_tokens}, store={"use_cache": keep, "cache_cap_bytes": 48 * 1024 ** 3}), library=Library(home / "library.sqlite"),
                     segment_memo={})
     engine.load()
     return engine
@@ -93,7 +91,7 @@ def needle_documents(engine, set_name: str, length: int, count: int, folder: Pat
         started = time.perf_counter()
         kept = engine.settings
         if doc.method == "select":  # past the window the segment memo does the saving; 1.5 GB per case is not kept
-            engine.settings = dataclasses.replace(kept, use_cache=False)
+            engine.settings = kept.changed(store={"use_cache": False})
         engine.read(doc)
         engine.settings = kept
         case = {"set": set_name, "id": f"{set_name}-{index}", "question": question, "answer_any": answers,

@@ -1,4 +1,4 @@
-"""OCR of scanned pages (engine/ocr.py): accuracy against the known text of R's manuals, speed, and needles in a
+"""OCR of scanned pages (engine/ingest/ocr.py): accuracy against the known text of R's manuals, speed, and needles in a
 scanned 10-page document against the same document born-digital.
 
 1. Accuracy: pages of R's manuals rendered to gray images at 150 and 300 dpi, turned by up to half a degree,
@@ -23,7 +23,7 @@ import pymupdf
 
 from bench.common import contains_answer, haystack_sentences, make_engine, r_manual
 from bench.needle import needle_case
-from engine.ingest import file_sha256
+from engine.ingest.extract import file_sha256
 
 MANUALS = ("R-intro.pdf", "R-data.pdf", "R-lang.pdf", "R-admin.pdf")
 _ASCII = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2212": "-", "\u2013": "-",
@@ -76,7 +76,7 @@ def _is_prose(words: list) -> bool:
 
 
 def accuracy(pages: list[tuple[str, int]], dpi: int, language: str) -> dict:
-    from engine.ocr import Recognizer
+    from engine.ingest.ocr import Recognizer
 
     recognizer = Recognizer(language)
     rows, seconds = [], 0.0
@@ -175,9 +175,9 @@ def needle_words(doc, needle: str) -> set[int]:
 
 
 def needles(folder: Path, cases: int) -> dict:
-    from engine.ingest import ingest_pdf
+    from engine.ingest.extract import ingest_pdf
 
-    engine = make_engine(max_new_tokens=24)
+    engine = make_engine(answer={"max_new_tokens": 24})
     store = SharedPageStore()
     rows = []
     for case in needle_case_files(engine, folder, cases, store):

@@ -1,4 +1,4 @@
-"""Prefill-time DGA (engine/dga_prefill.py) against dense chunked prefill, in one run on the bundled model:
+"""Prefill-time DGA (engine/attention/dga_prefill.py) against dense chunked prefill, in one run on the bundled model:
 
 (a) reading cost, dense and DGA interleaved (bench/timing.py: warm-up on 1,024 tokens, ABBA rounds, spread):
     tokens/s and peak memory of whole reads at 8K tokens, and at 32K and 64K depth the marginal cost of reading
@@ -16,7 +16,6 @@ slower (dense 4K: 12 s with one thread, 65 s with two, measured at load 4).
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -26,8 +25,8 @@ import torch.nn.functional as F
 
 from bench import timing
 from bench.common import contains_answer, haystack_sentences, make_engine
-from engine import attention_ops as ops
-from engine.attention import AttentionRun
+from engine.attention import ops
+from engine.attention.contract import AttentionRun
 
 COST_LENGTH = 8192
 DEPTHS = (32768, 65536)
@@ -83,8 +82,8 @@ class StackedRead(AttentionRun):
 def read(model, ids: list[int], cache, mode: str, settings, run=None):
     """Feed ``ids`` into ``cache`` densely ("dense"), with prefill-time DGA ("dga", ``run`` a PrefillRun), or
     densely with ``StackedRead`` ("dense, stacked")."""
-    from engine import generation
-    from engine.dga_prefill import prefill_dga
+    from engine.attention.dga_prefill import prefill_dga
+    from engine.model import generation
 
     if mode == "dga":
         return prefill_dga(model, ids, cache, settings, doc_start=0, run=run)
@@ -97,8 +96,8 @@ def reading_methods(model, ids: list[int], settings, device, memory: dict, runs:
     """Callables for ``timing.interleaved``: each reads ``ids`` into a fresh cache, or after ``base`` (a cache,
     cropped back after the read); returns the read's seconds. Peak memory above the start goes to
     ``memory[mode]``, the last DGA run to ``runs``."""
-    from engine import generation
-    from engine.dga_prefill import PrefillRun
+    from engine.attention.dga_prefill import PrefillRun
+    from engine.model import generation
 
     def method(mode):
         def sample() -> float:
@@ -133,7 +132,7 @@ def reading_row(spreads: dict, memory: dict, runs: dict, tokens: int, **extra) -
 
 def tiled_cache(model, base, length: int):
     """A cache of ``length`` positions: ``base``'s keys/values repeated (attention cost ignores their content)."""
-    from engine import generation
+    from engine.model import generation
 
     cache = generation.new_cache(model.config)
     for index, layer in enumerate(base.layers):
@@ -145,7 +144,7 @@ def tiled_cache(model, base, length: int):
 
 def cost(engine, settings, rounds: int) -> tuple[dict, list[dict]]:
     """Whole 8K reads, and two more chunks at each depth, dense and DGA interleaved."""
-    from engine import generation
+    from engine.model import generation
 
     model, device = engine.loaded.model, engine.loaded.device
     sentences = haystack_sentences()
@@ -179,7 +178,7 @@ def cost(engine, settings, rounds: int) -> tuple[dict, list[dict]]:
 def answer_with(engine, base, doc, question: str, mode: str):
     """Read ``doc`` densely or with DGA prefill (the engine's own read), answer from the whole document with dense
     attention; returns (answer, seconds spent reading)."""
-    engine.settings = dataclasses.replace(base, prefill=mode)
+    engine.settings = base.changed(reading={"prefill": mode})
     engine.forget(doc)
     try:
         _, seconds = engine.read(doc)
@@ -194,7 +193,7 @@ def needles(engine, quick: bool, folder: Path) -> list[dict]:
 
     sentences = haystack_sentences()
     cases = 6 if quick else 20
-    base = dataclasses.replace(engine.settings, answer_context="document", attention_mode="dense", use_cache=False)
+    base = engine.settings.changed(answer={"context": "document"}, attention={"mode": "dense"}, store={"use_cache": False})
     rows = []
     for length in NEEDLE_LENGTHS:
         for index in range(cases):
@@ -270,9 +269,9 @@ def needle_markdown(summary: dict, cases: int) -> str:
 
 
 def run(quick: bool, out_dir: Path) -> dict:
-    from engine.dga_prefill import PrefillSettings
+    from engine.attention.dga_prefill import PrefillSettings
 
-    engine = make_engine(max_new_tokens=24, attention_mode="dense", use_cache=False)
+    engine = make_engine(answer={"max_new_tokens": 24}, attention={"mode": "dense"}, store={"use_cache": False})
     settings = PrefillSettings()
     folder = out_dir / "needle-pdfs"
     folder.mkdir(parents=True, exist_ok=True)

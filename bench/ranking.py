@@ -1,7 +1,7 @@
 """Which signals rank passages well: the question's attention per layer, the word match, and their mix.
 
 For every case of the answer benchmark's question sets (bench/answers.py) the question is run over the model's
-reading of the document once (engine/scoring.py) and every variant is ranked from the same attention, so the
+reading of the document once (engine/attention/scoring.py) and every variant is ranked from the same attention, so the
 comparison costs one pass per case. Reported: evidence-page hit@1 and hit@3 per variant and set.
 Environment: DOCFOCUS_BENCH_SETS, DOCFOCUS_BENCH_CASES as for bench/answers.py.
 """
@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from bench import answers, needles
-from engine import passages, relevance, scoring
-from engine.prompt import question_ids
+from engine.attention import scoring
+from engine.model.prompt import question_ids
+from engine.retrieval import ranking as ranking_ops
 
 
 def layer_bands(layers: int) -> dict[str, list[int]]:
@@ -37,7 +38,7 @@ def variants(layers: int) -> dict[str, tuple[list[int] | None, float, bool]]:
 
 def ranked_pages(doc, mass: np.ndarray, segments, question: str, chosen, weight: float, words: bool) -> list[int]:
     token_mass = mass[chosen].sum(0) if chosen is not None else None
-    ranking = relevance.rank(doc.ingested, doc.passages, token_mass, segments, question, weight, doc.used_tokens)
+    ranking = ranking_ops.rank(doc.ingested, doc.passages, token_mass, segments, question, weight, doc.used_tokens)
     if not words:  # the attention alone
         ranking.score = np.where(np.isfinite(ranking.score), ranking.attention, -np.inf)
     pages: list[int] = []

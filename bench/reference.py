@@ -14,8 +14,9 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from engine import generation, text
-from engine.prompt import chat_ids
+from engine.model import generation
+from engine.model.prompt import chat_ids
+from engine.retrieval import terms as text
 
 CHUNK_WORDS = 120
 TOP_CHUNKS = 3

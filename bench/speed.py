@@ -52,17 +52,17 @@ def forced_tokens(vocab: int, count: int = SKIP + STEPS, seed: int = 0) -> list[
 
 
 def make_run(mode: str, settings, doc_start: int, doc_end: int):
-    """The attention run of an answer in ``mode`` ("sdpa": none), as engine/answering.py makes it."""
-    from engine import strategies
+    """The attention run of an answer in ``mode`` ("sdpa": none), as engine/answer/pipeline.py makes it."""
+    from engine.attention import strategies
 
-    return None if mode == "sdpa" else strategies.get(mode).make_run(settings, doc_start, doc_end)
+    return None if mode == "sdpa" else strategies.get(mode).make_run(settings.attention, doc_start, doc_end)
 
 
 def decode_sample(model, cache, prefix_len: int, q_ids: list[int], run, forced: Forced, device,
                   timer: timing.AttentionTimer | None = None) -> tuple[float, float | None]:
     """Seconds per decode step over STEPS steps after SKIP, and the share of them spent in attention (with a
     ``timer`` wrapping ``run``); the question is prefilled first (not timed) and the cache cropped back after."""
-    from engine import generation
+    from engine.model import generation
 
     run = timer or run
     try:
@@ -120,7 +120,7 @@ def decode_row(spreads: dict, shares: dict, tokens: int, fraction: float) -> dic
 
 def attended_fraction(model, cache, doc_start: int, prefix_len: int, q_ids, settings) -> float:
     """The share of the document's keys DGA decoding attends to (one question's selection)."""
-    from engine import generation
+    from engine.model import generation
 
     run = make_run("dga", settings, doc_start, prefix_len)
     try:
@@ -141,7 +141,7 @@ def attention_step(keys: int, heads: int, kv_heads: int, dim: int, settings, dev
                    question: int = 32) -> dict:
     """One layer, one query: dense SDPA over ``keys`` keys against a DGA decode step (``settings``), its floor
     (SDPA over the keys DGA's buffer holds) and its question-time selection (``question`` queries)."""
-    from engine import dga
+    from engine.attention import dga
 
     torch.manual_seed(0)
     scale = dim ** -0.5
@@ -200,7 +200,7 @@ def document(engine, folder: Path, length: int):
 
 
 def end_to_end(engine, folder: Path, length: int, rounds: int) -> dict:
-    from engine.prompt import question_ids
+    from engine.model.prompt import question_ids
 
     model, device = engine.loaded.model, engine.loaded.device
     doc = document(engine, folder, length)
@@ -235,7 +235,7 @@ def run(quick: bool, out_dir: Path) -> dict:
         decode.append(end_to_end(engine, folder, length, rounds))
         print("  " + decode_line(decode[-1]), flush=True)
     config = engine.loaded.model.config
-    from engine.attention_ops import head_dim
+    from engine.attention.ops import head_dim
 
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     micro = []

@@ -24,7 +24,7 @@ from typing import Callable
 import torch
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-from engine.attention import AttentionRun
+from engine.attention.contract import AttentionRun
 
 
 def synchronize(device) -> None:
@@ -171,7 +171,7 @@ class AttentionTimer(AttentionRun):
             return self.inner.attend(module, query, key, value, attention_mask, scaling, phase)
         start = self._mark()
         output = self.inner.attend(module, query, key, value, attention_mask, scaling, phase)
-        if output is None:  # what engine.attention.attention_function does next
+        if output is None:  # what engine.attention.contract.attention_function does next
             output, _ = sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling)
         self._finish(start)
         return output

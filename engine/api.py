@@ -17,25 +17,28 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 
-from . import attention, dga_prefill, generation, paths, segments
-from .answer import Answer, Citation, Evidence, Highlight  # noqa: F401 - the public API
-from .answering import Answerer
-from .documents import DocumentHandle, DocumentState
-from .lazy_state import LazyReading, SegmentSource
-from .passage_index import DocumentIndex, PassageIndex
+from . import paths
+from .answer.pipeline import Answerer
+from .answer.result import Answer, Citation, Evidence, Highlight  # noqa: F401 - the public API
+from .attention import contract as attention
+from .attention import dga_prefill
 from .errors import DocFocusError
-from .history import History
-from .ingest import IngestedDocument, file_sha256, ingest_pdf
-from .library import Library
-from .library_api import LibraryMixin
-from .models import LoadedModel, load_model
-from .passages import cut as cut_passages
-from .prompt import PromptLayout, build_layout, token_words
+from .ingest.extract import IngestedDocument, file_sha256, ingest_pdf
+from .library.documents import Library
+from .library.service import LibraryMixin
+from .model import generation
+from .model.loading import LoadedModel, load_model
+from .model.prompt import PromptLayout, build_layout, token_words
+from .reading import segments
+from .reading.documents import DocumentHandle, DocumentState
+from .reading.lazy import LazyReading, SegmentSource
+from .retrieval.index import DocumentIndex, PassageIndex
+from .retrieval.passages import cut as cut_passages
 from .settings import EngineSettings, SettingsError  # noqa: F401 - the public API
-from .state_cache import FORMATS, StateCache, StateKey, StateTooLarge, dtype_name, layout_hash
+from .store.history import History
+from .store.state_cache import FORMATS, StateCache, StateKey, StateTooLarge, dtype_name, layout_hash
 
 log = logging.getLogger("docfocus")
 Progress = Callable[[str, int, int], None]
@@ -43,25 +46,21 @@ ShouldStop = Callable[[], bool]
 # Tokens kept free after the document: the question plus the longest answer.
 QUESTION_RESERVE = 128
 ANSWER_RESERVE = 384
-PASSAGE_TOKENS = 64  # the passage a document is cut into for relevance (engine/passages.py)
+PASSAGE_TOKENS = 64  # the passage a document is cut into for relevance (engine/retrieval/passages.py)
 READ_CHUNK = 256  # tokens per forward pass when reading: a Stop is heard between two of them
 
 
 class Engine(LibraryMixin):
     """Loads one model and answers questions about documents with it (and across a library: the ``library_*``
-    methods and ``ask_library``, engine/library_api.py)."""
+    methods and ``ask_library``, engine/library/service.py)."""
 
-    def __init__(self, settings: EngineSettings | None = None, library: Library | None = None,
-                 segment_memo: dict | None = None) -> None:
-        """``segment_memo`` (optional dict): keeps each segment's reading by its tokens, so documents that share
-        text with one read before skip those segments (benchmarks of many near-identical documents use it)."""
+    def __init__(self, settings: EngineSettings | None = None, library: Library | None = None) -> None:
         self.settings = settings or EngineSettings()
         self._library = library
         self.loaded: LoadedModel | None = None
         self._states: dict[str, DocumentState] = {}
         self._state_cache: StateCache | None = None
         self._pending_notice: str | None = None  # a cache problem found while restoring, told with the answer
-        self.segment_memo = segment_memo
 
     @property
     def library(self) -> Library:
@@ -109,7 +108,7 @@ class Engine(LibraryMixin):
         handle = DocumentHandle(ingested, layout, token_words(ingested, layout.doc_offsets),
                                 cut_passages(ingested, layout.doc_offsets, PASSAGE_TOKENS), used, loaded.window)
         if used < len(layout.doc_ids):
-            reading = self._reading_settings(budget) if self.settings.long_documents == "select" else None
+            reading = self._reading_settings(budget) if self.settings.reading.long_documents == "select" else None
             if reading is not None:
                 handle.method, handle.used_tokens = "select", len(layout.doc_ids)
                 handle.segment, handle.overlap = reading.segment, reading.overlap
@@ -122,10 +121,10 @@ class Engine(LibraryMixin):
         """Document tokens that fit the window with room for the question and the answer."""
         return self.load().window - len(layout.head_ids) - QUESTION_RESERVE - ANSWER_RESERVE
 
-    def _reading_settings(self, budget: int) -> segments.ReadingSettings | None:
+    def _reading_settings(self, budget: int) -> segments.Segmenting | None:
         """How to read past the window with this model, or None where it cannot (no re-positionable RoPE keys,
         or a window too small for segments): segments shrink to fit a small window."""
-        reading = self.settings.reading_settings()
+        reading = self.settings.reading
         try:
             segments.rotary_frequencies(self.load().model)
         except DocFocusError as error:
@@ -133,20 +132,20 @@ class Engine(LibraryMixin):
             return None
         overlap = min(reading.overlap, budget // 8)
         segment = min(reading.segment, (budget - overlap) * 2 // 3)
-        return segments.ReadingSettings(segment, overlap) if segment >= 64 else None
+        return segments.Segmenting(segment, overlap) if segment >= 64 else None
 
-    def _doc_reading(self, doc: DocumentHandle) -> segments.ReadingSettings:
+    def _doc_reading(self, doc: DocumentHandle) -> segments.Segmenting:
         """The reading fixed when ``doc`` was opened (method "select")."""
-        return segments.ReadingSettings(doc.segment, doc.overlap)
+        return segments.Segmenting(doc.segment, doc.overlap)
 
     def _prefill_settings(self) -> dga_prefill.PrefillSettings | None:
         """Prefill-time DGA settings, or None for dense prefill."""
-        return None if self.settings.prefill == "dense" else self.settings.prefill_settings()
+        return None if self.settings.reading.prefill == "dense" else self.settings.reading.prefill_dga
 
     def read(self, doc: DocumentHandle, progress: Progress | None = None,
              should_stop: ShouldStop | None = None) -> tuple[DocumentState, float]:
         """The document's state, computing it if this engine has not read it yet; returns (state, seconds spent)."""
-        state = self._states.get(_state_id(doc))
+        state = self._states.get(doc.state_id)
         if state is not None:
             state.source, state.restore_s, state.store_s = "memory", 0.0, 0.0
             return state, 0.0
@@ -156,7 +155,7 @@ class Engine(LibraryMixin):
         ids = doc.prefix_ids()
         state = self._restore_state(doc, ids)  # the state cache first: no prefill at all on a hit
         if state is not None:
-            self._states[_state_id(doc)] = state
+            self._states[doc.state_id] = state
             return state, 0.0
         started = time.perf_counter()
         report = (lambda done, total: progress("Reading the document", done, total)) if progress else None
@@ -174,12 +173,12 @@ class Engine(LibraryMixin):
         state = self._whole_state(doc, cache, len(ids), logits)
         prefill_s = time.perf_counter() - started
         self._store_state(doc, ids, state)
-        self._states[_state_id(doc)] = state
+        self._states[doc.state_id] = state
         return state, prefill_s
 
     def _read_segments(self, doc: DocumentHandle, progress: Progress | None, should_stop: ShouldStop | None,
                        read_missing: bool = True) -> tuple[DocumentState, float]:
-        """A long document's state as a ``LazyReading`` (engine/lazy_state.py): its segments are stored one by
+        """A long document's state as a ``LazyReading`` (engine/reading/lazy.py): its segments are stored one by
         one in the state cache and loaded only where a question needs them. With ``read_missing`` every segment
         not stored yet is read now (and stored as soon as it is read, so an interrupted reading resumes); the
         document is also put in the passage index. Returns (state, seconds spent reading)."""
@@ -194,11 +193,11 @@ class Engine(LibraryMixin):
         state = DocumentState(doc.sha256, None, lazy, len(doc.layout.head_ids) + doc.total_tokens, torch.zeros(1),
                               source="prefill" if read else "disk", restore_s=restore_s)
         notices = [self._pending_notice, *lazy.source.notices, *(self.state_cache.take_notices()
-                                                                 if self.settings.use_cache else [])]
+                                                                 if self.settings.store.use_cache else [])]
         lazy.source.notices.clear()
         self._pending_notice = None
         state.cache_notice = " ".join(dict.fromkeys(filter(None, notices))) or None
-        self._states[_state_id(doc)] = state
+        self._states[doc.state_id] = state
         return state, (time.perf_counter() - started - restore_s) if read else 0.0
 
     def _lazy_reading(self, doc: DocumentHandle) -> LazyReading:
@@ -209,14 +208,14 @@ class Engine(LibraryMixin):
         def key(kind: str, tag: str, tokens: int) -> StateKey:  # by content: identical segments are shared
             return dataclasses.replace(base, sha256=f"{kind}:{tag}", prefix_tokens=tokens, layout_hash=tag,
                                        variant=f"{base.variant};{kind}")
-        source = SegmentSource(loaded.model, self.state_cache if self.settings.use_cache else None, key,
+        source = SegmentSource(loaded.model, self.state_cache if self.settings.store.use_cache else None, key,
                                loaded.dtype, _layer_devices(loaded.model, layers), doc.ingested.title,
-                               doc.ingested.path, self.segment_memo)
+                               doc.ingested.path)
         return LazyReading(source, doc.layout.head_ids, doc.layout.doc_ids, self._doc_reading(doc))
 
     @property
     def passage_index(self) -> PassageIndex:
-        """The passage index (engine/passage_index.py) in the library database."""
+        """The passage index (engine/retrieval/index.py) in the library database."""
         if getattr(self, "_passage_index", None) is None or self._passage_index.db is not self.library.db:
             self._passage_index = PassageIndex(self.library.db)
         return self._passage_index
@@ -248,7 +247,7 @@ class Engine(LibraryMixin):
         return DocumentState(doc.sha256, cache, segments.Reading.of_cache(cache, head, prefix_len - head), prefix_len,
                              logits, **extra)
 
-    # ---- state cache and history (engine/state_cache.py, engine/history.py)
+    # ---- state cache and history (engine/store/state_cache.py, engine/store/history.py)
 
     @property
     def state_cache(self) -> StateCache:
@@ -257,7 +256,7 @@ class Engine(LibraryMixin):
             rows = self.library.db.execute("PRAGMA database_list").fetchall()
             main = next((row[2] for row in rows if row[1] == "main" and row[2]), None)
             folder = Path(main).parent if main else paths.data_dir()
-            self._state_cache = StateCache(folder / "states.sqlite", self.settings.cache_cap_bytes)
+            self._state_cache = StateCache(folder / "states.sqlite", self.settings.store.cache_cap_bytes)
         return self._state_cache
 
     def state_key(self, doc: DocumentHandle, ids: list[int] | None = None) -> StateKey:
@@ -266,7 +265,7 @@ class Engine(LibraryMixin):
 
         loaded = self.load()
         ids = doc.prefix_ids() if ids is None else ids
-        storage = self.settings.cache_format
+        storage = self.settings.store.cache_format
         if storage not in FORMATS:
             raise DocFocusError(f"Unknown cache format {storage!r}; use one of {', '.join(FORMATS)}.")
         # How the state was read is part of the key: other reading settings give other tensors.
@@ -280,7 +279,7 @@ class Engine(LibraryMixin):
                         layout_hash(ids), storage, f"{reading};transformers={version}")
 
     def _restore_state(self, doc: DocumentHandle, ids: list[int]) -> DocumentState | None:
-        if not self.settings.use_cache:
+        if not self.settings.store.use_cache:
             return None
         loaded = self.load()
         started = time.perf_counter()
@@ -300,10 +299,10 @@ class Engine(LibraryMixin):
     def _store_state(self, doc: DocumentHandle, ids: list[int], state: DocumentState) -> None:
         """Save a freshly read state; a state that cannot be saved is answered from anyway, said once."""
         notice, self._pending_notice = self._pending_notice, None
-        if self.settings.use_cache:
+        if self.settings.store.use_cache:
             started = time.perf_counter()
             layers = [(layer.keys, layer.values) for layer in state.cache.layers]
-            self.state_cache.cap_bytes = self.settings.cache_cap_bytes  # the user may have changed it
+            self.state_cache.cap_bytes = self.settings.store.cache_cap_bytes  # the user may have changed it
             try:
                 self.state_cache.store(self.state_key(doc, ids), layers, state.last_logits,
                                        title=doc.ingested.title, path=doc.ingested.path)
@@ -334,11 +333,9 @@ class Engine(LibraryMixin):
             state.cache_notice = None
         if answer.stopped and not answer.answer:
             return answer
-        settings = {"answer_context": self.settings.answer_context, "focal_tokens": self.settings.focal_tokens,
-                    "attention_mode": self.settings.attention_mode, "gamma": self.settings.gamma,
-                    "group_size": self.settings.group_size, "max_new_tokens": max_new_tokens,
-                    "cache_format": self.settings.cache_format,
-                    "dga_options": dict(getattr(self.settings, "dga_options", {}) or {})}
+        settings = {"answer": {**dataclasses.asdict(self.settings.answer), "max_new_tokens": max_new_tokens},
+                    "attention": dataclasses.asdict(self.settings.attention),
+                    "cache_format": self.settings.store.cache_format}
         try:
             History(self.library.db).record(answer, settings)
         except sqlite3.Error as error:  # history must never cost the user the answer
@@ -359,11 +356,11 @@ class Engine(LibraryMixin):
     def ask(self, doc: DocumentHandle, question: str, on_text: Callable[[str], None] | None = None,
             should_stop: ShouldStop | None = None, progress: Progress | None = None,
             max_new_tokens: int | None = None) -> Answer:
-        """Answer ``question`` from ``doc``, streaming text pieces to ``on_text`` (engine/answering.py)."""
+        """Answer ``question`` from ``doc``, streaming text pieces to ``on_text`` (engine/answer/pipeline.py)."""
         loaded = self.load()
         started = time.perf_counter()
         state, prefill_s = self.read(doc, progress, should_stop)
-        limit = max_new_tokens or self.settings.max_new_tokens
+        limit = max_new_tokens or self.settings.answer.max_new_tokens
         answer, timings = self._answerer.ask(doc, state, question, self.settings, limit,
                                              self._document_budget(doc.layout), on_text, should_stop, progress,
                                              started, index=self._doc_index(doc))
@@ -377,11 +374,6 @@ def _minus(report, head: int):
     if report is None:
         return None
     return lambda done, total: report(max(0, done - head), total - head)
-
-
-def _state_id(doc: DocumentHandle) -> str:
-    """In-memory state key: the same file opened as a whole-document read and as a truncation differs."""
-    return f"{doc.sha256}:{doc.method}"
 
 
 def _layer_devices(model, layers: int) -> list[torch.device]:

@@ -28,7 +28,7 @@ LINUX_FILES = ["install.sh", "uninstall.sh", "docfocus.desktop"]
 
 def convert_model(home: Path) -> Path:
     """The bundled model converted to safetensors, in ``home`` (reused when already there)."""
-    code = ("from engine.models import converted_bundled_dir; print(converted_bundled_dir())")
+    code = ("from engine.model.loading import converted_bundled_dir; print(converted_bundled_dir())")
     env = dict(os.environ, DOCFOCUS_HOME=str(home), HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
     env.pop("DOCFOCUS_BUNDLED_MODEL", None)
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, check=True, capture_output=True,

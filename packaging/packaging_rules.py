@@ -22,7 +22,7 @@ EXCLUDED_MODULES = [
     # PyMuPDF 2.0 imports its layout analyser (51 MB, ONNX models) and pymupdf4llm if present;
     # DocFocus reads words with boxes and needs neither.
     "pymupdf.layout", "pymupdf4llm",
-    # OCR (engine/ocr.py) needs onnxruntime's inference session only, and the rapidocr wheel only for its
+    # OCR (engine/ingest/ocr.py) needs onnxruntime's inference session only, and the rapidocr wheel only for its
     # ONNX files (shipped as data in ocr-models/), not its code or OpenCV.
     "onnxruntime.transformers", "onnxruntime.quantization", "onnxruntime.tools", "onnxruntime.datasets",
     "onnxruntime.training", "rapidocr", "cv2",

@@ -66,7 +66,7 @@ def main() -> int:
     from app.gui.main_window import MainWindow
     from app.gui.settings import save_engine_settings
     from engine.api import Engine, EngineSettings
-    from engine.library import Library
+    from engine.library.documents import Library
 
     app = QApplication(sys.argv[:1])
     app.setApplicationName("DocFocus")
@@ -78,7 +78,7 @@ def main() -> int:
     (shelf / "minutes-1998.pdf").write_bytes(b"%PDF-1.4 a damaged download")
     store = QSettings(str(work / "docfocus.ini"), QSettings.Format.IniFormat)
     store.setValue("view/theme", "light")
-    settings = EngineSettings(model=None, device="cpu", max_new_tokens=40)
+    settings = EngineSettings(model=None, device="cpu").changed(answer={"max_new_tokens": 40})
     save_engine_settings(store, settings)
     (work / "data").mkdir()
     engine = Engine(settings, library=Library(work / "data" / "library.sqlite"))

@@ -58,8 +58,7 @@ def main() -> int:
     app.setApplicationName("DocFocus")
     store = QSettings(str(Path(tempfile.mkdtemp()) / "docfocus.ini"), QSettings.Format.IniFormat)
     store.setValue("view/theme", "dark" if args.dark else args.theme)  # the window applies it (View > Theme)
-    save_engine_settings(store, EngineSettings(model=None, device=args.device, attention_mode=args.attention,
-                                               max_new_tokens=60))
+    save_engine_settings(store, EngineSettings(model=None, device=args.device).changed(attention={"mode": args.attention}, answer={"max_new_tokens": 60}))
     window = MainWindow(settings=store)
     width, height = (int(v) for v in args.size.split("x"))
     window.resize(width, height)

@@ -36,7 +36,7 @@ def _home(session_home, monkeypatch):
 
 @pytest.fixture()
 def library(tmp_path):
-    from engine.library import Library
+    from engine.library.documents import Library
 
     return Library(tmp_path / "library.sqlite")
 
@@ -44,7 +44,7 @@ def library(tmp_path):
 @pytest.fixture(scope="session")
 def bundled_dir(session_home) -> Path:
     """The bundled model converted to safetensors (once per session)."""
-    from engine.models import converted_bundled_dir
+    from engine.model.loading import converted_bundled_dir
 
     return converted_bundled_dir()
 
@@ -79,9 +79,9 @@ def make_tiny_model(folder: Path, tokenizer_dir: Path, window: int = 2048, seed:
 @pytest.fixture(scope="session")
 def tiny_engine(tiny_model_dir, tmp_path_factory):
     from engine.api import Engine, EngineSettings
-    from engine.library import Library
+    from engine.library.documents import Library
 
-    engine = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu", max_new_tokens=8),
+    engine = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu").changed(answer={"max_new_tokens": 8}),
                     library=Library(tmp_path_factory.mktemp("tiny-lib") / "library.sqlite"))
     engine.load()
     return engine
@@ -91,9 +91,9 @@ def tiny_engine(tiny_model_dir, tmp_path_factory):
 def bundled_engine(bundled_dir, tmp_path_factory):
     """The real bundled model, loaded once for the whole session."""
     from engine.api import Engine, EngineSettings
-    from engine.library import Library
+    from engine.library.documents import Library
 
-    engine = Engine(EngineSettings(device="cpu", max_new_tokens=40),
+    engine = Engine(EngineSettings(device="cpu").changed(answer={"max_new_tokens": 40}),
                     library=Library(tmp_path_factory.mktemp("bundled-lib") / "library.sqlite"))
     engine.load()
     return engine

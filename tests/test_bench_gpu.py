@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from bench import gpu, prefill
+
 from conftest import ROOT
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="with CUDA the section measures for real")
@@ -71,8 +72,9 @@ def test_stacked_dense_read_equals_the_dense_read(tiny_engine):
     """The candidate fix of the dense read (bench/prefill.py StackedRead) is exact."""
     import copy
 
-    from engine import attention, generation
-    from engine.dga_prefill import PrefillSettings
+    from engine.attention import contract as attention
+    from engine.attention.dga_prefill import PrefillSettings
+    from engine.model import generation
 
     model = copy.deepcopy(tiny_engine.loaded.model)
     attention.enable(model)

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from bench import speed, timing
-from engine import attention, generation
+from engine.attention import contract as attention
+from engine.model import generation
 from engine.settings import EngineSettings
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
@@ -131,7 +132,7 @@ def test_timed_decode_compares_the_three_methods_on_one_cache(tiny):
 
 
 def test_attention_step_measures_dga_against_its_floor():
-    row = speed.attention_step(2048, 4, 2, 16, EngineSettings().dga_settings(), torch.device("cpu"),
+    row = speed.attention_step(2048, 4, 2, 16, EngineSettings().attention.dga, torch.device("cpu"),
                                torch.float32, rounds=3)
     assert row["kept_keys"] < 2048 * 0.3 and row["attended_fraction"] < 0.3
     for name in ("dense_ms", "dense_stacked_ms", "dga_ms", "floor_ms", "dga_question_ms", "dense_question_ms",

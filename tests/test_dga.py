@@ -6,9 +6,10 @@ import copy
 import pytest
 import torch
 
-import pdfs
-from engine import attention, dga, generation
 from engine.api import Engine, EngineSettings
+from engine.attention import contract as attention
+from engine.attention import dga
+from engine.model import generation
 
 
 def _answer_logits(model, prefix, question, settings, steps=6):
@@ -114,7 +115,7 @@ def test_lse_bias_matches_member_mass_at_reference_query():
 
 
 def test_follow_scores_spread_forward():
-    from engine import attention_ops
+    from engine.attention import ops as attention_ops
 
     scores = torch.tensor([[[0.0, 5.0, 0.0, 0.0, 1.0, 0.0]]])
     assert attention_ops.follow_scores(scores, 2).tolist() == [[[0.0, 5.0, 5.0, 5.0, 1.0, 1.0]]]
@@ -122,8 +123,7 @@ def test_follow_scores_spread_forward():
 
 @pytest.mark.parametrize("mode", ["dense", "dga"])
 def test_answers_over_the_whole_document_report_relevance_and_evidence(tiny_model_dir, library, fact_pdf, mode):
-    engine = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu", max_new_tokens=6, attention_mode=mode,
-                                   answer_context="document", dga_options={"min_focal": 16}), library=library)
+    engine = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu").changed(answer={"max_new_tokens": 6, "context": "document"}, attention={"mode": mode, "dga": {"min_focal": 16}}), library=library)
     doc = engine.open_document(fact_pdf)
     answer = engine.ask(doc, "What is the code?")
     assert answer.attention["mode"] == mode and answer.attention["context"] == "document"
@@ -147,8 +147,8 @@ def test_short_documents_keep_at_least_min_focal_tokens(tiny):
 def test_unknown_attention_mode_is_refused_when_the_settings_are_made():
     from engine.settings import SettingsError
 
-    with pytest.raises(SettingsError, match="'magic' is not one of dga, dense"):
-        EngineSettings(attention_mode="magic")
+    with pytest.raises(SettingsError, match="Unknown attention mode 'magic'; use one of dga, dense"):
+        EngineSettings().changed(attention={"mode": "magic"})
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

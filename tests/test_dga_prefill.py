@@ -1,4 +1,4 @@
-"""Prefill-time DGA (engine/dga_prefill.py): exact where it must be, bounded where it compresses."""
+"""Prefill-time DGA (engine/attention/dga_prefill.py): exact where it must be, bounded where it compresses."""
 from __future__ import annotations
 
 import copy
@@ -6,9 +6,10 @@ import copy
 import pytest
 import torch
 
-from engine import attention, generation
-from engine.dga_prefill import PrefillRun, PrefillSettings, prefill_dga
+from engine.attention import contract as attention
+from engine.attention.dga_prefill import PrefillRun, PrefillSettings, prefill_dga
 from engine.errors import CancelledError
+from engine.model import generation
 
 HEAD = 6  # pretend chat head before the document
 SMALL = dict(chunk=64, window=64, group_size=8, sinks=4, score_queries=8)

@@ -4,11 +4,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-import pdfs
-from engine import generation
-from engine.settings import SettingsError
 from engine.api import Engine, EngineSettings
 from engine.errors import CancelledError, ModelLoadError, OutOfMemoryError, QuestionError
+from engine.model import generation
+from engine.settings import SettingsError
+
+import pdfs
 
 
 def _logits(model, ids):
@@ -72,7 +73,7 @@ def test_document_longer_than_window_is_truncated_and_said(tmp_path, bundled_dir
     from conftest import make_tiny_model
 
     small = make_tiny_model(tmp_path / "small", bundled_dir, window=700)
-    engine = Engine(EngineSettings(model=str(small), device="cpu", max_new_tokens=4, long_documents="truncate"),
+    engine = Engine(EngineSettings(model=str(small), device="cpu").changed(answer={"max_new_tokens": 4}, reading={"long_documents": "truncate"}),
                     library=library)
     path = pdfs.paragraphs_pdf(tmp_path / "long.pdf", [pdfs.FILLER * 6] * 5)
     doc = engine.open_document(path)
@@ -144,12 +145,11 @@ def test_growable_cache_matches_dynamic_cache(tiny_engine, fact_pdf):
 
 
 def test_dga_prefill_is_a_setting_with_its_own_cache_key(tiny_model_dir, library, tmp_path):
-    """prefill="dga" reads through engine/dga_prefill.py; its states never mix with dense ones in the cache."""
+    """prefill="dga" reads through engine/attention/dga_prefill.py; its states never mix with dense ones in the cache."""
     path = pdfs.paragraphs_pdf(tmp_path / "long.pdf", [pdfs.FILLER * 3, pdfs.FILLER * 2 + pdfs.FACT, pdfs.FILLER * 3])
     options = {"chunk": 64, "window": 32, "group_size": 8}
-    dense = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu", max_new_tokens=4), library=library)
-    sparse = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu", max_new_tokens=4, prefill="dga",
-                                   prefill_options=options), library=library)
+    dense = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu").changed(answer={"max_new_tokens": 4}), library=library)
+    sparse = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu").changed(answer={"max_new_tokens": 4}, reading={"prefill": "dga", "prefill_dga": options}), library=library)
     doc = sparse.open_document(path)
     assert doc.method == "whole" and doc.total_tokens > 200
     assert sparse.state_key(doc).variant != dense.state_key(dense.open_document(path)).variant
@@ -160,16 +160,17 @@ def test_dga_prefill_is_a_setting_with_its_own_cache_key(tiny_model_dir, library
     assert not torch.allclose(state.cache.layers[-1].keys, reference.layers[-1].keys, atol=1e-4)
     assert sparse.ask(doc, "What is the code?").answer is not None
     with pytest.raises(SettingsError, match="'fast' is not one of dense, dga"):
-        EngineSettings(model=str(tiny_model_dir), device="cpu", prefill="fast")
+        EngineSettings(model=str(tiny_model_dir), device="cpu").changed(reading={"prefill": "fast"})
 
 
 @pytest.mark.parametrize("context, options", [("passages", {}), ("document", {}),
-                                              ("document", {"group_size": 4096})])
+                                              ("document", {"attention": {"dga": {"group_size": 4096}}})])
 def test_a_one_sentence_document_is_answered(tiny_model_dir, library, tmp_path, context, options):
     """14 tokens: fewer than one DGA group, one passage (a crash in the first release)."""
     path = pdfs.text_pdf(tmp_path / "one.pdf", [[(72, 100, "The tower is 38 meters tall.")]])
-    engine = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu", max_new_tokens=4, answer_context=context,
-                                   **options), library=library)
+    settings = EngineSettings(model=str(tiny_model_dir), device="cpu").changed(
+        answer={"max_new_tokens": 4, "context": context}, **options)
+    engine = Engine(settings, library=library)
     doc = engine.open_document(path)
     assert doc.total_tokens < 16
     answer = engine.ask(doc, "How tall is the tower?")
@@ -179,8 +180,7 @@ def test_a_one_sentence_document_is_answered(tiny_model_dir, library, tmp_path, 
 @pytest.mark.parametrize("context", ["passages", "document"])
 def test_a_question_longer_than_a_prefill_chunk_is_answered(tiny_model_dir, library, fact_pdf, context):
     """Over 512 tokens the question is fed in several chunks; DGA must not take the second for decoding."""
-    engine = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu", max_new_tokens=4, answer_context=context,
-                                   attention_mode="dga", dga_options={"min_focal": 16}), library=library)
+    engine = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu").changed(answer={"max_new_tokens": 4, "context": context}, attention={"mode": "dga", "dga": {"min_focal": 16}}), library=library)
     question = "tower " * 600 + "What is the launch code?"
     doc = engine.open_document(fact_pdf)
     assert len(engine.loaded.tokenizer(question)["input_ids"]) > generation.PREFILL_CHUNK
@@ -191,19 +191,18 @@ def test_a_question_longer_than_a_prefill_chunk_is_answered(tiny_model_dir, libr
 def test_the_word_match_ranks_without_an_attention_pass_unless_asked(tiny_model_dir, library, fact_pdf, monkeypatch):
     """The default ranking is the word match (it found the page far more often than the attention did): no
     pass of the question over the document, so no scoring time; an attention weight brings the pass back."""
-    from engine import scoring
+    from engine.attention import scoring
 
     calls = []
     measured = scoring.over_cache
     monkeypatch.setattr(scoring, "over_cache", lambda *a, **k: calls.append(1) or measured(*a, **k))
-    engine = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu", max_new_tokens=4), library=library)
+    engine = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu").changed(answer={"max_new_tokens": 4}), library=library)
     doc = engine.open_document(fact_pdf)
     answer = engine.ask(doc, "What is the launch code?")
     assert calls == [] and answer.evidence[0].page == 2 and answer.token_scores is not None
-    engine.settings = EngineSettings(model=str(tiny_model_dir), device="cpu", max_new_tokens=4,
-                                     answer_options={"attention_weight": 1.0})
+    engine.settings = EngineSettings(model=str(tiny_model_dir), device="cpu").changed(answer={"max_new_tokens": 4, **{"attention_weight": 1.0}})
     answer = engine.ask(doc, "What is the launch code?")
     assert calls == [1] and answer.evidence
-    engine.settings = EngineSettings(model=str(tiny_model_dir), device="cpu", max_new_tokens=4)
+    engine.settings = EngineSettings(model=str(tiny_model_dir), device="cpu").changed(answer={"max_new_tokens": 4})
     engine.ask(doc, "Qwzx blorft vrrm?")  # no word of it in the document: the attention ranks
     assert calls == [1, 1]

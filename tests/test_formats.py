@@ -7,10 +7,11 @@ import json
 import pymupdf
 import pytest
 
-import pdfs
-from engine import formats
 from engine.errors import PdfError
-from engine.ingest import ingest_pdf, open_pdf
+from engine.ingest import formats
+from engine.ingest.extract import ingest_pdf, open_pdf
+
+import pdfs
 
 STORY = ["The harbour master keeps the tide tables in a blue cabinet by the door.",
          "The ferry to Gull Island leaves every morning at nine o'clock from pier four."]

@@ -8,11 +8,13 @@ import os
 import pytest
 import torch
 
-import pdfs
-from engine import dga, generation
-from engine import state_cache as sc
 from engine.api import Engine, EngineSettings
-from engine.library import Library
+from engine.attention import dga
+from engine.library.documents import Library
+from engine.model import generation
+from engine.store import state_cache as sc
+
+import pdfs
 
 DEVICE = torch.device(os.environ.get("DOCFOCUS_TEST_GPU_DEVICE", "cuda"))
 pytestmark = pytest.mark.skipif(DEVICE.type == "cuda" and not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -66,7 +68,8 @@ def test_dga_buffer_path_equals_dense_logits_in_bf16(model):
 
 
 def _engine(model_dir, folder, **settings) -> Engine:
-    engine = Engine(EngineSettings(model=str(model_dir), device=DEVICE.type, max_new_tokens=4, **settings),
+    engine = Engine(EngineSettings(model=str(model_dir), device=DEVICE.type).changed(answer={"max_new_tokens": 4},
+                                                                                  **settings),
                     library=Library(folder / "library.sqlite"))
     engine.load()
     return engine
@@ -94,7 +97,7 @@ def test_restored_long_document_reading_lands_on_the_models_device(tmp_path_fact
     small = make_tiny_model(tmp_path_factory.mktemp("gpu-small-window"), bundled_dir, window=1024)
     paragraphs = [pdfs.FILLER * 3 + f" Section {n} is about item number {n * 7}." for n in range(6)]
     pdf = pdfs.paragraphs_pdf(tmp_path / "long.pdf", paragraphs)
-    options = {"long_options": {"segment": 96, "overlap": 16}}
+    options = {"reading": {"segment": 96, "overlap": 16}}
     first = _engine(small, tmp_path, **options)
     first.read(first.open_document(pdf))
     engine = _engine(small, tmp_path, **options)

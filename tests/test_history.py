@@ -10,17 +10,18 @@ import zlib
 import numpy as np
 import pytest
 
+from engine.api import Engine, EngineSettings
+from engine.library.documents import Library
+from engine.store import history as history_module
+from engine.store.history import History, decode_scores, encode_scores
+
 import pdfs
 from conftest import ROOT
-from engine import history as history_module
-from engine.api import Engine, EngineSettings
-from engine.history import History, decode_scores, encode_scores
-from engine.library import Library
 
 
 @pytest.fixture()
 def engine(tiny_model_dir, tmp_path):
-    return Engine(EngineSettings(model=str(tiny_model_dir), device="cpu", max_new_tokens=6),
+    return Engine(EngineSettings(model=str(tiny_model_dir), device="cpu").changed(answer={"max_new_tokens": 6}),
                   library=Library(tmp_path / "library.sqlite"))
 
 
@@ -67,7 +68,7 @@ def test_ask_records_history_the_gui_can_show(engine, fact_pdf):
         assert entry["token_scores"].shape == first.token_scores.shape
         span = float(first.token_scores.max() - first.token_scores.min())
         assert np.abs(entry["token_scores"] - first.token_scores).max() <= span / 510 + 1e-6
-    assert entry["settings"]["max_new_tokens"] == 6 and entry["settings"]["cache_format"] == "model"
+    assert entry["settings"]["answer"]["max_new_tokens"] == 6 and entry["settings"]["cache_format"] == "model"
     assert entry["model"]["id"] == first.model["id"] and entry["timings"]["first_token_s"] >= 0
     assert entries[1]["cache_hit"] is True and second.cache_hit
 
@@ -136,7 +137,7 @@ def test_history_failure_never_costs_the_answer(engine, fact_pdf, monkeypatch):
 def test_history_command(tmp_path):
     pdf = pdfs.fact_pdf(tmp_path / "facts.pdf")
     from engine.api import Answer, Evidence
-    from engine.ingest import file_sha256
+    from engine.ingest.extract import file_sha256
 
     sha = file_sha256(pdf)
     history = History(Library(tmp_path / "library.sqlite").db)
@@ -163,7 +164,7 @@ def test_damaged_library_is_moved_aside_with_its_history_kept(tiny_model_dir, tm
     path = tmp_path / "library.sqlite"
     path.write_bytes(b"garbage, not a database" * 50)
     original = path.read_bytes()
-    engine = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu", max_new_tokens=4), library=Library(path))
+    engine = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu").changed(answer={"max_new_tokens": 4}), library=Library(path))
     doc = engine.open_document(fact_pdf)
     answer = engine.ask(doc, "still answered?")
     assert answer.timings["generated_tokens"] > 0 and len(engine.history(doc.sha256)) == 1

@@ -6,10 +6,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import pdfs
 from engine.errors import NoTextLayerError, PdfError, PdfPasswordError
-from engine.ingest import ingest_pdf
-from engine.prompt import token_words
+from engine.ingest.extract import ingest_pdf
+from engine.model.prompt import token_words
+
+import pdfs
 
 
 def test_words_have_known_boxes_and_offsets(tmp_path):
@@ -63,7 +64,7 @@ def test_token_word_map_matches_boxes(tmp_path, tiny_engine):
 @given(st.lists(st.text(alphabet="abcdefghij", min_size=1, max_size=6), min_size=1, max_size=12),
        st.integers(0, 80), st.integers(0, 20))
 def test_words_for_span_property(tokens, start, width):
-    from engine.ingest import IngestedDocument, Page, Word
+    from engine.ingest.extract import IngestedDocument, Page, Word
 
     words, pos = [], 0
     for text in tokens:

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-import pdfs
-from engine import passages as passage_ops
 from engine.api import Engine, EngineSettings
 from engine.errors import CancelledError
-from engine.library import Library
-from engine.passage_index import DocumentIndex, PassageIndex
+from engine.library.documents import Library
+from engine.retrieval import passages as passage_ops
+from engine.retrieval.index import DocumentIndex, PassageIndex
+
+import pdfs
 
 LONG = {"segment": 96, "overlap": 16}
 QUESTION = "What is the secret launch code of the observatory?"
@@ -28,9 +29,10 @@ def small_model_dir(tmp_path_factory, bundled_dir):
     return make_tiny_model(tmp_path_factory.mktemp("small-window"), bundled_dir, window=1024)
 
 
-def make_engine(model_dir, folder, **settings) -> Engine:
-    engine = Engine(EngineSettings(model=str(model_dir), device="cpu", max_new_tokens=6, long_options=LONG,
-                                   focal_tokens=64, **settings), library=Library(folder / "library.sqlite"))
+def make_engine(model_dir, folder, **answer) -> Engine:
+    settings = EngineSettings(model=str(model_dir), device="cpu").changed(
+        answer={"max_new_tokens": 6, "focal_tokens": 64, **answer}, reading=LONG)
+    engine = Engine(settings, library=Library(folder / "library.sqlite"))
     engine.load()
     return engine
 
@@ -198,12 +200,12 @@ def test_the_question_pass_over_every_segment_stays_available(small_model_dir, t
     """attention_weight > 0 (the method before the index) runs the question after every segment, then
     builds the answer's context from the whole reading it loaded (no segment loaded twice, even when only one
     segment is kept in memory)."""
-    from engine import lazy_state
+    from engine.reading import lazy as lazy_state
 
     monkeypatch.setattr(lazy_state, "KEPT_IN_MEMORY", 1)
     path = long_pdf(tmp_path / "long.pdf")
     make_engine(small_model_dir, tmp_path).read(make_engine(small_model_dir, tmp_path).open_document(path))
-    engine = make_engine(small_model_dir, tmp_path, answer_options={"attention_weight": 1.0})
+    engine = make_engine(small_model_dir, tmp_path, attention_weight=1.0)
     doc = engine.open_document(path)
     seen = []
     answer = engine.ask(doc, QUESTION, progress=lambda stage, done, total: seen.append((stage, done)))

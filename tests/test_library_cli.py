@@ -8,9 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from test_library import QUESTION, library_folder
+
 import pdfs
 from conftest import ROOT
-from test_library import QUESTION, library_folder
 
 
 def docfocus(home: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:

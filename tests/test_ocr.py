@@ -8,12 +8,13 @@ import numpy as np
 import pymupdf
 import pytest
 
-import pdfs
-from engine import ocr
 from engine.api import Engine, EngineSettings
 from engine.errors import CancelledError, NoTextLayerError
-from engine.ingest import OCR_STAGE, ingest_pdf
-from engine.library import Library
+from engine.ingest import ocr
+from engine.ingest.extract import OCR_STAGE, ingest_pdf
+from engine.library.documents import Library
+
+import pdfs
 
 TEXT = [pdfs.PAGE_ONE + pdfs.FILLER, pdfs.FILLER + pdfs.FACT + " The code is changed every year."]
 
@@ -188,7 +189,7 @@ def test_bundled_model_answers_from_a_scan_with_evidence_on_the_page(tmp_path, b
 
 
 def pdfs_sha(path) -> str:
-    from engine.ingest import file_sha256
+    from engine.ingest.extract import file_sha256
 
     return file_sha256(path)
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from engine.ocr_regions import _label_runs, _runs, find_regions, reading_order
+from engine.ingest.ocr_regions import _label_runs, _runs, find_regions, reading_order
 
 
 def flood_fill_count(mask: np.ndarray) -> int:

@@ -115,7 +115,7 @@ def test_unused_transformers_model_families_are_excluded(tmp_path):
 
 
 def test_frozen_app_finds_the_shipped_model_without_converting(tmp_path, monkeypatch):
-    from engine import models
+    from engine.model import loading as models
 
     shipped = tmp_path / models.PRECONVERTED_SUBDIR
     shipped.mkdir(parents=True)
@@ -129,8 +129,8 @@ def test_frozen_app_finds_the_shipped_model_without_converting(tmp_path, monkeyp
 
 
 def test_bundled_model_env_var_must_name_a_converted_folder(tmp_path, monkeypatch):
-    from engine import models
     from engine.errors import ModelLoadError
+    from engine.model import loading as models
 
     monkeypatch.setenv("DOCFOCUS_BUNDLED_MODEL", str(tmp_path))
     with pytest.raises(ModelLoadError):

@@ -1,13 +1,18 @@
 """The relevance pipeline without a model: passages, word match, ranking, selection, evidence, highlights,
-clean-up and quotes (engine/passages.py, relevance.py, postprocess.py, text.py)."""
+clean-up and quotes (engine/retrieval/passages.py, relevance.py, postprocess.py, text.py)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from engine.answer import evidence as relevance
+from engine.answer import postprocess
+from engine.ingest.extract import ingest_pdf
+from engine.retrieval import passages
+from engine.retrieval import ranking as ranking_ops
+from engine.retrieval import terms as text
+
 import pdfs
-from engine import passages, postprocess, relevance, text
-from engine.ingest import ingest_pdf
 
 READ_FWF = ("Function read.fwf provides a simple way to read such files, specifying a vector of field widths. "
             "The function reads the file into memory as whole lines.")
@@ -91,9 +96,9 @@ def test_the_word_match_ranks_and_the_attention_only_weighs_in_when_asked_or_whe
     assert int(np.argmax(passages.rank(misleading, lexical, 10.0))) == 0  # weighed in heavily, it wins
     nothing = np.zeros(len(cut))
     assert int(np.argmax(passages.rank(misleading, nothing, 0.0))) == 0  # no word matches: the attention decides
-    assert not relevance.needs_attention(lexical, 0.0) and relevance.needs_attention(lexical, 0.5)
-    assert relevance.needs_attention(passages.lexical_scores(cut, document, "Qwzx blorft?"), 0.0)
-    ranked = relevance.rank(document, cut, None, [(0, len(offsets))], question, 0.0, len(offsets))
+    assert not ranking_ops.needs_attention(lexical, 0.0) and ranking_ops.needs_attention(lexical, 0.5)
+    assert ranking_ops.needs_attention(passages.lexical_scores(cut, document, "Qwzx blorft?"), 0.0)
+    ranked = ranking_ops.rank(document, cut, None, [(0, len(offsets))], question, 0.0, len(offsets))
     assert ranked.order()[0] == fwf and not ranked.attention.any()
 
 
@@ -102,7 +107,7 @@ def test_evidence_lists_cited_passages_first_and_only_relevant_ones(manual):
     cut = passages.cut(document, offsets, target=24)
     question = "Which function reads fixed-width files given field widths?"
     lexical = passages.lexical_scores(cut, document, question)
-    ranking = relevance.Ranking(cut, passages.rank(np.zeros(len(cut)), lexical, 1.0), np.zeros(len(cut)), lexical)
+    ranking = ranking_ops.Ranking(cut, passages.rank(np.zeros(len(cut)), lexical, 1.0), np.zeros(len(cut)), lexical)
     listed = relevance.evidence(document, ranking, cited=[])
     assert listed and listed[0].page == 2 and listed[0].score == 1.0
     assert len(listed) < len(cut) and all(a.score >= b.score for a, b in zip(listed, listed[1:]))

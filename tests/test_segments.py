@@ -1,4 +1,4 @@
-"""Reading (engine/segments.py) and placing passages (engine/compaction.py): re-positioning, segments, the
+"""Reading (engine/reading/segments.py) and placing passages (engine/attention/compaction.py): re-positioning, segments, the
 Engine path for documents longer than the window."""
 from __future__ import annotations
 
@@ -6,12 +6,21 @@ import numpy as np
 import pytest
 import torch
 
-import pdfs
-from engine import compaction, generation, segments
 from engine.api import Engine, EngineSettings
+from engine.attention import compaction
 from engine.errors import CancelledError
+from engine.model import generation
+from engine.reading import segments
+from engine.reading.lazy import LazyReading
+
+import pdfs
 
 LONG = {"segment": 96, "overlap": 16}
+
+
+def _read(model, doc, segmenting: segments.Segmenting) -> segments.Reading:
+    """Every segment of ``doc`` read in memory."""
+    return LazyReading.in_memory(model, doc.layout.head_ids, doc.layout.doc_ids, segmenting).whole()
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +32,7 @@ def small_model_dir(tmp_path_factory, bundled_dir):
 
 @pytest.fixture()
 def long_engine(small_model_dir, library):
-    engine = Engine(EngineSettings(model=str(small_model_dir), device="cpu", max_new_tokens=6, long_options=LONG,
-                                   focal_tokens=64), library=library)
+    engine = Engine(EngineSettings(model=str(small_model_dir), device="cpu").changed(answer={"max_new_tokens": 6, "focal_tokens": 64}, reading=LONG), library=library)
     engine.load()
     return engine
 
@@ -69,8 +77,8 @@ def test_segments_cover_the_document_and_resynchronise_after_an_edit():
 def test_one_segment_reads_like_a_dense_prefill(tiny_engine, fact_pdf):
     model = tiny_engine.loaded.model
     doc = tiny_engine.open_document(fact_pdf)
-    settings = segments.ReadingSettings(segment=4096)
-    state = segments.read(model, doc.layout.head_ids, doc.layout.doc_ids, settings)
+    settings = segments.Segmenting(segment=4096)
+    state = _read(model, doc, settings)
     cache = generation.new_cache(model.config)
     generation.prefill(model, doc.prefix_ids(), cache)
     head = len(doc.layout.head_ids)
@@ -80,28 +88,22 @@ def test_one_segment_reads_like_a_dense_prefill(tiny_engine, fact_pdf):
     assert state.positions.tolist() == list(range(head, head + doc.total_tokens))
 
 
-def test_segment_memo_gives_the_same_state(tiny_engine, long_pdf):
+def test_a_long_document_is_read_in_segments_that_never_leave_one_segment_of_positions(tiny_engine, long_pdf):
     model = tiny_engine.loaded.model
     doc = tiny_engine.open_document(long_pdf)
-    settings = segments.ReadingSettings(**LONG)
-    fresh = segments.read(model, doc.layout.head_ids, doc.layout.doc_ids, settings)
-    memo: dict = {}
-    segments.read(model, doc.layout.head_ids, doc.layout.doc_ids, settings, memo=memo)
-    assert len(fresh.segments) > 3 and 0 < len(memo) <= len(fresh.segments)  # repeated text: repeated segments
-    reused = segments.read(model, doc.layout.head_ids, doc.layout.doc_ids, settings, memo=memo)
-    for a, b in zip(fresh.keys + fresh.values, reused.keys + reused.values):
-        torch.testing.assert_close(a, b)
-    assert int(fresh.positions.max()) < len(doc.layout.head_ids) + 96 * 3 // 2 + 16  # never past one segment
+    state = _read(model, doc, segments.Segmenting(**LONG))
+    assert len(state.segments) > 3 and state.length == doc.total_tokens
+    assert int(state.positions.max()) < len(doc.layout.head_ids) + 96 * 3 // 2 + 16  # never past one segment
 
 
 def test_placing_every_token_answers_like_dense(tiny_engine, fact_pdf):
     """With every token placed in order and one segment, the compacted document is the dense cache."""
     model = tiny_engine.loaded.model
     doc = tiny_engine.open_document(fact_pdf)
-    state = segments.read(model, doc.layout.head_ids, doc.layout.doc_ids, segments.ReadingSettings(segment=4096))
+    state = _read(model, doc, segments.Segmenting(segment=4096))
     compacted = compaction.compact(model, state, np.arange(doc.total_tokens))
     assert compacted.items == doc.total_tokens
-    from engine.prompt import question_ids
+    from engine.model.prompt import question_ids
 
     q_ids = question_ids(tiny_engine.loaded.tokenizer, doc.layout, "What is the code?")
     run = compaction.PassageRun(state.head_len, compacted.items)
@@ -118,7 +120,7 @@ def test_placed_passages_sit_right_after_the_head(tiny_engine, long_pdf):
     """A later passage placed first attends like the same text read at the start of the document."""
     model = tiny_engine.loaded.model
     doc = tiny_engine.open_document(long_pdf)
-    state = segments.read(model, doc.layout.head_ids, doc.layout.doc_ids, segments.ReadingSettings(**LONG))
+    state = _read(model, doc, segments.Segmenting(**LONG))
     order = np.arange(200, 232)
     compacted = compaction.compact(model, state, order)
     head = state.head_len
@@ -147,13 +149,11 @@ def test_engine_reads_past_the_window_and_says_so(long_engine, long_pdf, library
     assert answer.evidence and answer.token_scores.shape == (doc.total_tokens,)
     assert answer.timings["prefill_s"] > 0 and not answer.cache_hit
     # A second engine restores the whole state from the state cache and answers the same.
-    other = Engine(EngineSettings(model=str(small_model_dir), device="cpu", max_new_tokens=6, long_options=LONG,
-                                  focal_tokens=64), library=library)
+    other = Engine(EngineSettings(model=str(small_model_dir), device="cpu").changed(answer={"max_new_tokens": 6, "focal_tokens": 64}, reading=LONG), library=library)
     again = other.ask(other.open_document(long_pdf), "What is the code?")
     assert again.cache_hit and again.timings["state_from"] == "disk" and again.generated == answer.generated
     # Weighing the question's attention in runs the question after every segment, with progress.
-    other.settings = EngineSettings(model=str(small_model_dir), device="cpu", max_new_tokens=6, long_options=LONG,
-                                    focal_tokens=64, answer_options={"attention_weight": 1.0})
+    other.settings = EngineSettings(model=str(small_model_dir), device="cpu").changed(answer={"max_new_tokens": 6, "focal_tokens": 64, **{"attention_weight": 1.0}}, reading=LONG)
     seen.clear()
     weighed = other.ask(other.open_document(long_pdf), "What is the code?",
                         progress=lambda stage, done, total: seen.append((stage, done)))
@@ -161,8 +161,7 @@ def test_engine_reads_past_the_window_and_says_so(long_engine, long_pdf, library
 
 
 def test_truncation_stays_available(small_model_dir, library, long_pdf):
-    engine = Engine(EngineSettings(model=str(small_model_dir), device="cpu", max_new_tokens=4,
-                                   long_documents="truncate", long_options=LONG), library=library)
+    engine = Engine(EngineSettings(model=str(small_model_dir), device="cpu").changed(answer={"max_new_tokens": 4}, reading={"long_documents": "truncate", **LONG}), library=library)
     doc = engine.open_document(long_pdf)
     assert doc.method == "truncate" and doc.truncated and "answers use pages 1-" in doc.notice()
     answer = engine.ask(doc, "What is the code?")

@@ -13,18 +13,19 @@ import time
 import pytest
 import torch
 
+from engine.api import Engine, EngineSettings
+from engine.library.documents import Library
+from engine.store import codec as state_codec
+from engine.store import state_cache as sc
+from engine.store.history import History
+
 import pdfs
 from conftest import ROOT
-from engine import state_cache as sc
-from engine import state_codec
-from engine.api import Engine, EngineSettings
-from engine.history import History
-from engine.library import Library
 
 
-def make_engine(model_dir, folder, **settings) -> Engine:
-    settings = {"model": str(model_dir), "device": "cpu", "max_new_tokens": 6, **settings}
-    return Engine(EngineSettings(**settings), library=Library(folder / "library.sqlite"))
+def make_engine(model_dir, folder, **store) -> Engine:
+    settings = EngineSettings(model=str(model_dir), device="cpu").changed(answer={"max_new_tokens": 6}, store=store)
+    return Engine(settings, library=Library(folder / "library.sqlite"))
 
 
 def random_layers(layers=2, heads=2, tokens=100, dim=16, seed=0, dtype=torch.float32):
@@ -304,8 +305,8 @@ def test_damage_found_while_reading_moves_the_file_aside(tmp_path):
 TWO_PROCESSES = """
     import sys, time, torch
     from engine import state_cache as sc
-    from engine.history import History
-    from engine.library import Library
+    from engine.store.history import History
+    from engine.library.documents import Library
     from test_state_cache import make_key, random_layers, _answer
 
     folder, name, start = sys.argv[1], sys.argv[2], float(sys.argv[3])
@@ -350,7 +351,7 @@ def test_cap_too_small_answers_anyway_and_says_so_once(tiny_model_dir, tmp_path,
     assert second.notice is None  # said once
     assert engine.state_cache.entries() == [] and engine.state_cache.used_bytes() == 0
     assert len(engine.history(doc.sha256)) == 2
-    engine.settings.cache_cap_bytes = 10**9  # raised in the settings: the next document read is stored
+    engine.settings.store.cache_cap_bytes = 10**9  # raised in the settings: the next document read is stored
     other = engine.open_document(pdfs.paragraphs_pdf(tmp_path / "other.pdf", [pdfs.PAGE_THREE]))
     assert engine.ask(other, "When are tours?").notice is None
     assert [e["sha256"] for e in engine.state_cache.entries()] == [other.sha256]
@@ -425,7 +426,7 @@ def docfocus(home, *args: str) -> subprocess.CompletedProcess:
 
 def test_cache_list_and_clear_commands(tmp_path):
     pdf = pdfs.fact_pdf(tmp_path / "facts.pdf")
-    from engine.ingest import file_sha256
+    from engine.ingest.extract import file_sha256
 
     sha = file_sha256(pdf)
     cache = sc.StateCache(tmp_path / "states.sqlite")

@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_state_cache import make_key, random_layers
+
+from engine.api import Engine, EngineSettings
+from engine.library.documents import Library
+from engine.store import state_cache as sc
+from engine.store.history import History
 
 from conftest import ROOT
-from engine import state_cache as sc
-from engine.api import Engine, EngineSettings
-from engine.history import History
-from engine.library import Library
-from test_state_cache import make_key, random_layers
 
 DROP_PERMISSION_BYPASS = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"]
 
@@ -53,7 +54,7 @@ def home(tiny_model_dir, tmp_path, fact_pdf) -> Path:
     """A data folder as a first run leaves it: the document, one answer in its history, its stored state."""
     folder = tmp_path / "home"
     folder.mkdir()
-    engine = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu", max_new_tokens=4),
+    engine = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu").changed(answer={"max_new_tokens": 4}),
                     library=Library(folder / "library.sqlite"))
     engine.ask(engine.open_document(fact_pdf), "What is the launch code?")
     engine.state_cache.close()
@@ -146,7 +147,7 @@ def test_a_cache_whose_folder_cannot_be_made_is_off_and_says_so_once(tmp_path):
 
 
 def test_a_library_that_cannot_be_written_raises_a_clear_error_or_answers_in_memory(tmp_path):
-    from engine.dbfile import DatabaseNotWritable
+    from engine.store.dbfile import DatabaseNotWritable
 
     (tmp_path / "a-file").write_text("a regular file, where the data folder should be")
     path = tmp_path / "a-file" / "library.sqlite"

@@ -6,15 +6,15 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-import pytest
 import torch
+from test_state_cache import _answer, docfocus, make_key, random_layers
+
+from engine.ingest.extract import file_sha256
+from engine.library.documents import Library
+from engine.store import state_cache as sc
+from engine.store.history import History
 
 import pdfs
-from engine import state_cache as sc
-from engine.history import History
-from engine.ingest import file_sha256
-from engine.library import Library
-from test_state_cache import _answer, docfocus, make_key, random_layers
 
 
 def copy_as_killed_mid_checkpoint(path: Path, writer: sqlite3.Connection, copy: Path) -> None:

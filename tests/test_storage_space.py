@@ -5,9 +5,9 @@ import sqlite3
 from pathlib import Path
 
 import torch
-
-from engine import state_cache as sc
 from test_state_cache import docfocus, make_key, random_layers
+
+from engine.store import state_cache as sc
 
 PAGE = sc.PAGE_SIZE
 

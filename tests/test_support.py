@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine import support
+from engine.answer import support
 
 PASSAGES = [
     "Function read.fwf provides a simple way to read such files, specifying a vector of field widths.",

@@ -1,6 +1,6 @@
 """One question and its answer in the chat: citations, support, how it ended, evidence, Copy.
 
-An entry is a dict with the keys of ``engine.answer.Answer`` (and of ``engine.history`` rows, where
+An entry is a dict with the keys of ``engine.answer.result.Answer`` (and of ``engine.store.history`` rows, where
 older rows have empty lists): question, answer, supported, finish, stopped, citations, evidence,
 highlights, attention, timings. Pages in entries are 1-based; the card's signals give 0-based pages.
 """
@@ -14,7 +14,7 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QToolButton,
                                QVBoxLayout, QWidget)
 
-from engine.answer import Highlight
+from engine.answer.result import Highlight
 
 from .theme import secondary_text
 
@@ -23,7 +23,7 @@ CARD_STYLE = "#answerCard {{ border: {width}px {line} {color}; border-radius: 6p
 
 
 def answer_entry(answer) -> dict:
-    """An ``engine.answer.Answer`` as the plain dict the chat and the history use."""
+    """An ``engine.answer.result.Answer`` as the plain dict the chat and the history use."""
     plain = (lambda item: asdict(item) if is_dataclass(item) else dict(item))
     return {"question": answer.question, "answer": answer.answer, "supported": answer.supported,
             "finish": answer.finish, "stopped": answer.stopped,
@@ -34,7 +34,7 @@ def answer_entry(answer) -> dict:
 
 
 def entry_highlights(entry: dict, sha256: str | None = None) -> list[Highlight]:
-    """The entry's highlights as ``engine.answer.Highlight`` objects (history rows hold dicts); of an answer
+    """The entry's highlights as ``engine.answer.result.Highlight`` objects (history rows hold dicts); of an answer
     across the library, only those on the document ``sha256`` (the one in the reader)."""
     lights = [h if isinstance(h, Highlight) else Highlight(int(h["page"]), list(h["box"]), float(h["weight"]),
                                                            h.get("document"))

@@ -12,7 +12,7 @@ Signals to the GUI:
   this thread, reports its readings as "library"): what a waiting question waits for (app/gui/waiting.py).
 - ``sig_busy(text)``: what the worker is doing now, "" when idle.
 - ``sig_progress(stage, done, total)``: progress of a step (stage names come from the engine; recognising
-  scanned pages is ``engine.ingest.OCR_STAGE``, counted in pages).
+  scanned pages is ``engine.ingest.extract.OCR_STAGE``, counted in pages).
 - ``sig_model(info)``: the loaded model's ``info()`` dict (id, device, dtype, device_name).
 - ``sig_recognised_words(path, pages)``: ``{page: [PageWord, ...]}`` of the pages read by OCR (empty for a
   document with a text layer on every page), as soon as the document is ingested (before the model loads).
@@ -20,7 +20,7 @@ Signals to the GUI:
 - ``sig_document_row(path, sha256, last_page)``: the library's row for a file being opened.
 - ``sig_history(sha256, entries)``: the saved chat of a document (list of dicts).
 - ``sig_text(job_id, piece)``: a streamed piece of an answer.
-- ``sig_answer(job_id, answer)``: an ``engine.answer.Answer``.
+- ``sig_answer(job_id, answer)``: an ``engine.answer.result.Answer``.
 - ``sig_cancelled(job_id, kind)``: a job stopped at the user's request before it had a result.
 - ``sig_error(job_id, kind, message)``: a job failed (job id 0 for library and cache requests);
   ``message`` is for the user.
@@ -105,7 +105,7 @@ class EngineWorker(QObject):
         if self._engine_object is not None:
             return self._engine_object.library
         if self._library is None:
-            from engine.library import Library
+            from engine.library.documents import Library
 
             self._library = Library()
         return self._library
@@ -158,7 +158,7 @@ class EngineWorker(QObject):
     @Slot(str)
     def _lookup(self, path: str) -> None:
         def work() -> None:
-            from engine.ingest import file_sha256
+            from engine.ingest.extract import file_sha256
 
             sha = file_sha256(path)
             row = self.library.get_row(sha)

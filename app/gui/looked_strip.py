@@ -117,7 +117,7 @@ class LookedStrip(QWidget):
         for page, share in self.shares.items():
             if not 0 <= page < len(layout):
                 continue
-            _x, y, _w, page_height = layout.page_rect(page)
+            y, page_height = layout.page_origin(page)[1], layout.sizes[page][1]
             y0 = groove_top + (y - top) / height * groove_height
             y1 = groove_top + (y + page_height - top) / height * groove_height
             if y1 - y0 < MIN_MARK_HEIGHT:

@@ -10,10 +10,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
-from PySide6.QtWidgets import (QFileDialog, QInputDialog, QLabel, QLineEdit, QMainWindow, QSplitter,
-                               QStackedWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QSplitter,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
-from engine.formats import OPEN_FILTER, SUFFIXES
+from engine.ingest.formats import OPEN_FILTER, SUFFIXES
 
 from .answer_card import answer_entry, entry_highlights
 from .chat_pane import ChatPane
@@ -390,6 +399,6 @@ class MainWindow(WindowParts, QMainWindow):
 
 
 def _dropped_document(event) -> str | None:
-    """The first dropped local file of a kind DocFocus reads (engine/formats.py), else None."""
+    """The first dropped local file of a kind DocFocus reads (engine/ingest/formats.py), else None."""
     return next((url.toLocalFile() for url in event.mimeData().urls()
                  if Path(url.toLocalFile()).suffix.lower() in SUFFIXES), None)

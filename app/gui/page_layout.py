@@ -51,11 +51,6 @@ class PageLayout:
         """Scene position of the page's top-left corner."""
         return (self.widest - self.sizes[page][0]) / 2, self.tops[page]
 
-    def page_rect(self, page: int) -> tuple[float, float, float, float]:
-        """(x, y, width, height) of the page in the scene."""
-        x, y = self.page_origin(page)
-        return x, y, self.sizes[page][0], self.sizes[page][1]
-
     def scene_rect(self) -> tuple[float, float, float, float]:
         """The whole document with a gap of margin all round."""
         return -PAGE_GAP, -PAGE_GAP, self.widest + 2 * PAGE_GAP, self.height + PAGE_GAP

@@ -15,7 +15,7 @@ Box = tuple[float, float, float, float]
 
 
 def recognised_page_words(ingested) -> dict[int, list[PageWord]]:
-    """0-based page -> its words, for every page of an ``engine.ingest.IngestedDocument`` read by OCR.
+    """0-based page -> its words, for every page of an ``engine.ingest.extract.IngestedDocument`` read by OCR.
 
     The engine's words carry no block or line numbers, but the text between two words says how they are
     separated (" " same line, "\\n" new line, "\\n\\n" new block), so copying keeps the scan's lines."""

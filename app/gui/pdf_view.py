@@ -326,7 +326,7 @@ class PdfView(QGraphicsView):
 
     # --- highlights -------------------------------------------------------------------------
     def set_highlights(self, highlights: list) -> None:
-        """Draw exactly these ``engine.answer.Highlight``s (1-based page, box in points, weight in (0, 1])."""
+        """Draw exactly these ``engine.answer.result.Highlight``s (1-based page, box in points, weight in (0, 1])."""
         for item in self.pages:
             item.highlights = []
         for light in highlights:

@@ -37,7 +37,7 @@ from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 from PySide6.QtGui import QImage
 
 from engine.errors import DocFocusError, PdfPasswordError
-from engine.ingest import open_pdf
+from engine.ingest.extract import open_pdf
 
 from .page_layout import PageWord
 from .page_text import find_in_words

@@ -7,13 +7,27 @@ options go in the dialog's "Advanced" part. Only the model, which is not a plain
 """
 from __future__ import annotations
 
-from dataclasses import fields, replace
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog, QFormLayout,
-                               QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QToolButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from engine.settings import OPTIONS, EngineSettings, Option, SettingsError
 
@@ -29,22 +43,22 @@ def default_qsettings() -> QSettings:
 
 
 def _field_types() -> dict[str, type]:
+    """Option name -> the type of its value (None, the model's default, is free text)."""
     defaults = EngineSettings()
-    kinds = {f.name: type(getattr(defaults, f.name)) for f in fields(EngineSettings)}
-    return {name: str if kind is type(None) else kind for name, kind in kinds.items()}  # None: free text
+    kinds = {option.name: type(defaults.get(option.path)) for option in OPTIONS}
+    return {name: str if kind is type(None) else kind for name, kind in kinds.items()}
 
 
 def _options() -> list[Option]:
-    """The options that are fields of EngineSettings (the dialog's rows, in the engine's order)."""
-    types = _field_types()
-    return [option for option in OPTIONS if option.name in types]
+    """The dialog's rows, in the engine's order."""
+    return list(OPTIONS)
 
 
 def load_engine_settings(store: QSettings) -> EngineSettings:
     """The saved engine settings; a value that is missing, unreadable or out of its limits keeps its default."""
-    settings, types = EngineSettings(), _field_types()
+    types = _field_types()
     model = str(store.value("engine/model", "") or "")
-    values = {"model": model if model and model != "bundled" else None}
+    settings = EngineSettings(model=model if model and model != "bundled" else None)
     for option in _options():
         raw = store.value(f"engine/{option.name}")
         if raw is None:
@@ -52,17 +66,16 @@ def load_engine_settings(store: QSettings) -> EngineSettings:
         try:
             kind = types[option.name]
             value = (str(raw).lower() in ("true", "1")) if kind is bool else kind(raw)
-            option.check(value)
-        except (TypeError, ValueError, SettingsError):
+            settings = settings.with_value(option.path, value)
+        except (TypeError, ValueError, OverflowError, SettingsError):
             continue
-        values[option.name] = value
-    return replace(settings, **values)
+    return settings
 
 
 def save_engine_settings(store: QSettings, settings: EngineSettings) -> None:
     store.setValue("engine/model", settings.model or "")
     for option in _options():
-        store.setValue(f"engine/{option.name}", getattr(settings, option.name))
+        store.setValue(f"engine/{option.name}", settings.get(option.path))
     store.sync()
 
 
@@ -132,7 +145,7 @@ class SettingsDialog(QDialog):
         basic, advanced = QFormLayout(), QFormLayout()
         self._build_model_rows(basic, settings)
         for option in _options():
-            editor = option_editor(option, self._types[option.name], getattr(settings, option.name))
+            editor = option_editor(option, self._types[option.name], settings.get(option.path))
             self.editors[option.name] = editor
             (advanced if option.advanced else basic).addRow(option.label, editor)
         self.clear_cache_button = QPushButton("Delete stored readings")
@@ -199,6 +212,8 @@ class SettingsDialog(QDialog):
         """The edited settings (validated by EngineSettings itself)."""
         kind = self.model_kind.currentData()
         model = self.model_path.text().strip() if kind != "bundled" else None
-        values = {name: editor_value(option, self._types[name], self.editors[name])
-                  for option in _options() for name in [option.name]}
-        return replace(self._original, model=model or None, **values)
+        settings = self._original.changed(model=model or None)
+        for option in _options():
+            settings = settings.with_value(option.path, editor_value(option, self._types[option.name],
+                                                                     self.editors[option.name]))
+        return settings

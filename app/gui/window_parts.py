@@ -57,7 +57,7 @@ class WindowParts:
 
     # --- settings -------------------------------------------------------------------------------------
     def show_settings(self) -> SettingsDialog:
-        dialog = SettingsDialog(self.engine_settings, self.engine_settings.use_cache, self)
+        dialog = SettingsDialog(self.engine_settings, self.engine_settings.store.use_cache, self)
         dialog.sig_clear_cache.connect(self.worker.req_clear_cache)
         dialog.accepted.connect(lambda: self.apply_settings(dialog.result_settings()))
         dialog.open()

@@ -1,7 +1,7 @@
 """Plain words for the window, with the technical detail kept for tooltips (and the JSON)."""
 from __future__ import annotations
 
-from engine.ingest import OCR_STAGE
+from engine.ingest.extract import OCR_STAGE
 from engine.settings import OPTION
 
 
@@ -47,14 +47,15 @@ def choice_label(option_name: str, value: str) -> str:
 
 
 def answer_method(settings) -> tuple[str, str]:
-    """(status bar text, tooltip) for what answers read and how they attend to the document."""
-    context = getattr(settings, "answer_context", None)
-    if context is not None and "answer_context" in OPTION:
-        label = choice_label("answer_context", context).split(" (")[0]  # without "(best for small models)"
+    """(status bar text, tooltip) for what answers read and which attention they run with."""
+    answer = settings.answer
+    label = choice_label("answer_context", answer.context).split(" (")[0]  # without "(best for small models)"
+    if answer.context == "passages":
+        detail = (f"context: the best passages, up to {answer.focal_tokens} tokens, chosen by matching the "
+                  "question's words; the answer attends to them exactly")
     else:
-        label = choice_label("attention_mode", settings.attention_mode)
-    detail = f"context: {context}; " if context is not None else ""
-    detail += f"attention: {settings.attention_mode}"
-    if settings.attention_mode == "dga":
-        detail += f" (γ {settings.gamma:g}, m {settings.group_size})"
-    return f"Answers from: {label}" if context is not None else f"Answers: {label}", detail
+        attention = settings.attention
+        detail = f"context: the whole document; attention: {attention.mode}"
+        if attention.mode == "dga":
+            detail += f" (γ {attention.dga.gamma:g}, m {attention.dga.group_size})"
+    return f"Answers from: {label}", detail

@@ -55,9 +55,9 @@ def qsettings(tmp_path):
 def gui_engine(tiny_model_dir, tmp_path_factory):
     """The tiny random model with room for long (gibberish) answers, so Stop has something to stop."""
     from engine.api import Engine, EngineSettings
-    from engine.library import Library
+    from engine.library.documents import Library
 
-    engine = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu", max_new_tokens=300),
+    engine = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu").changed(answer={"max_new_tokens": 300}),
                     library=Library(tmp_path_factory.mktemp("gui-lib") / "library.sqlite"))
     engine.load()
     return engine
@@ -143,10 +143,10 @@ def make_streaming_model(folder: Path, tokenizer_dir: Path, seed: int = 0) -> Pa
 def streaming_engine(bundled_dir, tmp_path_factory):
     """An engine on ``make_streaming_model``: answers stream for as long as max_new_tokens allows."""
     from engine.api import Engine, EngineSettings
-    from engine.library import Library
+    from engine.library.documents import Library
 
     folder = make_streaming_model(tmp_path_factory.mktemp("streaming-llama"), bundled_dir)
-    engine = Engine(EngineSettings(model=str(folder), device="cpu", max_new_tokens=2000, attention_mode="dense"),
+    engine = Engine(EngineSettings(model=str(folder), device="cpu").changed(answer={"max_new_tokens": 2000}, attention={"mode": "dense"}),
                     library=Library(tmp_path_factory.mktemp("streaming-lib") / "library.sqlite"))
     engine.load()
     return engine

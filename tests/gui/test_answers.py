@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from gui_support import book, make_window, qsettings, wait_open  # noqa: F401 (fixtures)
 
 from app.gui.engine_worker import Job
-from engine.answer import Answer, Citation, Evidence, Highlight
+from engine.answer.result import Answer, Citation, Evidence, Highlight
+
+from gui_support import book, make_window, qsettings, wait_open  # noqa: F401 (fixtures)
 
 PASSAGE = "Alpha beta gamma delta on page 18. The zeppelin flew over."
 BOXES = [[72.0, 372.0, 180.0, 384.0], [190.0, 372.0, 260.0, 384.0]]

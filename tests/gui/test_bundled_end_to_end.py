@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import Qt
+
 from gui_support import make_window, qsettings  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.model
@@ -13,9 +14,9 @@ def dense_bundled_engine(bundled_dir, tmp_path):
     """The bundled model with dense answering: the GUI is under test here, not DGA's accuracy
     (at the time of writing DGA on this 135M model answered "444" to this question)."""
     from engine.api import Engine, EngineSettings
-    from engine.library import Library
+    from engine.library.documents import Library
 
-    return Engine(EngineSettings(model=None, device="cpu", attention_mode="dense", max_new_tokens=30),
+    return Engine(EngineSettings(model=None, device="cpu").changed(attention={"mode": "dense"}, answer={"max_new_tokens": 30}),
                   library=Library(tmp_path / "library.sqlite"))
 
 

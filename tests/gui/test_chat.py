@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
-from gui_support import Recorder, book, book_pdf, gui_engine, make_window, qsettings, streaming_engine, wait_open  # noqa: F401 (fixtures)
 
+from gui_support import Recorder, book, book_pdf, gui_engine, make_window, qsettings, streaming_engine, wait_open  # noqa: F401 (fixtures)
 
 QUESTION = "What is the secret launch code?"
 
@@ -74,7 +74,7 @@ def test_stop_ends_generation_quickly(qtbot, make_window, streaming_engine, fact
         assert window.chat.question.hasFocus()
     answer = blocker.args[0]
     assert answer["stopped"]
-    assert answer["timings"]["generated_tokens"] < streaming_engine.settings.max_new_tokens
+    assert answer["timings"]["generated_tokens"] < streaming_engine.settings.answer.max_new_tokens
     assert "[stopped]" in card.answer_label.text()
     assert window.chat.question.hasFocus() and not window.page_box.hasFocus()
 
@@ -217,8 +217,9 @@ def test_reopens_at_last_page_and_lists_recent(qtbot, make_window, gui_engine, t
 
 
 def test_encrypted_pdf_asks_for_its_password(qtbot, make_window, gui_engine, tmp_path, monkeypatch):
-    import pdfs
     from PySide6.QtWidgets import QInputDialog
+
+    import pdfs
 
     answers = iter([("wrong", True), ("s3cret", True)])
     prompts = []

@@ -48,9 +48,9 @@ def fwf_page(document: pymupdf.Document) -> None:
 @pytest.fixture()
 def scan_engine(tiny_model_dir, tmp_path):
     from engine.api import Engine, EngineSettings
-    from engine.library import Library
+    from engine.library.documents import Library
 
-    engine = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu", max_new_tokens=8),
+    engine = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu").changed(answer={"max_new_tokens": 8}),
                     library=Library(tmp_path / "library.sqlite"))
     engine.load()
     return engine

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pdfs
 import pytest
-from gui_support import make_window, qsettings, wait_open  # noqa: F401 (fixtures)
 from PySide6.QtCore import QMimeData, QObject, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
@@ -15,8 +13,11 @@ from PySide6.QtWidgets import QApplication
 from app.gui.library_controller import LibraryController
 from app.gui.library_panel import STATE, TITLE
 from engine.api import Engine, EngineSettings
-from engine.library import Library
-from engine.library_queue import LibraryQueue
+from engine.library.documents import Library
+from engine.library.queue import LibraryQueue
+
+import pdfs
+from gui_support import make_window, qsettings, wait_open  # noqa: F401 (fixtures)
 
 WAIT = 60_000  # the longest a step may take before the test fails (not a timing assertion)
 QUESTION = "What is the secret launch code of the observatory?"
@@ -24,7 +25,7 @@ QUESTION = "What is the secret launch code of the observatory?"
 
 def new_engine(model_dir: Path, data: Path) -> Engine:
     data.mkdir(exist_ok=True)
-    engine = Engine(EngineSettings(model=str(model_dir), device="cpu", max_new_tokens=8),
+    engine = Engine(EngineSettings(model=str(model_dir), device="cpu").changed(answer={"max_new_tokens": 8}),
                     library=Library(data / "library.sqlite"))
     engine.load()
     return engine

@@ -8,7 +8,7 @@ from gui_support import book, gui_engine, make_window, qsettings, wait_open  # n
 
 from app.gui.engine_worker import Job
 from app.gui.looked_strip import page_shares
-from engine.answer import Answer, Evidence, Highlight
+from engine.answer.result import Answer, Evidence, Highlight
 
 BOX = [72.0, 120.0, 160.0, 132.0]
 

@@ -7,8 +7,8 @@ import time
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QWheelEvent
-from gui_support import book, make_window, qsettings, wait_open  # noqa: F401 (fixtures)
 
+from gui_support import book, make_window, qsettings, wait_open  # noqa: F401 (fixtures)
 
 
 class SlowLoadingEngine:
@@ -25,7 +25,7 @@ class SlowLoadingEngine:
 
     def ingest(self, path, password=None, progress=None, should_stop=None, pdf_lock=None):
         """The real reading of the file (a born-digital PDF: no OCR); the window ingests before loading."""
-        from engine.ingest import ingest_pdf
+        from engine.ingest.extract import ingest_pdf
 
         return ingest_pdf(path, password, progress=progress, should_stop=should_stop, pdf_lock=pdf_lock)
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QGuiApplication, QPixmap
-from gui_support import NEEDLE, NEEDLE_PAGES, book, make_window, qsettings, wait_open  # noqa: F401 (fixtures)
 
+from gui_support import NEEDLE, NEEDLE_PAGES, book, make_window, qsettings, wait_open  # noqa: F401 (fixtures)
 
 
 def test_open_shows_title_pages_and_renders_visible_pages(qtbot, make_window, book):

@@ -12,11 +12,12 @@ import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication
 from PySide6.QtWidgets import QAbstractButton, QLabel, QLineEdit, QPlainTextEdit
-from gui_support import drag_words, make_window, qsettings, wait_open  # noqa: F401 (fixtures)
+
+from engine.ingest.extract import OCR_STAGE, file_sha256
+from engine.ingest.formats import OPEN_FILTER
 
 import pdfs
-from engine.formats import OPEN_FILTER
-from engine.ingest import OCR_STAGE, file_sha256
+from gui_support import drag_words, make_window, qsettings, wait_open  # noqa: F401 (fixtures)
 
 TEXT = [pdfs.PAGE_ONE + pdfs.FILLER, pdfs.FILLER + pdfs.FACT + " The code is changed every year."]
 
@@ -25,9 +26,9 @@ TEXT = [pdfs.PAGE_ONE + pdfs.FILLER, pdfs.FILLER + pdfs.FACT + " The code is cha
 def scan_engine(tiny_model_dir, tmp_path):
     """The tiny model with a library of its own: every scan in a test is recognised in that test."""
     from engine.api import Engine, EngineSettings
-    from engine.library import Library
+    from engine.library.documents import Library
 
-    engine = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu", max_new_tokens=8),
+    engine = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu").changed(answer={"max_new_tokens": 8}),
                     library=Library(tmp_path / "library.sqlite"))
     engine.load()
     return engine
@@ -230,8 +231,8 @@ def test_the_ocr_language_setting_reads_a_scan_again(qtbot, make_window, scan_en
 
 def test_recognised_words_keep_their_lines_and_find_marks_only_the_matching_part():
     from app.gui.page_text import find_in_words, recognised_page_words
-    from engine.ingest import IngestedDocument, Page, Word
-    from engine.ingest_report import IngestReport, OcrSummary
+    from engine.ingest.extract import IngestedDocument, Page, Word
+    from engine.ingest.report import IngestReport, OcrSummary
 
     # Page 2 of a document as the engine gives it: words with boxes and char spans, the text between them saying
     # "same line" (a space), "new line" ("\n") or "new block" ("\n\n"). Page 1 has no words.

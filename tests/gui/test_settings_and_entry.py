@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
+
 from gui_support import gui_engine, make_window, qsettings  # noqa: F401 (fixtures)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,19 +48,21 @@ def test_settings_dialog_is_built_from_the_engine_options_and_persists(qtbot, ma
     dialog.model_kind.setCurrentIndex(1)
     dialog.model_path.setText(str(tmp_path))
     dialog.accept()
-    assert window.engine_settings.gamma == pytest.approx(0.2)
-    assert "γ 0.2, m 8" in window.attention_label.toolTip()
+    assert window.engine_settings.attention.dga.gamma == pytest.approx(0.2)
+    # The tooltip says what really runs: the passages context attends to the chosen passages exactly.
+    assert "up to 512 tokens" in window.attention_label.toolTip() and "γ" not in window.attention_label.toolTip()
     # A fresh QSettings on the same file (a new run of the app) reads the same values.
     again = load_engine_settings(QSettings(qsettings.fileName(), QSettings.Format.IniFormat))
-    assert (again.device, again.gamma, again.group_size, again.model) == ("cpu", pytest.approx(0.2), 8, str(tmp_path))
-    assert again.cache_cap_bytes == int(2.5 * 1024**3) and again.long_documents == "truncate"
+    assert (again.device, again.attention.dga.gamma, again.attention.dga.group_size, again.model) == (
+        "cpu", pytest.approx(0.2), 8, str(tmp_path))
+    assert again.store.cache_cap_bytes == int(2.5 * 1024**3) and again.reading.long_documents == "truncate"
     second = make_window(settings=QSettings(qsettings.fileName(), QSettings.Format.IniFormat))
     dialog = second.show_settings()
     assert dialog.editors["device"].currentData() == "cpu" and dialog.editors["group_size"].value() == 8
     attention = dialog.editors["attention_mode"]
     attention.setCurrentIndex(attention.findData("dense"))
     dialog.accept()
-    assert load_engine_settings(QSettings(qsettings.fileName(), QSettings.Format.IniFormat)).attention_mode == "dense"
+    assert load_engine_settings(QSettings(qsettings.fileName(), QSettings.Format.IniFormat)).attention.mode == "dense"
 
 
 def test_saved_values_out_of_limits_fall_back_to_defaults(qsettings):
@@ -69,7 +72,7 @@ def test_saved_values_out_of_limits_fall_back_to_defaults(qsettings):
     qsettings.setValue("engine/device", "toaster")
     qsettings.setValue("engine/max_new_tokens", 64)
     settings = load_engine_settings(qsettings)
-    assert (settings.gamma, settings.device, settings.max_new_tokens) == (0.1, "auto", 64)
+    assert (settings.attention.dga.gamma, settings.device, settings.answer.max_new_tokens) == (0.1, "auto", 64)
 
 
 def test_an_option_added_to_the_engine_appears_without_editing_the_dialog(qtbot, make_window, monkeypatch):
@@ -79,9 +82,10 @@ def test_an_option_added_to_the_engine_appears_without_editing_the_dialog(qtbot,
     from engine.settings import OPTIONS, Choice
 
     # As another engineer would add one: a new Option (here on a field the list did not offer yet).
-    extra = replace(OPTIONS[0], name="cache_format", label="How readings are kept (test)",
+    extra = replace(OPTIONS[0], name="cache_format", path="store.cache_format", label="How readings are kept (test)",
                     choices=(Choice("model", "As the model holds them"), Choice("int8", "Small")), advanced=False)
-    yes_no = replace(OPTIONS[0], name="use_cache", label="Keep readings for next time (test)", choices=(),
+    yes_no = replace(OPTIONS[0], name="use_cache", path="store.use_cache", label="Keep readings for next time (test)",
+                     choices=(),
                      advanced=True)
     monkeypatch.setattr(gui_settings, "OPTIONS",
                         tuple(o for o in OPTIONS if o.name != "cache_format") + (extra, yes_no))
@@ -89,7 +93,7 @@ def test_an_option_added_to_the_engine_appears_without_editing_the_dialog(qtbot,
     keep = dialog.editors["use_cache"]
     assert dialog.advanced.isAncestorOf(keep) and keep.isChecked()
     keep.setChecked(False)
-    assert dialog.result_settings().use_cache is False
+    assert dialog.result_settings().store.use_cache is False
     editor = dialog.editors["cache_format"]
     assert not dialog.advanced.isAncestorOf(editor)
     assert [editor.itemText(i) for i in range(editor.count())] == ["As the model holds them", "Small"]

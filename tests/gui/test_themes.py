@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QApplication, QLabel, QToolBar, QToolButton
 from gui_support import book, make_window, qsettings, wait_open  # noqa: F401 (fixtures)
 
 from app.gui.engine_worker import Job
-from engine.answer import Answer, Citation, Evidence, Highlight
+from engine.answer.result import Answer, Citation, Evidence, Highlight
 
 WCAG_AA = 4.5
 PASSAGE = "Alpha beta gamma delta on page 18. The zeppelin flew over."

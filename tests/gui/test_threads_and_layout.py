@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import threading
 
-from gui_support import book, gui_engine, make_window, qsettings, wait_open  # noqa: F401 (fixtures)
-
 from app.gui.page_layout import PAGE_GAP, PageLayout, PageWord
+
+from gui_support import book, gui_engine, make_window, qsettings, wait_open  # noqa: F401 (fixtures)
 
 
 def test_page_layout_finds_pages_by_height():

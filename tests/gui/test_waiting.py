@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import threading
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QObject, Qt
 from gui_support import book, gui_engine, make_window, qsettings, wait_open  # noqa: F401 (fixtures)
 
 from app.gui.waiting import waiting_words
 
-CONVERTING = "Converting the bundled model (once)"  # what engine/models.py reports while it converts
+CONVERTING = "Converting the bundled model (once)"  # what engine/model/loading.py reports while it converts
 
 
 class GatedEngine:
@@ -58,6 +58,19 @@ class GatedEngine:
         return self.inner.ask(handle, question, on_text=on_text, should_stop=should_stop, progress=progress)
 
 
+class BarWatcher(QObject):
+    """The status bar's state (visible, maximum) after each progress signal, seen in the GUI thread (connected
+    after the window, so the window has shown the signal)."""
+
+    def __init__(self, signal, bar) -> None:
+        super().__init__()
+        self.bar, self.states = bar, []
+        signal.connect(self.record)
+
+    def record(self, stage: str, _done: int, _total: int) -> None:
+        self.states.append((stage, (self.bar.isVisible(), self.bar.maximum())))
+
+
 def card_text(window, index: int = -1) -> str:
     return window.chat.cards[index].answer_label.text()
 
@@ -74,12 +87,13 @@ def test_the_models_conversion_shows_a_busy_bar_with_words_until_the_model_is_re
     qtbot.wait(300)  # the conversion takes a while: the bar stays busy meanwhile
     assert bar.isVisible() and (bar.minimum(), bar.maximum()) == (0, 0)  # busy, not "0%"
     assert window.cancel_button.isVisible() and window.eta.text() == ""
-    finished = []
-    window.worker.sig_model.connect(lambda info: finished.append((bar.isVisible(), bar.maximum())))
+    shown = BarWatcher(window.worker.sig_progress, bar)
     engine.gates["load"].set()
     qtbot.waitUntil(lambda: window.model_info is not None, timeout=30_000)
-    # Between the conversion's end and the model being ready the bar never vanished nor showed a number.
-    assert finished == [(True, 0)]
+    # From the conversion's end until the model is ready the bar never vanished nor showed a number.
+    assert [stage for stage, _ in shown.states] == [CONVERTING, "Loading SmolLM2-135M-Instruct",
+                                                    "Loading SmolLM2-135M-Instruct"]
+    assert all(state == (True, 0) for _, state in shown.states)
     qtbot.waitUntil(lambda: window.handle is not None and not bar.isVisible(), timeout=60_000)
     assert window.activity.text() == "Ready"
 
@@ -130,7 +144,7 @@ def test_a_question_says_it_waits_for_the_previous_one(qtbot, make_window, book,
     qtbot.waitUntil(lambda: not window.progress.isVisible(), timeout=60_000)
     window.ask("Where did the zeppelin fly?")
     qtbot.waitUntil(lambda: engine.at_gate["ask"].is_set(), timeout=30_000)
-    assert card_text(window) == "Starting the answer…"  # its own job runs: no word yet
+    qtbot.waitUntil(lambda: card_text(window) == "Starting the answer…", timeout=5_000)  # its own job: no word yet
     qtbot.mouseClick(window.chat.stop_button, Qt.MouseButton.LeftButton)  # the job goes on to its next check
     window.ask("Which page has the zeppelin?")
     assert card_text(window) == "Waiting for the previous question to finish…"

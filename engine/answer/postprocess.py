@@ -1,0 +1,153 @@
+"""From the model's raw text to an answer a user can trust the look of.
+
+A small model repeats itself ("The answer is:\\n\\nThe answer is:"), opens with a frame and never fills it,
+or runs into the length limit mid-sentence. ``clean`` removes repeated sentences and empty frames and ends a
+cut answer at its last whole sentence; ``best_sentence`` finds the sentence of the top passages that answers
+the question best, for an extractive quote when the generated text is not supported.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..retrieval import terms as words_text
+
+# Openers that frame an answer without saying anything ("The answer is:", "Based on the document,").
+_FRAME = re.compile(
+    r"^\s*(?:(?:the\s+)?(?:correct\s+|final\s+|short\s+)?answer(?:\s+to\s+(?:this|the|your)\s+question)?\s*(?:is|would\s+be)?"
+    r"|based\s+on\s+the\s+(?:document|text|passage)s?|according\s+to\s+the\s+(?:document|text|passage)s?"
+    r"|the\s+document\s+(?:says|states)(?:\s+that)?)\s*[:,.]?\s*", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"[.!?][\"')”’\]]*(?=\s|$)")
+
+
+@dataclass
+class Cleaned:
+    text: str
+    finish: str  # "complete", "length" or "stopped" (as given, unless cleaning made a cut answer whole)
+    degenerate: bool  # the raw text repeated itself or said nothing
+
+
+def _dedupe(parts: list[str]) -> tuple[list[str], bool]:
+    kept, seen, repeated = [], set(), False
+    for part in parts:
+        key = " ".join(words_text.terms(part)) or part.strip().lower()
+        if key in seen:
+            repeated = True
+            continue
+        seen.add(key)
+        kept.append(part)
+    return kept, repeated
+
+
+def clean(raw: str, finish: str, looped: bool = False) -> Cleaned:
+    """Remove repeated lines/sentences and empty frames; end an answer cut at the length limit, or stopped because
+    it began to repeat itself, at a sentence end."""
+    lines, repeated = _dedupe([line for line in raw.splitlines() if line.strip()])
+    sentences, again = _dedupe(_split_sentences("\n".join(lines)))
+    text = " ".join(s.strip() for s in sentences).strip()
+    stripped = _FRAME.sub("", text, count=1)
+    if not words_text.terms(stripped):  # a frame with nothing in it, or no words at all
+        return Cleaned("", finish, True)
+    if stripped != text and stripped:
+        text = stripped[0].upper() + stripped[1:]
+    if finish == "length" or looped:
+        ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+        if ends and ends[-1] >= 12:
+            text = text[:ends[-1]]
+    return Cleaned(text.strip(), finish, repeated or again or looped)
+
+
+def _split_sentences(text: str) -> list[str]:
+    spans = words_text.sentences(text)
+    return [text[a:b] for a, b in spans] or [text]
+
+
+@dataclass
+class Quote:
+    passage: int  # passage number in the document
+    text: str
+    first_word: int  # word range [first_word, end_word) in the document
+    end_word: int
+
+
+def best_sentence(document, passages, candidates: list[int], weights: dict[str, float]) -> Quote | None:
+    """The sentence of the ``candidates`` passages (ranked, best first) holding the most of the question's terms
+    (``weights``: stem -> idf; an earlier passage wins ties), as a quote with its words."""
+    best, best_score = None, -1.0
+    for rank, number in enumerate(candidates):
+        start_word, end_word = int(passages.first_word[number]), int(passages.end_word[number])
+        body = passages.text(document, number)
+        offset = document.words[start_word].start
+        for a, b in words_text.sentences(body):
+            keys = words_text.term_keys(body[a:b])
+            score = sum(w for t, w in weights.items() if t in keys) - 0.01 * rank
+            if score > best_score:
+                span = document.words_for_span(offset + a, offset + b)
+                span = range(max(span.start, start_word), min(span.stop, end_word))
+                if len(span):
+                    best, best_score = Quote(number, " ".join(body[a:b].split()), span.start, span.stop), score
+    return best
+
+
+class StreamFilter:
+    """Streams the answer word by word but never shows what ``clean`` would drop: a sentence that repeats an
+    earlier one is held back while it could still be that repeat (and dropped if it is), and the first
+    sentence's opening frame ("The answer is:") is held back until words follow it. ``feed`` returns the text
+    to show now, ``flush`` what is left at the end."""
+
+    FIRST_WORDS = 7  # the longest frame ("The answer to this question is:") is decided within these
+
+    def __init__(self) -> None:
+        self.pending = ""
+        self.earlier: list[list[str]] = []  # the sentences shown so far, as lower-cased words
+        self.shown = 0  # characters of the current sentence (as displayed) already shown
+        self.any_shown = False
+
+    def feed(self, piece: str) -> str:
+        self.pending += piece
+        out = []
+        while True:
+            match = _SENTENCE_END.search(self.pending) or re.search(r"\n", self.pending)
+            if match is None or match.end() >= len(self.pending):
+                break
+            sentence, self.pending = self.pending[:match.end()], self.pending[match.end():]
+            out.append(self._complete(sentence))
+        out.append(self._partial(self.pending))
+        return "".join(out)
+
+    def flush(self) -> str:
+        rest, self.pending = self.pending, ""
+        return self._complete(rest)
+
+    def _display(self, sentence: str) -> str:
+        if not self.earlier:  # the first sentence: its frame goes
+            body = _FRAME.sub("", sentence.lstrip(), count=1)
+            return body[:1].upper() + body[1:] if body else body
+        return sentence if self.any_shown else sentence.lstrip()
+
+    def _partial(self, tail: str) -> str:
+        words = tail.lower().split()
+        if not words or (not self.earlier and len(words) < self.FIRST_WORDS):
+            return ""
+        if any(previous[:len(words)] == words for previous in self.earlier):
+            return ""  # may still turn out to be a repeat
+        return self._show(self._display(tail))
+
+    def _complete(self, sentence: str) -> str:
+        words = sentence.lower().split()
+        display = self._display(sentence)
+        repeat = words in self.earlier
+        if words and not repeat and words_text.terms(display):
+            self.earlier.append(words)
+            shown = self._show(display)
+        else:
+            shown = ""
+        self.shown = 0
+        return shown
+
+    def _show(self, display: str) -> str:
+        new = display[self.shown:]
+        self.shown = len(display)
+        if new.strip():
+            self.any_shown = True
+        return new

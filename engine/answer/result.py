@@ -1,0 +1,88 @@
+"""What an answer is: the text, the passages it rests on, its support verdict and its highlights.
+
+One story: the evidence list, the citations, the highlights and the answer's context all come from
+one ranking of passages (engine/answer/evidence.py), so they never disagree with each other.
+
+Pages are 1-based everywhere in this module (as a user counts them); boxes are
+``[x0, y0, x1, y1]`` in PDF points on that page.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+# Why generation ended: the model finished ("complete"), the answer hit the length limit ("length", the
+# text then ends at the last whole sentence), or the user stopped it ("stopped").
+FINISHES = ("complete", "length", "stopped")
+
+
+@dataclass
+class Evidence:
+    """A passage ranked relevant to the question, best first in ``Answer.evidence``.
+
+    ``text`` is the passage's full text; ``score`` its relevance relative to the best passage (best = 1.0);
+    ``boxes`` the boxes of its words; ``words`` the [first, last) word indices in the document.
+    ``document`` names the document it comes from ({"sha256", "path", "title"}), for answers across a library.
+    """
+
+    page: int
+    text: str
+    score: float
+    boxes: list[list[float]] = field(default_factory=list)
+    words: list[int] = field(default_factory=list)
+    document: dict | None = None
+
+
+@dataclass
+class Citation:
+    """A page (and passage) the answer rests on; ``evidence`` is the passage's index in ``Answer.evidence``."""
+
+    page: int
+    text: str
+    evidence: int = 0
+    boxes: list[list[float]] = field(default_factory=list)
+    document: dict | None = None
+
+
+@dataclass
+class Highlight:
+    """One highlighted word: 1-based page, box in PDF points, weight in (0, 1] (1 = what mattered most)."""
+
+    page: int
+    box: list[float]
+    weight: float
+    document: str | None = None  # sha256, for answers across a library
+
+
+@dataclass
+class Answer:
+    """An answer and everything that tells its story.
+
+    ``answer`` is the text the user sees. When the generated text is not supported by the cited passages it
+    is replaced by "Not found in the document. Closest passage, p. N: “…”" and ``supported`` is False
+    (``generated`` keeps the model's own words). ``citations`` are the passages the answer rests on (the first
+    is where the view scrolls); ``highlights`` the words of the cited passages the answer relied on.
+    """
+
+    question: str
+    answer: str
+    document: dict
+    model: dict
+    attention: dict
+    timings: dict
+    evidence: list[Evidence]
+    cache_hit: bool
+    stopped: bool = False
+    notice: str | None = None
+    token_scores: np.ndarray | None = None  # (L,) relevance per document token (kept for history and tools)
+    citations: list[Citation] = field(default_factory=list)
+    supported: bool = True
+    highlights: list[Highlight] = field(default_factory=list)
+    finish: str = "complete"
+    generated: str = ""  # the model's own text, before support checking and clean-up
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data.pop("token_scores")
+        return data

@@ -1,0 +1,215 @@
+"""The document library in SQLite: documents, their pages and words.
+
+One database file in the data folder, opened in WAL mode with a busy timeout
+so the GUI and a command-line run can use it at the same time.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+import sqlite_utils
+
+from .. import paths
+from ..ingest.extract import IngestedDocument, Page, Word
+from ..ingest.report import IngestReport
+from ..store.dbfile import (
+    WRITABLE_HINT,
+    DatabaseNotWritable,
+    check_writable,
+    enable_wal,
+    is_unwritable,
+    open_checked,
+    readable_rows,
+    why_unwritable,
+)
+from ..store.history import History
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+def connect(path: str | Path | None, notices: list[str]) -> sqlite_utils.Database:
+    """Open (creating if needed) the library database with WAL and a busy timeout.
+
+    A file SQLite finds damaged is moved aside, never deleted, and a new library is started with the chat
+    history that can still be read from it; the message for the user (where the file went, what was copied)
+    is appended to ``notices``. A library that cannot be written here raises DatabaseNotWritable and is
+    left as it is.
+    """
+    path = Path(path) if path else paths.library_path()
+    moved: list[tuple[Path, str]] = []
+    try:
+        db = open_checked(path, _open, lambda target, reason: moved.append((target, reason)))
+    except (sqlite3.Error, OSError) as error:
+        if not is_unwritable(error):
+            raise
+        raise DatabaseNotWritable(f"DocFocus cannot write its library {path} ({why_unwritable(path, error)}). "
+                                  f"Nothing in it was changed.", WRITABLE_HINT) from error
+    for target, reason in moved:
+        copied, complete = _copy_history(target, db)
+        notices.append(_moved_aside_message(path, target, reason, copied, complete))
+    return db
+
+
+def _copy_history(damaged: Path, db: sqlite_utils.Database) -> tuple[int, bool]:
+    """Copy the chat history SQLite can still read from a damaged library into ``db`` (the new, empty one);
+    returns (answers copied, whether all were read). Documents need no copy: they are read again from the PDFs."""
+    columns, rows, complete = readable_rows(damaged, "history")
+    known = {row[1] for row in db.execute("PRAGMA table_info(history)").fetchall()}
+    kept = [index for index, name in enumerate(columns) if name in known]
+    if rows:
+        sql = f"INSERT INTO history ({', '.join(columns[i] for i in kept)}) VALUES ({', '.join('?' * len(kept))})"
+        with db.conn:
+            db.conn.executemany(sql, ([row[i] for i in kept] for row in rows))
+    return len(rows), complete
+
+
+def _moved_aside_message(path: Path, target: Path, reason: str, copied: int, complete: bool) -> str:
+    if copied and complete:
+        history = f"its chat history ({copied} answers) was copied into the new one"
+    elif copied:
+        history = (f"the {copied} answers of its chat history that could still be read were copied into the new "
+                   f"one; the rest stays in the moved file")
+    else:
+        history = "it held no chat history" if complete else "no chat history could be read from it"
+    return (f"The library {path} could not be used ({reason}). It was moved to {target} (nothing was deleted) "
+            f"and a new library was started: {history}. PDFs are read again when opened.")
+
+
+def _open(path: Path) -> sqlite_utils.Database:
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+    try:
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        enable_wal(conn, BUSY_TIMEOUT_MS / 1000)
+        conn.execute("PRAGMA synchronous=NORMAL")
+        check_writable(conn)
+        db = sqlite_utils.Database(conn)
+        # The write lock first: a transaction that reads the schema and then writes fails at once, without
+        # waiting, when another process (two starting together) wrote in between.
+        conn.execute("BEGIN IMMEDIATE")
+        _create_schema(db)
+        History(db)  # the chat history's table and its later columns, under the same lock
+        if conn.in_transaction:
+            conn.execute("COMMIT")
+    except BaseException:
+        conn.close()  # rolls back an open transaction
+        raise
+    return db
+
+
+def _create_schema(db: sqlite_utils.Database) -> None:
+    db["documents"].create({"sha256": str, "path": str, "title": str, "pages": int, "text": str,
+                            "added": float, "last_opened": float, "last_page": int},
+                           pk="sha256", if_not_exists=True)
+    db["pages"].create({"sha256": str, "number": int, "width": float, "height": float,
+                        "text_start": int, "text_end": int},
+                       pk=("sha256", "number"), if_not_exists=True)
+    db["words"].create({"sha256": str, "idx": int, "page": int, "x0": float, "y0": float, "x1": float,
+                        "y1": float, "text": str, "start": int, "end": int},
+                       pk=("sha256", "idx"), if_not_exists=True)
+    # How each document was read (format, OCR summary, repair notice), as JSON.
+    db["ingest_reports"].create({"sha256": str, "report": str}, pk="sha256", if_not_exists=True)
+    # Recognised pages, kept as soon as each is done: a cancelled or failed OCR run resumes where it stopped,
+    # and no page is recognised twice with the same language setting.
+    db["ocr_pages"].create({"sha256": str, "page": int, "languages": str, "engine": str, "words": str,
+                            "created": float},
+                           pk=("sha256", "page", "languages"), if_not_exists=True)
+
+
+class Library:
+    """Documents DocFocus has read, keyed by the PDF's SHA-256."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.notices: list[str] = []  # for the user, said once: a damaged file moved aside, answers not saved
+        self.db = connect(path, self.notices)
+
+    @classmethod
+    def or_in_memory(cls, path: str | Path | None = None) -> "Library":
+        """The library at ``path`` or, where it cannot be written, an empty one in memory that says so:
+        questions are still answered, but nothing is saved."""
+        try:
+            return cls(path)
+        except DatabaseNotWritable as error:
+            library = cls(":memory:")
+            library.notices.append(f"{error} Answers are given but not saved in the chat history.")
+            return library
+
+    def take_notices(self) -> list[str]:
+        notices, self.notices = self.notices, []
+        return notices
+
+    def save(self, document: IngestedDocument) -> None:
+        """Store (or refresh) a document with its pages, words and ingest report, in one transaction; a
+        document read again with other words (OCR in another language) replaces its pages and words."""
+        now = time.time()
+        existing = self.get_row(document.sha256)
+        with self.db.conn:
+            if existing is not None and existing["text"] != document.text:
+                self.db.execute("DELETE FROM words WHERE sha256 = ?", [document.sha256])
+                self.db.execute("DELETE FROM pages WHERE sha256 = ?", [document.sha256])
+            self.db["ingest_reports"].upsert({"sha256": document.sha256,
+                                              "report": json.dumps(document.report.to_dict())}, pk="sha256")
+            self.db["documents"].upsert({
+                "sha256": document.sha256, "path": document.path, "title": document.title,
+                "pages": len(document.pages), "text": document.text,
+                "added": existing["added"] if existing else now, "last_opened": now,
+                "last_page": existing["last_page"] if existing else 0,
+            }, pk="sha256")
+            if existing is None or not self.has_words(document.sha256):
+                self.db["pages"].insert_all(({"sha256": document.sha256, **vars(p)} for p in document.pages),
+                                            replace=True)
+                self.db["words"].insert_all(
+                    ({"sha256": document.sha256, "idx": i, **vars(w)} for i, w in enumerate(document.words)),
+                    replace=True, batch_size=2000)
+
+    def get_row(self, sha256: str) -> dict | None:
+        rows = list(self.db["documents"].rows_where("sha256 = ?", [sha256]))
+        return rows[0] if rows else None
+
+    def has_words(self, sha256: str) -> bool:
+        return self.db.execute("SELECT 1 FROM words WHERE sha256 = ? LIMIT 1", [sha256]).fetchone() is not None
+
+    def load(self, sha256: str) -> IngestedDocument | None:
+        """Rebuild an ingested document from the database (no PDF parsing), or None."""
+        row = self.get_row(sha256)
+        if row is None or not self.has_words(sha256):
+            return None
+        pages = [Page(r["number"], r["width"], r["height"], r["text_start"], r["text_end"])
+                 for r in self.db["pages"].rows_where("sha256 = ?", [sha256], order_by="number")]
+        words = [Word(r["page"], r["x0"], r["y0"], r["x1"], r["y1"], r["text"], r["start"], r["end"])
+                 for r in self.db["words"].rows_where("sha256 = ?", [sha256], order_by="idx")]
+        reports = list(self.db["ingest_reports"].rows_where("sha256 = ?", [sha256]))
+        report = IngestReport.from_dict(json.loads(reports[0]["report"])) if reports else IngestReport()
+        return IngestedDocument(sha256, row["path"], row["title"], pages, words, row["text"], report)
+
+    def get_ocr(self, sha256: str, page: int, languages: str) -> list | None:
+        """A page's stored OCR words (engine.ingest.ocr.OcrWord), or None if it was never recognised."""
+        from ..ingest.ocr import OcrWord
+
+        row = self.db.execute("SELECT words FROM ocr_pages WHERE sha256 = ? AND page = ? AND languages = ?",
+                              [sha256, page, languages]).fetchone()
+        return None if row is None else [OcrWord(*item) for item in json.loads(row[0])]
+
+    def put_ocr(self, sha256: str, page: int, languages: str, engine: str, words: list) -> None:
+        rows = [[round(w.x0, 2), round(w.y0, 2), round(w.x1, 2), round(w.y1, 2), w.text, w.block, w.line,
+                 round(w.confidence, 4)] for w in words]
+        with self.db.conn:
+            self.db["ocr_pages"].upsert({"sha256": sha256, "page": page, "languages": languages, "engine": engine,
+                                         "words": json.dumps(rows, ensure_ascii=False), "created": time.time()},
+                                        pk=("sha256", "page", "languages"))
+
+    def recent(self, limit: int = 10) -> list[dict]:
+        return list(self.db["documents"].rows_where(select="sha256, path, title, pages, last_opened, last_page",
+                                                    order_by="last_opened desc", limit=limit))
+
+    def touch(self, sha256: str, path: str) -> None:
+        """Record that the document was opened now, from ``path`` (it may have moved)."""
+        with self.db.conn:
+            self.db.execute("UPDATE documents SET last_opened = ?, path = ? WHERE sha256 = ?",
+                            [time.time(), str(path), sha256])
+
+    def set_last_page(self, sha256: str, page: int) -> None:
+        with self.db.conn:
+            self.db.execute("UPDATE documents SET last_page = ? WHERE sha256 = ?", [page, sha256])

@@ -1,0 +1,96 @@
+"""Prompt layout: a document prefix that never changes between questions.
+
+``[chat head][document tokens]`` is the prefix whose state is computed once
+(and cached); each question appends ``[separator + question + assistant head]``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import QuestionError
+from ..ingest.extract import IngestedDocument
+
+SYSTEM_PROMPT = (
+    "You answer questions about the document the user gives you. "
+    "Answer briefly, using only facts stated in the document."
+)
+_DOC, _QUESTION = "\x00DOCUMENT\x00", "\x00QUESTION\x00"
+_USER_TEMPLATE = f"Document:\n{_DOC}\n\nQuestion: {_QUESTION}"
+# Tokens kept free after the document for the question and the answer.
+QUESTION_RESERVE = 128
+
+
+@dataclass
+class PromptLayout:
+    head_ids: list[int]
+    doc_ids: np.ndarray  # (L,) int64
+    doc_offsets: np.ndarray  # (L, 2) char span of each document token
+    question_prefix: str
+    question_suffix: str
+
+    @property
+    def doc_start(self) -> int:
+        return len(self.head_ids)
+
+    @property
+    def prefix_len(self) -> int:
+        return len(self.head_ids) + len(self.doc_ids)
+
+
+def _template_pieces(tokenizer) -> tuple[str, str, str]:
+    """(head, between document and question, after question) from the chat template."""
+    messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": _USER_TEMPLATE}]
+    if getattr(tokenizer, "chat_template", None):
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    else:
+        text = f"{SYSTEM_PROMPT}\n\n{_USER_TEMPLATE}\n\nAnswer:"
+    head, rest = text.split(_DOC)
+    middle, tail = rest.split(_QUESTION)
+    return head, middle, tail
+
+
+def _encode(tokenizer, text: str) -> list[int]:
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def build_layout(tokenizer, document: IngestedDocument) -> PromptLayout:
+    head, middle, tail = _template_pieces(tokenizer)
+    head_ids = _encode(tokenizer, head)
+    if getattr(tokenizer, "bos_token_id", None) is not None and tokenizer.bos_token and not head.startswith(
+            tokenizer.bos_token) and getattr(tokenizer, "add_bos_token", False):
+        head_ids = [tokenizer.bos_token_id] + head_ids
+    encoded = tokenizer(document.text, add_special_tokens=False, return_offsets_mapping=True)
+    ids = np.asarray(encoded["input_ids"], dtype=np.int64)
+    offsets = np.asarray(encoded["offset_mapping"], dtype=np.int64).reshape(-1, 2)
+    return PromptLayout(head_ids, ids, offsets, middle, tail)
+
+
+def question_ids(tokenizer, layout: PromptLayout, question: str) -> list[int]:
+    question = (question or "").strip()
+    if not question:
+        raise QuestionError("The question is empty.", "Type a question about the document.")
+    return _encode(tokenizer, layout.question_prefix + question + layout.question_suffix)
+
+
+def token_words(document: IngestedDocument, offsets: np.ndarray) -> np.ndarray:
+    """For each token, the index of the first word it overlaps, or -1 (whitespace, separators)."""
+    starts = np.array([w.start for w in document.words], dtype=np.int64)
+    ends = np.array([w.end for w in document.words], dtype=np.int64)
+    first = np.searchsorted(ends, offsets[:, 0], side="right")  # first word ending after the token starts
+    safe = np.minimum(first, len(starts) - 1)
+    overlaps = (first < len(starts)) & (starts[safe] < offsets[:, 1]) & (offsets[:, 1] > offsets[:, 0])
+    return np.where(overlaps, safe, -1).astype(np.int64)
+
+
+def chat_ids(tokenizer, document_text: str, question: str) -> list[int]:
+    """The whole prompt [chat head + document + question + answer head] for a document given as plain text
+    (what a chunk-retrieval pipeline sends; the benchmark's reference rows use it)."""
+    head, middle, tail = _template_pieces(tokenizer)
+    ids = _encode(tokenizer, head + document_text + middle + question.strip() + tail)
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if bos is not None and tokenizer.bos_token and not head.startswith(tokenizer.bos_token) and \
+            getattr(tokenizer, "add_bos_token", False):
+        ids = [bos] + ids
+    return ids
