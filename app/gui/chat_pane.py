@@ -11,6 +11,8 @@ still lands in its own card. Signals:
 - ``sig_scope(scope)``: the scope switch: "document" (questions about the open document) or "library"
   (questions across the whole library).
 - ``sig_selected(entry)``: an answer card was selected (its entry dict, see app/gui/answer_card.py).
+- ``sig_waiting(job_id)``: a question was accepted; its card waits for the first word of the answer (what it
+  waits for is put in words by app/gui/waiting.py).
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from .answer_card import AnswerCard
+from .theme import secondary_text
 
 UNDO_SECONDS = 10
 NO_DOCUMENT_HINT = "Open a document and ask a question about it."
@@ -74,6 +77,7 @@ class ChatPane(QWidget):
     sig_passage = Signal(int, object, object)
     sig_selected = Signal(object)
     sig_scope = Signal(str)
+    sig_waiting = Signal(int)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -123,7 +127,7 @@ class ChatPane(QWidget):
         self.placeholder = QLabel(NO_DOCUMENT_HINT)
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.placeholder.setWordWrap(True)
-        self.placeholder.setEnabled(False)
+        secondary_text(self.placeholder)
         self.cards_layout.addWidget(self.placeholder)
         self.cards_layout.addStretch(1)
         self.scroll.setWidget(holder)
@@ -189,6 +193,7 @@ class ChatPane(QWidget):
         self._by_job[job_id] = card
         self.stop_button.setEnabled(True)
         self.send_button.setEnabled(False)
+        self.sig_waiting.emit(job_id)
         return card
 
     def append_text(self, job_id: int, piece: str) -> None:
@@ -197,6 +202,10 @@ class ChatPane(QWidget):
             card.append(piece)
             if card is self.current:
                 self._scroll_to_end()
+
+    def waiting_cards(self) -> dict[int, AnswerCard]:
+        """Cards of questions still waiting for their first word, by job id."""
+        return {job_id: card for job_id, card in self._by_job.items() if card.waiting}
 
     def finish_answer(self, job_id: int, entry: dict) -> AnswerCard | None:
         card = self._by_job.pop(job_id, None)

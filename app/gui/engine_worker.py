@@ -8,6 +8,8 @@ carries a ``Job`` whose stop event the GUI sets; the running job checks it betwe
 between segments, chunks and tokens through ``should_stop``).
 
 Signals to the GUI:
+- ``sig_started(job_id, kind)``: a job the user may stop began ("open", "ask"; the library's worker, which shares
+  this thread, reports its readings as "library"): what a waiting question waits for (app/gui/waiting.py).
 - ``sig_busy(text)``: what the worker is doing now, "" when idle.
 - ``sig_progress(stage, done, total)``: progress of a step (stage names come from the engine; recognising
   scanned pages is ``engine.ingest.extract.OCR_STAGE``, counted in pages).
@@ -60,6 +62,7 @@ class Job:
 
 
 class EngineWorker(QObject):
+    sig_started = Signal(int, str)
     sig_busy = Signal(str)
     sig_progress = Signal(str, int, int)
     sig_model = Signal(dict)
@@ -131,6 +134,8 @@ class EngineWorker(QObject):
     def _run(self, kind: str, work, job: Job | None = None) -> None:
         """Run ``work`` and turn any exception into a signal: the window must never crash."""
         job_id = job.id if job else 0
+        if job is not None:
+            self.sig_started.emit(job_id, kind)
         try:
             work()
         except CancelledError:

@@ -1,5 +1,9 @@
 """Progress in the status bar: what the engine is doing, a bar from the first second, the time left, Cancel.
 
+The bar shows real progress while a stage counts its units; before its first unit is done (a stage of one
+step, such as converting the bundled model, has nothing to count) and after its last one, while the job goes
+on, it is a busy bar beside the stage's words: never a bar that sits at 0%, nor none while the work goes on.
+
 ``TimeLeft`` is the estimate, without Qt: rate-based (seconds per unit, smoothed over updates, so one
 fast or slow unit moves it only part of the way),
 available from the first unit done, and never frozen: between updates it counts down, and once the
@@ -116,9 +120,12 @@ class ProgressStatus(QWidget):
                 self.estimate.start(now)
         self.estimate.update(done, total, now)
         self.activity.setText(stage)
-        self._show_bar(done < total)
-        self.bar.setRange(0, max(1, total))
-        self.bar.setValue(done)
+        self._show_bar(True)  # until the worker is idle: a finished stage is often followed by more work
+        if 0 < done < total:
+            self.bar.setRange(0, total)
+            self.bar.setValue(done)
+        else:  # nothing done yet (a one-step stage: converting the model) or the stage is over: busy, not "0%"
+            self.bar.setRange(0, 0)
         self._show_time_left()
 
     def set_message(self, text: str) -> None:

@@ -31,6 +31,8 @@ from PySide6.QtWidgets import (
 
 from engine.settings import OPTIONS, EngineSettings, Option, SettingsError
 
+from .theme import secondary_text
+
 MODEL_KINDS = [("bundled", "Bundled (SmolLM2-135M-Instruct, offline)"), ("folder", "A local model folder"),
                ("gguf", "A GGUF file"), ("hub", "A Hugging Face hub id")]
 SPIN_LIMIT = 2**31 - 1  # what a QSpinBox holds
@@ -160,7 +162,7 @@ class SettingsDialog(QDialog):
         self.advanced.hide()
         self.advanced_toggle.toggled.connect(self._show_advanced)
         note = QLabel("A new model or device takes effect with the next question.")
-        note.setEnabled(False)
+        secondary_text(note)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
