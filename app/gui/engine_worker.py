@@ -79,7 +79,7 @@ class EngineWorker(QObject):
 
     req_configure = Signal(object)  # EngineSettings
     req_lookup = Signal(str)  # path: library row (last page)
-    req_prepare = Signal(object, str, object)  # Job, path, password or None: load, open and read
+    req_prepare = Signal(object, str, object)  # Job, path, password or None: ingest, load the model, open
     req_ask = Signal(object, object, str)  # Job, handle, question
     req_history = Signal(str)
     req_clear_history = Signal(str)
@@ -182,9 +182,7 @@ class EngineWorker(QObject):
             self.library.touch(handle.sha256, path)  # a library hit is a fresh open for "recent"
             self.sig_document.emit(path, handle)
             self._emit_history(handle.sha256)
-            self.sig_busy.emit("Reading the document")
-            engine.read(handle, progress=self.sig_progress.emit, should_stop=job.should_stop)
-            job.check("reading the document")
+            # Nothing is read here: a question reads the parts of the document it needs (engine/api.py).
         self._run("open", work, job)
 
     @Slot(object, object, str)

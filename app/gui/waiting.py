@@ -16,7 +16,8 @@ from PySide6.QtCore import QObject, QTimer
 from .progress import time_left_text
 
 MODEL_STEP = "Loading the model"  # the engine worker's sig_busy text while the model loads
-OWN_STAGES = {"Reading the document": "Reading the part of the document this question needs"}
+OWN_STAGES = {"Reading the parts the question needs": "Reading the parts of the document this question needs",
+              "Reading the document": "Reading the document"}
 
 
 def progress_words(stage: str, done: int, total: int, time_left: str = "") -> str:
@@ -39,7 +40,7 @@ def waiting_words(own: bool, running: str | None, step: str, stage: str = "", do
             return f"{OWN_STAGES[stage]}: {progress_words('', done, total, time_left) or 'starting'}…"
         return (f"{detail}…" if stage else "Starting the answer…")
     elif running == "open":
-        reason = "Waiting for the document to be read"
+        reason = "Waiting for the document to open"
     elif running == "ask":
         return "Waiting for the previous question to finish…"
     elif running == "library":

@@ -1,6 +1,6 @@
 """Issue 24, honest waiting: the model's conversion shows a busy bar with words (never a bar stuck at 0%) until
-the model is ready, and a question's card says what it waits for (the model loading, the document being read,
-another question), with progress, until its first word."""
+the model is ready, and a question's card says what it waits for (the model loading, the document opening,
+another question, the parts of the document it reads), with progress, until its first word."""
 from __future__ import annotations
 
 import threading
@@ -15,7 +15,8 @@ CONVERTING = "Converting the bundled model (once)"  # what engine/model/loading.
 
 class GatedEngine:
     """The real (tiny) engine, with the steps a question can wait for held at a gate the test opens: loading the
-    model (reported as the bundled model's conversion and load are), reading the document, answering."""
+    model (reported as the bundled model's conversion and load are), the question's reading of the parts it
+    needs (with progress), answering."""
 
     def __init__(self, inner, gated=("load", "read", "ask")) -> None:
         self.inner, self.settings, self.library = inner, inner.settings, inner.library
@@ -48,11 +49,8 @@ class GatedEngine:
         self.loaded = self.inner.loaded
         return self.loaded
 
-    def read(self, handle, progress=None, should_stop=None):
-        self._hold("read", progress, "Reading the document", 10, should_stop)
-        return self.inner.read(handle, progress=progress, should_stop=should_stop)
-
     def ask(self, handle, question, on_text=None, should_stop=None, progress=None):
+        self._hold("read", progress, "Reading the parts the question needs", 10, should_stop)
         self._hold("ask")  # deaf to Stop for a while, as a job between two checks is
         self.answers += 1
         return self.inner.ask(handle, question, on_text=on_text, should_stop=should_stop, progress=progress)
@@ -111,12 +109,12 @@ def test_a_stage_at_its_end_keeps_a_busy_bar_while_the_job_goes_on(qtbot, make_w
     assert not window.progress.isVisible()
 
 
-def test_a_question_says_it_waits_for_the_model_then_for_the_reading(qtbot, make_window, book, gui_engine):
+def test_a_question_says_it_waits_for_the_model_then_reads_what_it_needs(qtbot, make_window, book, gui_engine):
     engine = GatedEngine(gui_engine, gated=("load", "read"))
     window = make_window(engine=engine)
     window.open_pdf(book)
     wait_open(qtbot, window, 30)
-    window.ask("Where did the zeppelin fly?")  # the document is not read yet: the question waits
+    window.ask("Where did the zeppelin fly?")  # the model is not loaded yet: the question waits
     qtbot.waitUntil(lambda: engine.at_gate["load"].is_set(), timeout=30_000)
     qtbot.waitUntil(lambda: card_text(window).startswith("Waiting for the model to load"), timeout=5_000)
     assert CONVERTING in card_text(window) and window.chat.cards[-1].wait_bar.isVisible()
@@ -124,7 +122,7 @@ def test_a_question_says_it_waits_for_the_model_then_for_the_reading(qtbot, make
     qtbot.waitUntil(lambda: engine.at_gate["read"].is_set(), timeout=30_000)
     qtbot.waitUntil(lambda: "%" in card_text(window), timeout=10_000)
     text = card_text(window)
-    assert text.startswith("Waiting for the document to be read — Reading the document: ") and "%" in text
+    assert text.startswith("Reading the parts of the document this question needs: ") and "%" in text
     bar = window.chat.cards[-1].wait_bar
     assert bar.maximum() == 10 and 0 < bar.value() < 10  # the reading's own progress, on the card too
     engine.gates["read"].set()
@@ -161,16 +159,14 @@ def test_a_question_says_it_waits_for_the_previous_one(qtbot, make_window, book,
 def test_the_words_for_each_wait():
     assert waiting_words(False, "open", "Loading the model", CONVERTING, 0, 1) == \
         f"Waiting for the model to load — {CONVERTING}…"
-    assert waiting_words(False, "open", "Reading the document", "Reading the document", 3, 12,
+    assert waiting_words(False, "open", "Preparing the document", "Recognising the scanned pages", 2, 8,
                          "about 2 min left") == \
-        "Waiting for the document to be read — Reading the document: 25%, about 2 min left…"
-    assert waiting_words(False, "open", "Preparing the document", "Recognising the scanned pages", 0, 5) == \
-        "Waiting for the document to be read — Recognising the scanned pages…"
+        "Waiting for the document to open — Recognising the scanned pages: 25%, about 2 min left…"
     assert waiting_words(False, "ask", "Answering") == "Waiting for the previous question to finish…"
     assert waiting_words(False, "library", "Reading the document") == \
         "Waiting for the library's background reading to pause…"
-    assert waiting_words(True, "ask", "Answering", "Reading the document", 1, 4) == \
-        "Reading the part of the document this question needs: 25%…"
+    assert waiting_words(True, "ask", "Answering", "Reading the parts the question needs", 1, 4) == \
+        "Reading the parts of the document this question needs: 25%…"
     assert waiting_words(True, "ask", "Answering", "Finding the passages", 2, 4) == "Finding the passages: 50%…"
     assert waiting_words(True, "ask", "Loading the model", "Loading SmolLM2", 0, 1) == \
         "Waiting for the model to load — Loading SmolLM2…"
