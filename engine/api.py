@@ -226,6 +226,12 @@ class Engine(LibraryMixin):
             self._state_cache = StateCache(folder / "states.sqlite", self.settings.store.cache_cap_bytes)
         return self._state_cache
 
+    def storage(self) -> dict:
+        """The space stored readings take: ``used_bytes``, ``cap_bytes`` and ``readings`` (entries)."""
+        cache = self.state_cache
+        return {"used_bytes": cache.used_bytes(), "cap_bytes": int(self.settings.store.cache_cap_bytes),
+                "readings": len(cache.entries())}
+
     def state_key(self, doc: DocumentHandle, ids: list[int] | None = None) -> StateKey:
         """What identifies ``doc``'s stored whole reading for this model and these settings."""
         self.load()

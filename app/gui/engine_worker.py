@@ -26,6 +26,8 @@ Signals to the GUI:
   ``message`` is for the user.
 - ``sig_recent(rows)``: recent documents from the library.
 - ``sig_cache_cleared()``: the stored document states were deleted.
+- ``sig_storage(figures)``: the space stored readings take ({"used_bytes", "cap_bytes", "readings"}), after
+  each answer, after clearing, and on ``req_storage``.
 """
 from __future__ import annotations
 
@@ -76,6 +78,7 @@ class EngineWorker(QObject):
     sig_error = Signal(int, str, str)
     sig_recent = Signal(object)
     sig_cache_cleared = Signal()
+    sig_storage = Signal(object)
 
     req_configure = Signal(object)  # EngineSettings
     req_lookup = Signal(str)  # path: library row (last page)
@@ -86,6 +89,7 @@ class EngineWorker(QObject):
     req_recent = Signal(int)
     req_last_page = Signal(str, int)
     req_clear_cache = Signal()
+    req_storage = Signal()
 
     def __init__(self, settings=None, engine=None, library=None) -> None:
         super().__init__()
@@ -96,7 +100,7 @@ class EngineWorker(QObject):
                               (self.req_prepare, self._prepare), (self.req_ask, self._ask),
                               (self.req_history, self._history), (self.req_clear_history, self._clear_history),
                               (self.req_recent, self._recent), (self.req_last_page, self._last_page),
-                              (self.req_clear_cache, self._clear_cache)]:
+                              (self.req_clear_cache, self._clear_cache), (self.req_storage, self._storage)]:
             request.connect(slot)
 
     # --- helpers (worker thread) ------------------------------------------------------------
@@ -194,6 +198,7 @@ class EngineWorker(QObject):
             answer = engine.ask(handle, question, on_text=lambda piece: self.sig_text.emit(job.id, piece),
                                 should_stop=job.should_stop, progress=self.sig_progress.emit)
             self.sig_answer.emit(job.id, answer)
+            self._emit_storage()
         self._run("ask", work, job)
 
     def _emit_history(self, sha256: str) -> None:
@@ -220,4 +225,16 @@ class EngineWorker(QObject):
         def work() -> None:
             self._engine().state_cache.clear()  # every stored document state; the in-memory one stays usable
             self.sig_cache_cleared.emit()
+            self._emit_storage()
         self._run("cache", work)
+
+    @Slot()
+    def _storage(self) -> None:
+        self._run("cache", self._emit_storage)
+
+    def _emit_storage(self) -> None:
+        """The storage figures, for Settings and the library panel: never worth failing a job for."""
+        try:
+            self.sig_storage.emit(self._engine().storage())
+        except Exception:  # noqa: BLE001 - a figure that cannot be read is shown as unknown
+            traceback.print_exc(file=sys.stderr)

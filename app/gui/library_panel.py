@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from engine.ingest.formats import SUFFIXES
 
+from .settings import storage_words
 from .theme import secondary_text, themed
 
 COLUMNS = ("Document", "Pages", "Length", "State")
@@ -109,6 +110,10 @@ class LibraryPanel(QWidget):
         layout.addWidget(self.tree, 1)
         layout.addWidget(self.hint)
         layout.addWidget(self.detail)
+        self.storage = QLabel("")
+        self.storage.setWordWrap(True)
+        secondary_text(self.storage)
+        layout.addWidget(self.storage)
         layout.addLayout(buttons)
         self.show_documents([])
 
@@ -210,6 +215,10 @@ class LibraryPanel(QWidget):
             bar.setToolTip(item.toolTip(STATE))
         elif bar is not None:
             self.tree.removeItemWidget(item, STATE)
+
+    def show_storage(self, figures: dict) -> None:
+        """The space stored readings take and their cap (engine storage figures)."""
+        self.storage.setText(storage_words(figures)[0])
 
     def _show_summary(self) -> None:
         states = [d.get("state") for d in self.documents.values()]

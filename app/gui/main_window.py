@@ -95,6 +95,7 @@ class MainWindow(WindowParts, QMainWindow):
         self._connect()
         self.waiting = WaitingWords(self.worker, self.chat, self.status_progress, self)  # a waiting card's words
         self.library = LibraryController(self)  # the Library tab, reading in the background, library questions
+        self.worker.req_storage.emit()  # the space stored readings take, for the library panel and Settings
         self._save_page_timer = QTimer(self, singleShot=True, interval=SAVE_PAGE_DELAY_MS)
         self._save_page_timer.timeout.connect(self._save_page)
         self.set_theme(str(self.store.value("view/theme", "system")))
@@ -164,6 +165,7 @@ class MainWindow(WindowParts, QMainWindow):
         worker.sig_error.connect(self._on_worker_error)  # bound methods: a lambda would run in the worker's thread
         worker.sig_recent.connect(self._fill_recent)
         worker.sig_cache_cleared.connect(self._on_cache_cleared)
+        worker.sig_storage.connect(self._on_storage)
 
     # --- documents --------------------------------------------------------------------------------
     def choose_file(self) -> None:
