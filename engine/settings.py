@@ -84,7 +84,7 @@ class StoreSettings:
     """What is kept on disk: the stored readings (document states) and their format and size cap."""
 
     use_cache: bool = True  # False: neither restore nor store document states
-    cache_format: str = "model"  # "model" (the model's dtype, exact), "fp16" or "int8"
+    cache_format: str = "auto"  # "auto" (half precision), "model" (the model's dtype, exact), "fp16" or "int8"
     cache_cap_bytes: int = 4 * GIB
 
 
@@ -110,7 +110,9 @@ OCR_LANGUAGES = (
            "Latin letters with accents, Greek letters, math symbols and punctuation only"),
     Choice("chinese", "Chinese (with Latin)", "Chinese characters, CJK punctuation and Latin"),
     Choice("japanese", "Japanese (with Latin)", "Kana, kanji, CJK punctuation and Latin"))
-CACHE_FORMATS = (Choice("model", "Exact (the model's precision)"), Choice("fp16", "Half precision (fp16)"),
+CACHE_FORMATS = (Choice("auto", "Half precision (default)", "fp16 when the model computes in fp32 (the CPU), else "
+                                                            "the model's own bf16/fp16"),
+                 Choice("model", "Exact (the model's precision)"), Choice("fp16", "Half precision (fp16)"),
                  Choice("int8", "Compact (8-bit, about half of fp16)"))
 
 OPTIONS: tuple[Option, ...] = (

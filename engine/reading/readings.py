@@ -162,14 +162,22 @@ class Readings:
 
         loaded = self.loaded
         ids = doc.prefix_ids() if ids is None else ids
-        storage = self.settings.store.cache_format
-        assert storage in FORMATS, storage
+        storage = storage_format(self.settings.store.cache_format, loaded.dtype)
         if reading is None:
             prefill = self._prefill()
             reading = "prefill=dense" if prefill is None else f"prefill={prefill.tag()}"
         version = ".".join(transformers.__version__.split(".")[:2])
         return StateKey(doc.sha256, loaded.id, loaded.revision, dtype_name(loaded.dtype), len(ids),
                         layout_hash(ids), storage, f"{reading};transformers={version}")
+
+
+def storage_format(chosen: str, dtype: torch.dtype) -> str:
+    """The format readings are stored in: "auto" is half precision (fp16 for a model computing in fp32, the
+    model's own 2-byte dtype otherwise)."""
+    if chosen == "auto":
+        return "fp16" if dtype == torch.float32 else "model"
+    assert chosen in FORMATS, chosen
+    return chosen
 
 
 def _whole_state(doc: DocumentHandle, cache, prefix_len: int, logits, **extra) -> DocumentState:
