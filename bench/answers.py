@@ -34,6 +34,8 @@ APPROACHES = {  # EngineSettings.changed(...) of each approach
     "passages 768": {"answer": {"focal_tokens": 768}},
     "passages 1536": {"answer": {"focal_tokens": 1536}},
     "passages 512 in document order": {"answer": {"order": "document"}},
+    "passages 512 + attention over a 1536-token shortlist": {"answer": {"attention_weight": 1.0}},
+    "passages 512 + attention over a 1024-token shortlist": {"answer": {"attention_weight": 1.0, "shortlist_tokens": 1024}},
     "passages 512 without quote": {"answer": {"quote": False}},
     "whole document with DGA": {"answer": {"context": "document"}, "attention": {"mode": "dga"}},
     "whole document with dense attention": {"answer": {"context": "document"}, "attention": {"mode": "dense"}},

@@ -181,7 +181,7 @@ class Engine(LibraryMixin):
         """One document's passages ranked for ``question`` (engine/retrieval/ranking.py)."""
         candidates = ranking_ops.Candidates.of_document(doc)
         lexical, weights = ranking_ops.word_match(candidates, question, self._tokenizer_index())
-        return ranking_ops.rank(candidates, lexical, weights, attention_weight=self.settings.answer.attention_weight)
+        return ranking_ops.rank(candidates, lexical, weights)
 
     # ---- the passage index (engine/retrieval/index.py)
 

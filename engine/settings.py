@@ -36,16 +36,17 @@ class AnswerSettings:
     follow: int = 1  # the best `follow` passages bring the passage after them along
     order: str = "rank"  # placement: "rank" (the best passage last, next to the question) or "document"
     quote: bool = True  # answer with the document's own sentence when it answers and the generated text does not
-    attention_weight: float = 0.0  # weight of the question's attention beside the word match in the ranking
-    layers: list[int] | None = None  # layers whose attention ranks passages (None: all)
+    attention_weight: float = 0.0  # > 0: the question's attention over a shortlist is weighed in (answer/focus.py)
+    shortlist_tokens: int = 1536  # the shortlist's size, when the attention is weighed in
 
     def __post_init__(self) -> None:
         if self.context not in CONTEXTS or self.order not in ORDERS:
             raise SettingsError(f"context must be one of {CONTEXTS} and order one of {ORDERS}; got "
                                 f"{self.context!r}, {self.order!r}")
-        if self.focal_tokens < 32 or self.max_new_tokens < 1 or self.attention_weight < 0 or self.follow < 0:
-            raise SettingsError("the passage budget must be at least 32 tokens, an answer at least 1 token, and "
-                                "attention_weight and follow at least 0")
+        if self.focal_tokens < 32 or self.max_new_tokens < 1 or self.attention_weight < 0 or self.follow < 0 \
+                or self.shortlist_tokens < self.focal_tokens:
+            raise SettingsError("the passage budget must be at least 32 tokens, an answer at least 1 token, "
+                                "attention_weight and follow at least 0, and the shortlist at least the budget")
 
 
 @dataclass

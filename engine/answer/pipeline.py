@@ -22,7 +22,7 @@ from ..model.prompt import question_ids
 from ..retrieval import passages as passage_ops
 from ..settings import AnswerSettings, AttentionSettings
 from . import context as placing
-from . import story
+from . import focus, story
 from .generate import generate
 from .result import Answer
 
@@ -39,13 +39,19 @@ class Answerer:
         """Answer from the best passages of ``ranking`` (``readings``: sha256 -> each document's reading);
         ``budget`` is the most document tokens the window leaves for a context."""
         candidates = ranking.candidates
+        report = (lambda done, total: progress("Reading the parts the question needs", done, total)) \
+            if progress else None
+        q_ids = question_ids(self.loaded.tokenizer, candidates.handle(int(np.argmax(ranking.score))).layout,
+                             question)
+        if settings.attention_weight > 0:  # the model's focus over a shortlist (engine/answer/focus.py)
+            ranking, focus_stats = focus.refocus(self.loaded.model, ranking, readings, q_ids,
+                                                 settings.shortlist_tokens, settings.attention_weight, report,
+                                                 should_stop)
+            facts.timings.update(focus_stats)
         chosen = passage_ops.select(candidates.as_passages(), ranking.score, min(settings.focal_tokens, budget),
                                     settings.follow)
         placed = chosen[::-1] if settings.order == "rank" else sorted(chosen)
-        report = (lambda done, total: progress("Reading the parts the question needs", done, total)) \
-            if progress else None
         context = placing.assemble(self.loaded.model, candidates, placed, readings, report, should_stop)
-        q_ids = question_ids(self.loaded.tokenizer, candidates.handle(placed[0]).layout, question)
         limit = min(settings.max_new_tokens, self.loaded.window - context.head_len - context.items - len(q_ids))
         generated = generate(self.loaded, self.stop_ids, context.cache, q_ids, context.run, limit, on_text,
                              should_stop, facts.started)
