@@ -327,7 +327,9 @@ class Engine(LibraryMixin):
         answer.timings["restore_s"] = round(state.restore_s, 3)
         answer.timings["store_s"] = round(state.store_s, 3)
         answer.timings["state_from"] = state.source
-        notices = [state.cache_notice, *self.library.take_notices()]  # each said once
+        # each said once; a state set aside while the answer loaded its segments is told with this answer
+        later = self._state_cache.take_notices() if self._state_cache is not None else []
+        notices = [state.cache_notice, *later, *self.library.take_notices()]
         if any(notices):
             answer.notice = " ".join(filter(None, [answer.notice, *notices]))
             state.cache_notice = None
