@@ -81,7 +81,7 @@ def run_cache(args: argparse.Namespace) -> int:
 
 def run_history(args: argparse.Namespace) -> int:
     from engine.library.documents import Library
-    from engine.store.history import History
+    from engine.store.history import History, damaged_notice
 
     sha = _pdf_sha256(args.pdf)
     library = Library()  # one that cannot be written raises a DocFocusError: a message and exit status 2
@@ -91,6 +91,7 @@ def run_history(args: argparse.Namespace) -> int:
         print(f"Removed {history.clear(sha)} answers from the history of {Path(args.pdf).name}.")
         return 0
     entries = history.entries(sha)
+    _print_notes(list(filter(None, [damaged_notice(entries)])))
     if args.json:
         for entry in entries:
             scores = entry.pop("token_scores")

@@ -172,17 +172,40 @@ class Library:
         return self.db.execute("SELECT 1 FROM words WHERE sha256 = ? LIMIT 1", [sha256]).fetchone() is not None
 
     def load(self, sha256: str) -> IngestedDocument | None:
-        """Rebuild an ingested document from the database (no PDF parsing), or None."""
+        """Rebuild an ingested document from the database (no PDF parsing), or None. A stored copy that cannot
+        be read (a damaged or crafted row) is dropped, said once, and the caller reads the file again (its
+        ``save`` then stores it anew); the document's chat history is kept."""
         row = self.get_row(sha256)
         if row is None or not self.has_words(sha256):
             return None
-        pages = [Page(r["number"], r["width"], r["height"], r["text_start"], r["text_end"])
-                 for r in self.db["pages"].rows_where("sha256 = ?", [sha256], order_by="number")]
-        words = [Word(r["page"], r["x0"], r["y0"], r["x1"], r["y1"], r["text"], r["start"], r["end"])
+        try:
+            return self._rebuild(row)
+        except (ValueError, TypeError, KeyError, AttributeError) as error:
+            self._drop_copy(row, error)
+            return None
+
+    def _rebuild(self, row: dict) -> IngestedDocument:
+        sha256 = row["sha256"]
+        pages = [Page(_int(r["number"]), _float(r["width"]), _float(r["height"]), _int(r["text_start"]),
+                      _int(r["text_end"])) for r in self.db["pages"].rows_where("sha256 = ?", [sha256], order_by="number")]
+        words = [Word(_int(r["page"]), _float(r["x0"]), _float(r["y0"]), _float(r["x1"]), _float(r["y1"]),
+                      _text(r["text"]), _int(r["start"]), _int(r["end"]))
                  for r in self.db["words"].rows_where("sha256 = ?", [sha256], order_by="idx")]
         reports = list(self.db["ingest_reports"].rows_where("sha256 = ?", [sha256]))
         report = IngestReport.from_dict(json.loads(reports[0]["report"])) if reports else IngestReport()
-        return IngestedDocument(sha256, row["path"], row["title"], pages, words, row["text"], report)
+        if not pages or any(word.page >= len(pages) for word in words):
+            raise ValueError("its words are on pages it does not have")
+        return IngestedDocument(sha256, _text(row["path"]), _text(row["title"]), pages, words, _text(row["text"]),
+                                report)
+
+    def _drop_copy(self, row: dict, error: BaseException) -> None:
+        """Forget a stored copy that cannot be read (its pages, words and report; not its chat history)."""
+        with self.db.conn:
+            for table in ("pages", "words", "ingest_reports"):
+                self.db.execute(f"DELETE FROM {table} WHERE sha256 = ?", [row["sha256"]])
+        name = row["title"] if isinstance(row["title"], str) and row["title"] else row["sha256"][:12]
+        self.notices.append(f"The library's copy of {name} could not be read ({_short(error)}); it was read "
+                            f"again from its file. Its chat history is kept.")
 
     def get_ocr(self, sha256: str, page: int, languages: str) -> list | None:
         """A page's stored OCR words (engine.ingest.ocr.OcrWord), or None if it was never recognised."""
@@ -190,7 +213,10 @@ class Library:
 
         row = self.db.execute("SELECT words FROM ocr_pages WHERE sha256 = ? AND page = ? AND languages = ?",
                               [sha256, page, languages]).fetchone()
-        return None if row is None else [OcrWord(*item) for item in json.loads(row[0])]
+        try:
+            return None if row is None else [OcrWord(*item) for item in json.loads(row[0])]
+        except (TypeError, ValueError):  # a row that cannot be read: the page is recognised again (and replaced)
+            return None
 
     def put_ocr(self, sha256: str, page: int, languages: str, engine: str, words: list) -> None:
         rows = [[round(w.x0, 2), round(w.y0, 2), round(w.x1, 2), round(w.y1, 2), w.text, w.block, w.line,
@@ -213,3 +239,26 @@ class Library:
     def set_last_page(self, sha256: str, page: int) -> None:
         with self.db.conn:
             self.db.execute("UPDATE documents SET last_page = ? WHERE sha256 = ?", [page, sha256])
+
+
+def _int(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{str(value)[:20]!r} where a whole number belongs")
+    return value
+
+
+def _float(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{str(value)[:20]!r} where a number belongs")
+    return float(value)
+
+
+def _text(value) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{str(value)[:20]!r} where text belongs")
+    return value
+
+
+def _short(error: BaseException) -> str:
+    text = str(error).replace("\n", " ")
+    return text[:120] if text else type(error).__name__
