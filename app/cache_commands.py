@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from engine.errors import DocFocusError, PdfError
-from engine.store.dbfile import WRITABLE_HINT
+from engine.store.dbfile import hint_for
 
 
 def _pdf_sha256(pdf: str) -> str:
@@ -45,7 +45,7 @@ def _require_usable(cache) -> None:
     says it all: the cache's own notice, written for answers, is not printed)."""
     if cache.unavailable is not None:
         raise DocFocusError(f"DocFocus cannot use its document cache {cache.path} ({cache.unavailable}). "
-                            f"Nothing was changed.", WRITABLE_HINT)
+                            f"Nothing was changed.", hint_for(cache.unavailable))
 
 
 def run_cache(args: argparse.Namespace) -> int:

@@ -340,8 +340,10 @@ class Engine(LibraryMixin):
                     "cache_format": self.settings.store.cache_format}
         try:
             History(self.library.db).record(answer, settings)
-        except sqlite3.Error as error:  # history must never cost the user the answer
-            log.warning("could not record the answer in the history: %s", error)
+        except sqlite3.Error as error:  # history must never cost the user the answer; it is said
+            log.info("could not record the answer in the history: %s", error)
+            answer.notice = " ".join(filter(None, [answer.notice, f"This answer was not saved in the chat history "
+                                                                  f"({error})."]))
         return answer
 
     def forget(self, doc: DocumentHandle) -> None:

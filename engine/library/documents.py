@@ -5,6 +5,7 @@ so the GUI and a command-line run can use it at the same time.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -16,10 +17,10 @@ from .. import paths
 from ..ingest.extract import IngestedDocument, Page, Word
 from ..ingest.report import IngestReport
 from ..store.dbfile import (
-    WRITABLE_HINT,
     DatabaseNotWritable,
     check_writable,
     enable_wal,
+    hint_for,
     is_unwritable,
     open_checked,
     readable_rows,
@@ -45,8 +46,9 @@ def connect(path: str | Path | None, notices: list[str]) -> sqlite_utils.Databas
     except (sqlite3.Error, OSError) as error:
         if not is_unwritable(error):
             raise
-        raise DatabaseNotWritable(f"DocFocus cannot write its library {path} ({why_unwritable(path, error)}). "
-                                  f"Nothing in it was changed.", WRITABLE_HINT) from error
+        reason = why_unwritable(path, error)
+        raise DatabaseNotWritable(f"DocFocus cannot write its library {path} ({reason}). Nothing in it was "
+                                  f"changed.", hint_for(reason)) from error
     for target, reason in moved:
         copied, complete = _copy_history(target, db)
         notices.append(_moved_aside_message(path, target, reason, copied, complete))
@@ -123,7 +125,9 @@ class Library:
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.notices: list[str] = []  # for the user, said once: a damaged file moved aside, answers not saved
+        self.path = Path(path) if path else paths.library_path()
         self.db = connect(path, self.notices)
+        self._said: set[str] = set()
 
     @classmethod
     def or_in_memory(cls, path: str | Path | None = None) -> "Library":
@@ -140,29 +144,48 @@ class Library:
         notices, self.notices = self.notices, []
         return notices
 
+    @contextlib.contextmanager
+    def _writing(self, what: str):
+        """One write transaction. Where the disk is full (or fails, or turned read-only) it is rolled back and
+        ``what`` is said once with the reason: the caller goes on with what it has in memory."""
+        try:
+            with self.db.conn:
+                yield
+        except (sqlite3.Error, OSError) as error:
+            if not is_unwritable(error):
+                raise
+            message = f"{what} ({why_unwritable(self.path, error)}: {self.path})."
+            if message not in self._said:
+                self._said.add(message)
+                self.notices.append(message)
+
     def save(self, document: IngestedDocument) -> None:
-        """Store (or refresh) a document with its pages, words and ingest report, in one transaction; a
-        document read again with other words (OCR in another language) replaces its pages and words."""
+        """Store (or refresh) a document with its pages, words and ingest report, in one transaction (all of it
+        or none, also on a full disk); a document read again with other words (OCR in another language)
+        replaces its pages and words. Plain SQL: sqlite_utils' table methods commit on their own."""
         now = time.time()
         existing = self.get_row(document.sha256)
-        with self.db.conn:
+        sha = document.sha256
+        with self._writing(f"DocFocus could not keep {document.title} in its library; it is read again from its "
+                           f"file next time"):
             if existing is not None and existing["text"] != document.text:
-                self.db.execute("DELETE FROM words WHERE sha256 = ?", [document.sha256])
-                self.db.execute("DELETE FROM pages WHERE sha256 = ?", [document.sha256])
-            self.db["ingest_reports"].upsert({"sha256": document.sha256,
-                                              "report": json.dumps(document.report.to_dict())}, pk="sha256")
-            self.db["documents"].upsert({
-                "sha256": document.sha256, "path": document.path, "title": document.title,
-                "pages": len(document.pages), "text": document.text,
-                "added": existing["added"] if existing else now, "last_opened": now,
-                "last_page": existing["last_page"] if existing else 0,
-            }, pk="sha256")
-            if existing is None or not self.has_words(document.sha256):
-                self.db["pages"].insert_all(({"sha256": document.sha256, **vars(p)} for p in document.pages),
-                                            replace=True)
-                self.db["words"].insert_all(
-                    ({"sha256": document.sha256, "idx": i, **vars(w)} for i, w in enumerate(document.words)),
-                    replace=True, batch_size=2000)
+                self.db.execute("DELETE FROM words WHERE sha256 = ?", [sha])
+                self.db.execute("DELETE FROM pages WHERE sha256 = ?", [sha])
+            self._put("ingest_reports", [{"sha256": sha, "report": json.dumps(document.report.to_dict())}])
+            self._put("documents", [{
+                "sha256": sha, "path": document.path, "title": document.title, "pages": len(document.pages),
+                "text": document.text, "added": existing["added"] if existing else now, "last_opened": now,
+                "last_page": existing["last_page"] if existing else 0}])
+            if existing is None or not self.has_words(sha):
+                self._put("pages", [{"sha256": sha, **vars(p)} for p in document.pages])
+                self._put("words", [{"sha256": sha, "idx": i, **vars(w)} for i, w in enumerate(document.words)])
+
+    def _put(self, table: str, rows: list[dict]) -> None:
+        """INSERT OR REPLACE ``rows`` (all with the same keys) inside the caller's transaction."""
+        if rows:
+            names = list(rows[0])
+            self.db.conn.executemany(f"INSERT OR REPLACE INTO {table} ({', '.join(names)}) "
+                                     f"VALUES ({', '.join('?' * len(names))})", [list(r.values()) for r in rows])
 
     def get_row(self, sha256: str) -> dict | None:
         rows = list(self.db["documents"].rows_where("sha256 = ?", [sha256]))
@@ -200,7 +223,7 @@ class Library:
 
     def _drop_copy(self, row: dict, error: BaseException) -> None:
         """Forget a stored copy that cannot be read (its pages, words and report; not its chat history)."""
-        with self.db.conn:
+        with self._writing("DocFocus could not repair its library"):
             for table in ("pages", "words", "ingest_reports"):
                 self.db.execute(f"DELETE FROM {table} WHERE sha256 = ?", [row["sha256"]])
         name = row["title"] if isinstance(row["title"], str) and row["title"] else row["sha256"][:12]
@@ -221,7 +244,8 @@ class Library:
     def put_ocr(self, sha256: str, page: int, languages: str, engine: str, words: list) -> None:
         rows = [[round(w.x0, 2), round(w.y0, 2), round(w.x1, 2), round(w.y1, 2), w.text, w.block, w.line,
                  round(w.confidence, 4)] for w in words]
-        with self.db.conn:
+        with self._writing("DocFocus could not keep the recognised pages in its library; they are recognised "
+                           "again next time"):
             self.db["ocr_pages"].upsert({"sha256": sha256, "page": page, "languages": languages, "engine": engine,
                                          "words": json.dumps(rows, ensure_ascii=False), "created": time.time()},
                                         pk=("sha256", "page", "languages"))
@@ -232,12 +256,12 @@ class Library:
 
     def touch(self, sha256: str, path: str) -> None:
         """Record that the document was opened now, from ``path`` (it may have moved)."""
-        with self.db.conn:
+        with self._writing("DocFocus could not record this opening in its library"):
             self.db.execute("UPDATE documents SET last_opened = ?, path = ? WHERE sha256 = ?",
                             [time.time(), str(path), sha256])
 
     def set_last_page(self, sha256: str, page: int) -> None:
-        with self.db.conn:
+        with self._writing("DocFocus could not record the page you were reading"):
             self.db.execute("UPDATE documents SET last_page = ? WHERE sha256 = ?", [page, sha256])
 
 
