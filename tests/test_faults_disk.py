@@ -169,3 +169,30 @@ def test_why_unwritable_names_a_full_disk_and_what_to_do(tmp_path, monkeypatch):
     assert dbfile.why_unwritable(tmp_path / "x.sqlite", OSError(28, "No space left on device")) == "the disk is full"
     assert not dbfile.is_damage(full)
     assert Path(tmp_path).is_dir()
+
+
+def test_no_room_to_convert_the_bundled_model_is_a_clear_error_that_leaves_nothing(tmp_path, monkeypatch,
+                                                                                  tiny_model_dir):
+    import errno
+
+    import transformers
+
+    from engine.errors import ModelLoadError
+    from engine.model import loading
+
+    tiny = transformers.AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    monkeypatch.setattr(loading, "preconverted_bundled_dir", lambda: None)
+    monkeypatch.setattr(loading.paths, "models_dir", lambda: tmp_path / "models")
+    tokenizer = transformers.PreTrainedTokenizerFast.from_pretrained(tiny_model_dir)
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", lambda *args, **kwargs: tokenizer)
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", lambda *args, **kwargs: tiny)
+
+    def no_room(self, folder, *args, **kwargs):
+        Path(folder).mkdir(parents=True)
+        (Path(folder) / "model.safetensors").write_bytes(b"half written")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(type(tiny), "save_pretrained", no_room)
+    with pytest.raises(ModelLoadError, match=r"could not convert its bundled model .*\(the disk is full\)"):
+        loading.converted_bundled_dir()
+    assert list((tmp_path / "models").iterdir()) == []  # no half-converted folder
+
