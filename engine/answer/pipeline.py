@@ -99,7 +99,7 @@ class Answerer:
         whole = settings.context == "document" and state.cache is not None
         if whole:
             generated = self._over_document(doc, state, q_ids, question, engine_settings, settings, limit_tokens,
-                                            on_text, should_stop, started)
+                                            on_text, should_stop, started, progress)
         else:
             focal = settings.focal_tokens if settings.context == "passages" else budget // 2
             generated = self._over_passages(doc, state, q_ids, question, settings, min(focal, budget),
@@ -146,7 +146,7 @@ class Answerer:
         run = compaction.PassageRun(reading.head_len, compacted.items)
         limit = min(limit_tokens, self.loaded.window - state.reading.head_len - compacted.items - len(q_ids))
         result = self._generate(compaction.cache_of(model, compacted), q_ids, run, limit,
-                                on_text, should_stop, started)
+                                on_text, should_stop, started, progress)
         answer_mass = np.zeros(doc.total_tokens, dtype=np.float32)
         answer_mass[token_index] = run.answer_mass.numpy()
         attention = {"context": "passages", "passages": len(chosen), "attended_tokens": compacted.items,
@@ -161,13 +161,13 @@ class Answerer:
         return generated
 
     def _over_document(self, doc, state, q_ids, question, engine_settings, settings, limit_tokens, on_text,
-                       should_stop, started) -> Generated:
+                       should_stop, started, progress=None) -> Generated:
         attention_settings = engine_settings.attention
         run = strategies.get(attention_settings.mode).make_run(attention_settings, doc.layout.doc_start,
                                                                state.prefix_len)
         limit = min(limit_tokens, self.loaded.window - state.prefix_len - len(q_ids))
         try:
-            result = self._generate(state.cache, q_ids, run, limit, on_text, should_stop, started)
+            result = self._generate(state.cache, q_ids, run, limit, on_text, should_stop, started, progress)
         finally:
             generation.crop_cache(state.cache, state.prefix_len)  # the next question starts from the document
         if run.question_mass:
@@ -185,8 +185,8 @@ class Answerer:
         return Generated(**result, token_mass=token_mass, answer_mass=answer_mass,
                          context=sorted(chosen, key=lambda p: -ranking.score[p]), ranking=ranking, attention=attention)
 
-    def _generate(self, cache, q_ids, run, limit, on_text, should_stop, started) -> dict:
-        """Question prefill + greedy decode into ``cache``."""
+    def _generate(self, cache, q_ids, run, limit, on_text, should_stop, started, progress=None) -> dict:
+        """Question prefill (stage "Reading the question") + greedy decode into ``cache``."""
         if limit < 1:
             raise QuestionError(f"The question is too long ({len(q_ids)} tokens) for the space left in the "
                                 f"model's window.", "Ask a shorter question.")
@@ -195,7 +195,11 @@ class Answerer:
         shown = postprocess.StreamFilter()  # the user never sees a repeat or an empty frame, even while streaming
         finish = generation.Finish()
         first_token_s = decode_started = None
-        logits = generation.prefill(model, q_ids, cache, run=run, phase="question", should_stop=should_stop)
+        report = (lambda done, total: progress("Reading the question", done, total)) if progress else None
+        if report:
+            report(0, len(q_ids))
+        logits = generation.prefill(model, q_ids, cache, run=run, phase="question", should_stop=should_stop,
+                                    progress=report)
         for token in generation.decode(model, cache, logits, limit, self.stop_ids, run=run, should_stop=should_stop,
                                        finish=finish):
             if first_token_s is None:

@@ -65,7 +65,7 @@ def answer_library(engine, question: str, on_text, should_stop, progress, limit_
     q_ids = question_ids(loaded.tokenizer, first.layout, question)
     limit = min(limit_tokens, loaded.window - context.head_len - items - len(q_ids))
     result = engine._answerer._generate(compaction.cache_of(model, compacted), q_ids, run, limit, on_text,
-                                        should_stop, started)
+                                        should_stop, started, progress)
     mass = run.answer_mass.numpy()
     answer_mass = {}  # document -> (L,) the answer's attention on its placed tokens
     offset = 0
