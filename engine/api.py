@@ -25,7 +25,8 @@ from .answer.result import Answer, Citation, Evidence, Highlight  # noqa: F401 -
 from .attention import contract as attention
 from .attention import dga_prefill
 from .errors import DocFocusError
-from .ingest.extract import IngestedDocument, file_sha256, ingest_pdf
+from .ingest.extract import PROTECTED_CLEANED, IngestedDocument, file_sha256, ingest_pdf
+from .ingest.formats import requires_password
 from .library.documents import Library
 from .library.service import LibraryMixin
 from .model import generation
@@ -61,6 +62,7 @@ class Engine(LibraryMixin):
         self._states: dict[str, DocumentState] = {}
         self._state_cache: StateCache | None = None
         self._pending_notice: str | None = None  # a cache problem found while restoring, told with the answer
+        self._protected: set[str] = set()  # documents that need a password: nothing of them is written to disk
 
     @property
     def library(self) -> Library:
@@ -88,20 +90,48 @@ class Engine(LibraryMixin):
         ingested = None
         language = self.settings.ocr_language
         if Path(path).is_file():
-            ingested = self.library.load(file_sha256(path)) if password is None else None
+            sha256 = file_sha256(path)
+            if self.library.get_row(sha256) is not None and requires_password(path):
+                self._forget_protected(sha256)  # kept in clear by an older DocFocus: read with the password
+            elif password is None:
+                ingested = self.library.load(sha256)
             ocr = ingested.report.ocr if ingested is not None else None
             if ocr is not None and (ocr.failed or ocr.languages != language):
                 ingested = None
         if ingested is None:
             ingested = ingest_pdf(path, password, ocr_language=language, ocr_store=self.library, progress=progress,
                                   should_stop=should_stop, pdf_lock=pdf_lock)
-            self.library.save(ingested)
+            if not ingested.protected:  # nothing of a document that needs a password is kept (README)
+                self.library.save(ingested)
         return ingested
+
+    def _forget_protected(self, sha256: str) -> None:
+        """Delete what an older DocFocus kept in clear of a document that needs a password: its text, pages,
+        words, recognised pages, passages and stored reading (its chat history stays: it is the user's)."""
+        found = self.library.forget_copy(sha256)
+        try:
+            found = self.passage_index.remove(sha256) > 0 or found
+        except sqlite3.Error as error:
+            log.info("could not remove an encrypted document from the passage index: %s", error)
+        if self.settings.store.use_cache:
+            found = self.state_cache.clear(sha256)[0] > 0 or found
+        if found:
+            self.library.notices.append(PROTECTED_CLEANED)
+
+    def _keeps(self, sha256: str) -> bool:
+        """Whether anything derived from this document may be written to disk (not for one that needs a password)."""
+        return sha256 not in self._protected
+
+    def _cache_for(self, doc: DocumentHandle) -> StateCache | None:
+        """The state cache for ``doc``'s readings, or None (cache off, or a document that needs a password)."""
+        return self.state_cache if self.settings.store.use_cache and self._keeps(doc.sha256) else None
 
     def open_document(self, source: str | Path | IngestedDocument, password: str | None = None) -> DocumentHandle:
         """Lay out the prompt of a document and cut it into passages (a path is ingested first, see ``ingest``)."""
         loaded = self.load()
         ingested = source if isinstance(source, IngestedDocument) else self.ingest(source, password)
+        if ingested.protected:
+            self._protected.add(ingested.sha256)
         layout = build_layout(loaded.tokenizer, ingested)
         budget = self._document_budget(layout)
         used = max(1, min(len(layout.doc_ids), budget))
@@ -208,7 +238,7 @@ class Engine(LibraryMixin):
         def key(kind: str, tag: str, tokens: int) -> StateKey:  # by content: identical segments are shared
             return dataclasses.replace(base, sha256=f"{kind}:{tag}", prefix_tokens=tokens, layout_hash=tag,
                                        variant=f"{base.variant};{kind}")
-        source = SegmentSource(loaded.model, self.state_cache if self.settings.store.use_cache else None, key,
+        source = SegmentSource(loaded.model, self._cache_for(doc), key,
                                loaded.dtype, _layer_devices(loaded.model, layers), doc.ingested.title,
                                doc.ingested.path)
         return LazyReading(source, doc.layout.head_ids, doc.layout.doc_ids, self._doc_reading(doc))
@@ -223,6 +253,8 @@ class Engine(LibraryMixin):
     def _index_document(self, doc: DocumentHandle) -> int | None:
         """Put ``doc``'s passages in the passage index (once per tokenizer); its index id, None if it cannot."""
         tokenizer = self.load().id
+        if not self._keeps(doc.sha256):
+            return None
         try:
             found = self.passage_index.doc_id(doc.sha256, tokenizer)
             return found if found is not None else self.passage_index.add(doc.ingested, doc.passages, tokenizer,
@@ -279,7 +311,7 @@ class Engine(LibraryMixin):
                         layout_hash(ids), storage, f"{reading};transformers={version}")
 
     def _restore_state(self, doc: DocumentHandle, ids: list[int]) -> DocumentState | None:
-        if not self.settings.store.use_cache:
+        if self._cache_for(doc) is None:
             return None
         loaded = self.load()
         started = time.perf_counter()
@@ -299,7 +331,7 @@ class Engine(LibraryMixin):
     def _store_state(self, doc: DocumentHandle, ids: list[int], state: DocumentState) -> None:
         """Save a freshly read state; a state that cannot be saved is answered from anyway, said once."""
         notice, self._pending_notice = self._pending_notice, None
-        if self.settings.store.use_cache:
+        if self._cache_for(doc) is not None:
             started = time.perf_counter()
             layers = [(layer.keys, layer.values) for layer in state.cache.layers]
             self.state_cache.cap_bytes = self.settings.store.cache_cap_bytes  # the user may have changed it
@@ -333,7 +365,7 @@ class Engine(LibraryMixin):
         if any(notices):
             answer.notice = " ".join(filter(None, [answer.notice, *notices]))
             state.cache_notice = None
-        if answer.stopped and not answer.answer:
+        if (answer.stopped and not answer.answer) or not self._keeps(answer.document["sha256"]):
             return answer
         settings = {"answer": {**dataclasses.asdict(self.settings.answer), "max_new_tokens": max_new_tokens},
                     "attention": dataclasses.asdict(self.settings.attention),

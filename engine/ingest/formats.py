@@ -102,6 +102,17 @@ def needs_password(document: pymupdf.Document) -> bool:
     return bool(getattr(document, "_docfocus_protected", False) or document.needs_pass)
 
 
+def requires_password(path: str | Path) -> bool:
+    """Whether the file is a PDF that opens only with a password (only its cross-reference table is read)."""
+    try:
+        if file_type(Path(path)) != "pdf":
+            return False
+        with pymupdf.open(path, filetype="pdf") as document:
+            return bool(document.needs_pass)
+    except Exception:  # noqa: BLE001 - a file that cannot be opened says so when it is read
+        return False
+
+
 def _unlock(document: pymupdf.Document, path: Path, password: str | None) -> None:
     if not document.needs_pass:
         return

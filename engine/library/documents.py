@@ -221,6 +221,15 @@ class Library:
         return IngestedDocument(sha256, _text(row["path"]), _text(row["title"]), pages, words, _text(row["text"]),
                                 report)
 
+    def forget_copy(self, sha256: str) -> bool:
+        """Delete a document's stored copy (text, pages, words, report, recognised pages), not its chat history;
+        whether there was one. Used for a document that needs a password: none of it is kept in clear."""
+        tables = ("documents", "pages", "words", "ingest_reports", "ocr_pages")
+        with self._writing("DocFocus could not delete the unencrypted copy of an encrypted document"):
+            return sum(self.db.execute(f"DELETE FROM {table} WHERE sha256 = ?", [sha256]).rowcount
+                       for table in tables) > 0
+        return False
+
     def _drop_copy(self, row: dict, error: BaseException) -> None:
         """Forget a stored copy that cannot be read (its pages, words and report; not its chat history)."""
         with self._writing("DocFocus could not repair its library"):
