@@ -1,5 +1,5 @@
 """Issue 23, item 6: a question has a stated limit (MAX_QUESTION_CHARS), refused at once with exit status 2 on the
-command line (a message under the box in the window: tests/gui/test_faults_questions.py), and reading a question
+command line (a message under the box in the window: tests/gui/test_faults_question_box.py), and reading a question
 shows progress ("Reading the question")."""
 from __future__ import annotations
 
