@@ -374,8 +374,8 @@ class Engine(LibraryMixin):
             History(self.library.db).record(answer, settings)
         except sqlite3.Error as error:  # history must never cost the user the answer; it is said
             log.info("could not record the answer in the history: %s", error)
-            answer.notice = " ".join(filter(None, [answer.notice, f"This answer was not saved in the chat history "
-                                                                  f"({error})."]))
+            unsaved = f"This answer was not saved in the chat history ({error})."
+            answer.notice = " ".join(filter(None, [answer.notice, unsaved]))
         return answer
 
     def forget(self, doc: DocumentHandle) -> None:

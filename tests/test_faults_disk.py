@@ -59,8 +59,8 @@ def _namespace() -> list[str] | None:
     if not shutil.which("unshare"):
         return None
     for prefix in (["unshare", "-m"], ["unshare", "-Urm"]):
-        probe = subprocess.run([*prefix, "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /mnt 2>/dev/null || "
-                                                     "mount -t tmpfs -o size=1m tmpfs /tmp"], capture_output=True)
+        mount = "mount -t tmpfs -o size=1m tmpfs /mnt 2>/dev/null || mount -t tmpfs -o size=1m tmpfs /tmp"
+        probe = subprocess.run([*prefix, "sh", "-c", mount], capture_output=True)  # in the namespace only
         if probe.returncode == 0:
             return prefix
     return None

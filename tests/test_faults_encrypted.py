@@ -103,8 +103,9 @@ def test_a_copy_an_older_version_kept_in_clear_is_deleted_and_the_history_kept(t
 
 
 def test_a_long_encrypted_document_keeps_no_segment_states_no_index_and_no_ocr(tmp_path, bundled_dir):
-    from conftest import make_tiny_model
     from engine.api import Engine, EngineSettings
+
+    from conftest import make_tiny_model
 
     model = make_tiny_model(tmp_path / "small", bundled_dir, window=1024)
     document = pymupdf.open()

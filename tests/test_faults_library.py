@@ -7,11 +7,12 @@ import sqlite3
 
 import pytest
 from test_state_cache import _answer, make_engine
-from test_storage_readonly import ask_twice, docfocus, home  # noqa: F401  (home: a data folder after one answer)
 
 from engine.ingest.extract import file_sha256
 from engine.library.documents import Library
 from engine.store.history import History, damaged_notice
+
+from test_storage_readonly import ask_twice, docfocus, home  # noqa: F401  (home: a data folder after one answer)
 
 
 def sql(path, statement: str, args=()) -> None:

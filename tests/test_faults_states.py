@@ -21,8 +21,8 @@ def craft(path: Path, how: str, where: str = "1 = 1") -> None:
     count and CRC-32 consistent with what is written, so only decoding can tell."""
     db = sqlite3.connect(path)
     with db:
-        rowid, state_id, dtype = db.execute(f"SELECT rowid, state_id, dtype FROM chunks WHERE {where} "
-                                            "ORDER BY rowid LIMIT 1").fetchone()
+        rowid, state_id = db.execute(f"SELECT rowid, state_id FROM chunks WHERE {where} "
+                                     "ORDER BY rowid LIMIT 1").fetchone()
 
         def rewrite(data: bytes, scales: bytes = b"") -> None:
             db.execute("UPDATE chunks SET data = ?, scales = ?, nbytes = ?, checksum = ? WHERE rowid = ?",

@@ -33,15 +33,7 @@ import sqlite_utils
 import torch
 
 from . import state_db
-from .codec import (
-    DEFAULT_FORMAT,
-    FORMATS,
-    ChunkUnreadable,
-    chunk_is_intact,
-    decode_chunk,
-    dtype_name,
-    encode_layers,
-)
+from .codec import DEFAULT_FORMAT, FORMATS, ChunkUnreadable, chunk_is_intact, decode_chunk, dtype_name, encode_layers
 from .dbfile import is_damage, is_unwritable, open_checked, set_aside, why_unwritable
 from .state_db import CHUNK_COLUMNS, FORMAT_VERSION, PAGE_SIZE, STATE_COLUMNS, reclaim_space, write_transaction
 

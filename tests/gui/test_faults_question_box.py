@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 
-from gui_support import make_window, qsettings  # noqa: F401 (fixtures)
-
 from engine.model.prompt import MAX_QUESTION_CHARS
+
+from gui_support import make_window, qsettings  # noqa: F401 (fixtures)
 
 
 def test_a_question_over_the_limit_is_kept_and_explained_not_sent(qtbot, make_window):

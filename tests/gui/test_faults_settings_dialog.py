@@ -8,9 +8,9 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDoubleSpinBox, QSpinBox
 
-from gui_support import make_window, qsettings  # noqa: F401 (fixtures)
-
 from engine.settings import OPTIONS, EngineSettings
+
+from gui_support import make_window, qsettings  # noqa: F401 (fixtures)
 
 NUMERIC = [option for option in OPTIONS if option.low is not None or option.high is not None]
 BAD = ["nan", "inf", "-inf", "1e999", "999999999999", "-5", "1e300", "twelve"]
