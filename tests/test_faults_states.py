@@ -14,6 +14,7 @@ from engine.api import Engine, EngineSettings
 from engine.store import state_cache as sc
 
 import pdfs
+from test_storage_readonly import ask_twice, home  # noqa: F401  (home: a data folder after one answer)
 
 
 def craft(path: Path, how: str, where: str = "1 = 1") -> None:
@@ -128,3 +129,13 @@ def test_a_crafted_segment_state_of_a_long_document_is_set_aside_and_read_again(
     answer = again.ask(again.open_document(long_pdf), "Which item is section 4 about?")
     assert answer.answer and "A cached document state was damaged" in answer.notice
     assert len(again.state_cache.quarantined()) >= 1
+
+
+@pytest.mark.parametrize("how", ["dtype pickle", "65 bytes"])
+def test_the_command_line_answers_after_a_crafted_state_and_says_so_once(home, tiny_model_dir, fact_pdf, how):
+    craft(home / "states.sqlite", how)
+    result = ask_twice([], home, tiny_model_dir, fact_pdf)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert len(result.stdout.splitlines()) == 2  # both questions answered
+    notes = [line for line in result.stderr.splitlines() if "A cached document state was damaged" in line]
+    assert len(notes) == 1 and notes[0].startswith("Note: ") and "cannot be decoded" in notes[0], result.stderr
