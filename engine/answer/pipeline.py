@@ -35,6 +35,7 @@ from . import postprocess, support
 from .result import Answer, Citation
 
 SCORED_KEPT = 8  # questions whose attention over a document is kept (asked again, or answered another way)
+QUESTION_STEP = 64  # tokens of a long question read per step (its progress)
 
 
 @dataclass
@@ -198,8 +199,11 @@ class Answerer:
         report = (lambda done, total: progress("Reading the question", done, total)) if progress else None
         if report:
             report(0, len(q_ids))
+        # A long question over passages is read in steps, so its progress moves (the same attention: each step
+        # sees all before it); a short one, and any other run (DGA selects from the last step), in one pass.
+        steps = len(q_ids) > 2 * QUESTION_STEP and isinstance(run, compaction.PassageRun)
         logits = generation.prefill(model, q_ids, cache, run=run, phase="question", should_stop=should_stop,
-                                    progress=report)
+                                    progress=report, chunk_size=QUESTION_STEP if steps else generation.PREFILL_CHUNK)
         for token in generation.decode(model, cache, logits, limit, self.stop_ids, run=run, should_stop=should_stop,
                                        finish=finish):
             if first_token_s is None:
