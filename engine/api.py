@@ -91,7 +91,7 @@ class Engine(LibraryMixin):
         language = self.settings.ocr_language
         if Path(path).is_file():
             sha256 = file_sha256(path)
-            if self.library.get_row(sha256) is not None and requires_password(path):
+            if self.library.get_row(sha256) is not None and requires_password(path, pdf_lock):
                 self._forget_protected(sha256)  # kept in clear by an older DocFocus: read with the password
             elif password is None:
                 ingested = self.library.load(sha256)

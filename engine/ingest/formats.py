@@ -9,6 +9,7 @@ that pages or words may be missing.
 """
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,12 +103,13 @@ def needs_password(document: pymupdf.Document) -> bool:
     return bool(getattr(document, "_docfocus_protected", False) or document.needs_pass)
 
 
-def requires_password(path: str | Path) -> bool:
-    """Whether the file is a PDF that opens only with a password (only its cross-reference table is read)."""
+def requires_password(path: str | Path, pdf_lock=None) -> bool:
+    """Whether the file is a PDF that opens only with a password (only its cross-reference table is read);
+    ``pdf_lock``: the lock a viewer holds while PyMuPDF runs (it is not thread-safe)."""
     try:
         if file_type(Path(path)) != "pdf":
             return False
-        with pymupdf.open(path, filetype="pdf") as document:
+        with pdf_lock or contextlib.nullcontext(), pymupdf.open(path, filetype="pdf") as document:
             return bool(document.needs_pass)
     except Exception:  # noqa: BLE001 - a file that cannot be opened says so when it is read
         return False
