@@ -14,6 +14,7 @@ says which nested field it sets. ``changed`` returns a copy with some fields cha
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field, fields
 
 from .attention import strategies
@@ -169,9 +170,11 @@ class EngineSettings:
         self.validate()
 
     def validate(self) -> None:
-        """Check every option (after a change made in place, too)."""
+        """Check every option (after a change made in place, too), and that no number anywhere is NaN or infinite
+        (a field without an option, set through the API, included)."""
         for option in OPTIONS:
             option.check(self.get(option.path))
+        _check_finite(self, "")
         if self.device_map not in (None, "auto"):
             raise SettingsError(f"--device-map: {self.device_map!r} is not 'auto'.")
 
@@ -195,6 +198,15 @@ class EngineSettings:
         if rest:
             parts = {head: _nest(rest, value)}
         return self.changed(**parts)
+
+
+def _check_finite(part, prefix: str) -> None:
+    for item in fields(part):
+        value = getattr(part, item.name)
+        if dataclasses.is_dataclass(value):
+            _check_finite(value, f"{prefix}{item.name}.")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise SettingsError(f"Setting {prefix}{item.name} must be a number, got {value!r}.")
 
 
 def _nest(path: str, value) -> dict:

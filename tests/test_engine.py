@@ -181,9 +181,10 @@ def test_a_one_sentence_document_is_answered(tiny_model_dir, library, tmp_path, 
 
 @pytest.mark.parametrize("context", ["passages", "document"])
 def test_a_question_longer_than_a_prefill_chunk_is_answered(tiny_model_dir, library, fact_pdf, context):
-    """Over 512 tokens the question is fed in several chunks; DGA must not take the second for decoding."""
+    """Over 512 tokens the question is fed in several chunks; DGA must not take the second for decoding. Within
+    the question limit (1,000 characters) digits, one token each, still make a question that long."""
     engine = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu").changed(answer={"max_new_tokens": 4, "context": context}, attention={"mode": "dga", "dga": {"min_focal": 16}}), library=library)
-    question = "tower " * 600 + "What is the launch code?"
+    question = "1234567890" * 97 + " What is the launch code?"
     doc = engine.open_document(fact_pdf)
     assert len(engine.loaded.tokenizer(question)["input_ids"]) > generation.PREFILL_CHUNK
     answer = engine.ask(doc, question)

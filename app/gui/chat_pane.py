@@ -30,6 +30,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.errors import QuestionError
+from engine.model.prompt import check_question
+
 from .answer_card import AnswerCard
 from .theme import secondary_text
 
@@ -134,6 +137,11 @@ class ChatPane(QWidget):
         self.question = QuestionBox()
         self.question.setFixedHeight(64)
         self.question.sig_submit.connect(self.submit)
+        self.question_note = QLabel()  # why a question was not sent (too long); the box keeps the text
+        self.question_note.setWordWrap(True)
+        self.question_note.setObjectName("question_note")
+        self.question_note.hide()
+        self.question.textChanged.connect(self._question_edited)
         buttons = QHBoxLayout()
         self.send_button = QPushButton("Ask")
         self.send_button.setDefault(True)
@@ -149,6 +157,7 @@ class ChatPane(QWidget):
         layout.addWidget(self.undo_bar)
         layout.addWidget(self.scroll, 1)
         layout.addWidget(self.question)
+        layout.addWidget(self.question_note)
         layout.addLayout(buttons)
         self.set_document_open(False)
 
@@ -180,8 +189,23 @@ class ChatPane(QWidget):
 
     def submit(self) -> None:
         text = self.question.toPlainText().strip()
-        if text and not self.busy:
-            self.sig_ask.emit(text)
+        if not text or self.busy:
+            return
+        try:
+            check_question(text)
+        except QuestionError as error:  # said under the box; nothing is sent and nothing typed is lost
+            self.question_note.setText(error.user_message())
+            self.question_note.show()
+            return
+        self.sig_ask.emit(text)
+
+    def _question_edited(self) -> None:
+        if self.question_note.isVisible():
+            try:
+                check_question(self.question.toPlainText() or "-")
+            except QuestionError:
+                return
+            self.question_note.hide()
 
     # --- answers --------------------------------------------------------------------------------
     def start_answer(self, question: str, job_id: int) -> AnswerCard:

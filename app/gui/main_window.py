@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.ingest.formats import OPEN_FILTER, SUFFIXES
+from engine.store.history import damaged_notice
 
 from .answer_card import answer_entry, entry_highlights
 from .chat_pane import ChatPane
@@ -259,6 +260,9 @@ class MainWindow(WindowParts, QMainWindow):
             last = self.chat.add_entry(dict(entry))
         if last is not None:
             self.chat.select(last)
+        damaged = damaged_notice(entries)
+        if damaged:
+            self.banners.show_banner("notice", "info", damaged)
 
     def _on_page_changed(self, page: int) -> None:
         self.page_box.blockSignals(True)

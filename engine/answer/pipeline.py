@@ -54,7 +54,7 @@ class Answerer:
         context = placing.assemble(self.loaded.model, candidates, placed, readings, report, should_stop)
         limit = min(settings.max_new_tokens, self.loaded.window - context.head_len - context.items - len(q_ids))
         generated = generate(self.loaded, self.stop_ids, context.cache, q_ids, context.run, limit, on_text,
-                             should_stop, facts.started)
+                             should_stop, facts.started, progress)
         scope_tokens = int(candidates.tokens.sum())
         facts.attention = {"context": "passages", "attention": "exact over the chosen passages",
                            "passages": len(chosen), "attended_tokens": context.items,
@@ -70,7 +70,7 @@ class Answerer:
         return story.tell(question, ranking, best_first, generated, masses, facts, settings.quote, scores)
 
     def over_document(self, question: str, ranking, state, attention: AttentionSettings, settings: AnswerSettings,
-                      facts: story.Facts, on_text=None, should_stop=None) -> Answer:
+                      facts: story.Facts, on_text=None, should_stop=None, progress=None) -> Answer:
         """Answer with the whole document in the window (``state``: a ``DocumentState`` with its dense cache,
         cropped back to the document afterwards)."""
         handle = ranking.candidates.handle_of(0)
@@ -79,7 +79,7 @@ class Answerer:
         limit = min(settings.max_new_tokens, self.loaded.window - state.prefix_len - len(q_ids))
         try:
             generated = generate(self.loaded, self.stop_ids, state.cache, q_ids, run, limit, on_text, should_stop,
-                                 facts.started)
+                                 facts.started, progress)
         finally:
             generation.crop_cache(state.cache, state.prefix_len)  # the next question starts from the document
         chosen = passage_ops.select(ranking.candidates.as_passages(), ranking.score, settings.focal_tokens,

@@ -27,6 +27,7 @@ from ..answer import story
 from ..answer.result import Answer
 from ..errors import CancelledError, DocFocusError
 from ..ingest.formats import SUFFIXES
+from ..model.prompt import check_question
 from ..reading.documents import DocumentHandle
 from ..reading.lazy import LazyReading
 from ..retrieval import ranking as ranking_ops
@@ -210,6 +211,7 @@ class LibraryMixin:
         ranks every passage of the scope, the best ones (from any documents) fill one context, and the answer's
         verdict, evidence, citations and highlights name their document and page. ``answer.document`` describes
         the scope ({"library": True, "documents", "tokens", "passages"}); ``documents`` (sha256s) narrows it."""
+        question = check_question(question)
         loaded = self.load()
         settings = self.settings if not max_new_tokens else self.settings.changed(
             answer={"max_new_tokens": max_new_tokens})
