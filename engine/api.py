@@ -25,8 +25,8 @@ from typing import Callable
 from . import paths
 from .answer import story
 from .answer.pipeline import Answerer
-from .attention import contract
 from .answer.result import Answer, Citation, Evidence, Highlight  # noqa: F401 - the public API
+from .attention import contract
 from .errors import DocFocusError
 from .ingest.extract import PROTECTED_CLEANED, IngestedDocument, file_sha256, ingest_pdf
 from .ingest.formats import requires_password
@@ -38,8 +38,9 @@ from .model.prompt import ANSWER_RESERVE, QUESTION_RESERVE, build_layout, check_
 from .reading import segments
 from .reading.documents import DocumentHandle
 from .reading.readings import Readings
+from .retrieval import meaning
 from .retrieval import ranking as ranking_ops
-from .retrieval.index import PassageIndex, TokenizerIndex, index_key
+from .retrieval.index import PassageIndex, PassageVectors, TokenizerIndex, index_key
 from .retrieval.passages import cut as cut_passages
 from .settings import EngineSettings, SettingsError  # noqa: F401 - the public API
 from .store.history import History
@@ -205,10 +206,21 @@ class Engine(LibraryMixin):
         return self._readings
 
     def rank(self, doc: DocumentHandle, question: str) -> ranking_ops.Ranking:
-        """One document's passages ranked for ``question`` (engine/retrieval/ranking.py)."""
+        """One document's passages ranked for ``question`` (engine/retrieval/ranking.py, meaning.py)."""
         candidates = ranking_ops.Candidates.of_document(doc)
         lexical, weights = ranking_ops.word_match(candidates, question, self._tokenizer_index())
-        return ranking_ops.rank(candidates, lexical, weights)
+        return self.by_meaning(ranking_ops.rank(candidates, lexical, weights), question)
+
+    def by_meaning(self, ranking: ranking_ops.Ranking, question: str) -> ranking_ops.Ranking:
+        """The word match's best passages re-ranked by meaning too, where that is on and the embedder installed."""
+        if not self.settings.answer.meaning:
+            return ranking
+        if getattr(self, "_embedder", False) is False:
+            self._embedder = meaning.Embedder.load()  # None when the package is not installed
+            self._vectors = PassageVectors(self.library.db, self.index_key, self._keeps)
+        if self._embedder is None:
+            return ranking
+        return meaning.rerank(ranking, question, self._embedder, self._vectors)
 
     # ---- the passage index (engine/retrieval/index.py)
 

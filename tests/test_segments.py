@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from engine.api import Engine, EngineSettings
-from engine.library.documents import Library
 from engine.attention import compaction
 from engine.errors import CancelledError
+from engine.library.documents import Library
 from engine.model import generation
 from engine.reading import segments
 from engine.reading.lazy import LazyReading
@@ -162,10 +162,14 @@ def test_a_question_reads_only_its_segments_and_answers_as_after_a_full_reading(
     after = full.ask(whole, "What is the code?")
     assert after.timings["segments_read"] == 0 and after.cache_hit
     assert _story(after) == _story(answer) and after.generated == answer.generated
-    # A new engine on the first library restores just those segments from the state cache.
+    # A new engine on the first library restores just those segments from the state cache (in half precision:
+    # the same answer and citations, the highlights' weights within a rounding).
     again = Engine(settings, library=long_engine.library)
     restored = again.ask(again.open_document(long_pdf), "What is the code?")
-    assert restored.cache_hit and restored.timings["segments_loaded"] >= 1 and _story(restored) == _story(answer)
+    assert restored.cache_hit and restored.timings["segments_loaded"] >= 1
+    assert _story(restored)[::3] == _story(answer)[::3] and _story(restored)[1] == _story(answer)[1]
+    assert [(h.page, h.box) for h in restored.highlights] == [(h.page, h.box) for h in answer.highlights]
+    assert all(abs(a.weight - b.weight) < 0.02 for a, b in zip(restored.highlights, answer.highlights))
 
 
 def test_truncation_stays_available(small_model_dir, library, long_pdf):

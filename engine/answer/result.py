@@ -85,6 +85,11 @@ class Answer:
     finish: str = "complete"
     generated: str = ""  # the model's own text, before support checking and clean-up
 
+    @property
+    def notice(self) -> str | None:
+        """The notices as one paragraph (None when there are none), for whoever shows them together."""
+        return " ".join(self.notices) or None
+
     def to_json(self) -> dict:
         data = asdict(self)
         data.pop("token_scores")
