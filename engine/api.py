@@ -28,7 +28,7 @@ from .errors import DocFocusError
 from .ingest.extract import IngestedDocument, file_sha256, ingest_pdf
 from .library.documents import Library
 from .library.service import LibraryMixin
-from .model import generation
+from .model import generation, positions
 from .model.loading import LoadedModel, load_model
 from .model.prompt import PromptLayout, build_layout, token_words
 from .reading import segments
@@ -126,7 +126,7 @@ class Engine(LibraryMixin):
         or a window too small for segments): segments shrink to fit a small window."""
         reading = self.settings.reading
         try:
-            segments.rotary_frequencies(self.load().model)
+            positions.rotary_positions(self.load().model)
         except DocFocusError as error:
             log.warning("%s Falling back to truncation.", error)
             return None

@@ -19,12 +19,15 @@ ShouldStop = Callable[[], bool]
 
 
 def new_cache(config):
-    """A transformers DynamicCache whose full-attention layers append in place (see GrowableLayer)."""
+    """A transformers DynamicCache whose attention layers keep every position and append in place (see
+    GrowableLayer). Sliding-window layers (Mistral, Gemma 2/3, Phi-3) keep their whole history too: a reading
+    keeps every token's keys so passages can be placed anywhere later, and the layer's mask (built from the
+    config) still limits what it attends to."""
     from transformers import DynamicCache
     from transformers.cache_utils import DynamicLayer
 
     cache = DynamicCache(config=config)
-    cache.layers = [GrowableLayer() if type(layer) is DynamicLayer else layer for layer in cache.layers]
+    cache.layers = [GrowableLayer() if isinstance(layer, DynamicLayer) else layer for layer in cache.layers]
     return cache
 
 
