@@ -16,7 +16,6 @@ DOCFOCUS_BENCH_CASES (needles per length).
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -29,18 +28,16 @@ from bench.common import contains_answer, r_manual
 
 EVAL = Path(__file__).resolve().parents[1].parent / "shared" / "eval"
 MAX_NEW_TOKENS = 64
-APPROACHES = {
-    "passages 256": {"focal_tokens": 256},
-    "passages 512": {"focal_tokens": 512},
-    "passages 768": {"focal_tokens": 768},
-    "passages 1536": {"focal_tokens": 1536},
-    "passages 512 + attention ranking": {"focal_tokens": 512, "answer_options": {"attention_weight": 1.0}},
-    "passages 512 in document order": {"focal_tokens": 512, "answer_options": {"order": "document"}},
-    "passages 512 + CAD": {"focal_tokens": 512, "answer_options": {"decoding": "cad"}},
-    "passages 512 + copy bias": {"focal_tokens": 512, "answer_options": {"decoding": "copy"}},
-    "passages 512 without quote": {"focal_tokens": 512, "answer_options": {"quote": False}},
-    "whole document with DGA": {"answer_context": "document", "attention_mode": "dga"},
-    "whole document with dense attention": {"answer_context": "document", "attention_mode": "dense"},
+APPROACHES = {  # EngineSettings.changed(...) parts
+    "passages 256": {"answer": {"focal_tokens": 256}},
+    "passages 512": {"answer": {"focal_tokens": 512}},
+    "passages 768": {"answer": {"focal_tokens": 768}},
+    "passages 1536": {"answer": {"focal_tokens": 1536}},
+    "passages 512 + attention ranking": {"answer": {"focal_tokens": 512, "attention_weight": 1.0}},
+    "passages 512 in document order": {"answer": {"focal_tokens": 512, "order": "document"}},
+    "passages 512 without quote": {"answer": {"focal_tokens": 512, "quote": False}},
+    "whole document with DGA": {"answer": {"context": "document"}, "attention": {"mode": "dga"}},
+    "whole document with dense attention": {"answer": {"context": "document"}, "attention": {"mode": "dense"}},
 }
 REFERENCES = ("chunk retrieval (BM25 top 3)", "gold page (oracle)")
 QUICK = ("passages 512", "passages 512 + attention ranking", "whole document with DGA")
@@ -84,7 +81,7 @@ def highlight_precision(answer, gold: int) -> float | None:
 
 
 def ask_row(engine, base, name: str, doc, case: dict) -> dict:
-    engine.settings = dataclasses.replace(base, **APPROACHES[name])
+    engine.settings = base.changed(**APPROACHES[name])
     engine.forget_question_scores()  # each approach pays for its own attention pass: fair first-token times
     answer = engine.ask(doc, case["question"])
     pages = page_order(answer.evidence)

@@ -2,8 +2,8 @@
 
 The haystack is R's manual prose (bench/common.py) laid out in pages; the needle is inserted as a paragraph
 into one page without re-flowing the others, so the other pages, and the segments read from them, are the same
-in every case of a length (a document past the window re-reads only the segments its needle changed,
-``Engine(segment_memo=...)``). Depths spread evenly over 0-100%.
+in every case of a length (a document past the window reads again only the segments its needle changed: the
+others are in the state cache). Depths spread evenly over 0-100%.
 """
 from __future__ import annotations
 
@@ -60,8 +60,10 @@ def bench_engine(max_new_tokens: int):
 
     device = os.environ.get("DOCFOCUS_BENCH_DEVICE", "cpu")
     keep = os.environ.get("DOCFOCUS_BENCH_STATES", "1") != "0"
-    engine = Engine(EngineSettings(device=device).changed(answer={"max_new_tokens": max_new_tokens}, store={"use_cache": keep, "cache_cap_bytes": 48 * 1024 ** 3}), library=Library(home / "library.sqlite"),
-                    segment_memo={})
+    settings = EngineSettings(model=os.environ.get("DOCFOCUS_BENCH_MODEL") or None, device=device)
+    engine = Engine(settings.changed(answer={"max_new_tokens": max_new_tokens},
+                                     store={"use_cache": keep, "cache_cap_bytes": 48 * 1024 ** 3}),
+                    library=Library(home / "library.sqlite"))
     engine.load()
     return engine
 

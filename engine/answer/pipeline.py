@@ -23,8 +23,8 @@ import numpy as np
 
 from ..attention import compaction, scoring, strategies
 from ..errors import QuestionError
-from ..model import generation
-from ..model.prompt import question_ids
+from ..model import generation, positions
+from ..model.prompt import question_ids, stop_texts
 from ..reading.documents import DocumentHandle, DocumentState
 from ..reading.lazy import LazyReading
 from ..retrieval import passages as passage_ops
@@ -34,6 +34,8 @@ from . import evidence as relevance
 from . import postprocess, support
 from .result import Answer, Citation
 
+FIXED_POSITIONS = ("This model cannot move passages next to the question, so it answered from the document as it "
+                   "read it.")
 SCORED_KEPT = 8  # questions whose attention over a document is kept (asked again, or answered another way)
 
 
@@ -96,7 +98,8 @@ class Answerer:
         settings = engine_settings.answer
         q_ids = question_ids(self.loaded.tokenizer, doc.layout, question)
         started = started if started is not None else time.perf_counter()
-        whole = settings.context == "document" and state.cache is not None
+        movable = positions.can_move(self.loaded.model)  # else no passage can be placed: the whole reading
+        whole = (settings.context == "document" or not movable) and state.cache is not None
         if whole:
             generated = self._over_document(doc, state, q_ids, question, engine_settings, settings, limit_tokens,
                                             on_text, should_stop, started)
@@ -104,7 +107,10 @@ class Answerer:
             focal = settings.focal_tokens if settings.context == "passages" else budget // 2
             generated = self._over_passages(doc, state, q_ids, question, settings, min(focal, budget),
                                             limit_tokens, on_text, should_stop, progress, started, index)
-        return self._story(doc, question, generated, settings, index), generated.timings
+        answer = self._story(doc, question, generated, settings, index)
+        if not movable and settings.context == "passages":
+            answer.notice = " ".join(filter(None, [answer.notice, FIXED_POSITIONS]))
+        return answer, generated.timings
 
     # ---- the two contexts
 
@@ -191,7 +197,7 @@ class Answerer:
             raise QuestionError(f"The question is too long ({len(q_ids)} tokens) for the space left in the "
                                 f"model's window.", "Ask a shorter question.")
         model = self.loaded.model
-        stream = generation.TextStream(self.loaded.tokenizer)
+        stream = generation.TextStream(self.loaded.tokenizer, stop_texts(self.loaded.tokenizer))
         shown = postprocess.StreamFilter()  # the user never sees a repeat or an empty frame, even while streaming
         finish = generation.Finish()
         first_token_s = decode_started = None
@@ -204,9 +210,12 @@ class Answerer:
             piece = shown.feed(stream.push(token))
             if piece and on_text:
                 on_text(piece)
+            if stream.stopped:  # a base model's answer ended (engine/model/prompt.py stop_texts)
+                finish.reason = "complete"
+                break
         if finish.reason != "stopped" and should_stop and should_stop():
             finish.reason = "stopped"  # asked to stop as the answer ended (or before it began)
-        rest = shown.flush()
+        rest = shown.feed(stream.flush()) + shown.flush()
         if rest and on_text and finish.reason != "stopped":
             on_text(rest)
         now = time.perf_counter()
