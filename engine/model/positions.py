@@ -29,9 +29,10 @@ import torch
 
 from ..errors import DocFocusError
 
-_FIXED = ("This model's position encoding cannot be re-positioned, so it reads only the part of a document "
-          "that fits its window.", "Use a RoPE model (Llama, Qwen, Mistral, Gemma, Phi, SmolLM...) to read all of it.")
-_known: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_FIXED = (("This model's position encoding cannot be re-positioned, so it reads only the part of a document that "
+           "fits its window."),
+          "Use a RoPE model (Llama, Qwen, Mistral, Gemma, Phi, SmolLM...) to read all of it.")
+_known: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class RotaryPositions:
