@@ -70,9 +70,9 @@ class RotaryPositions:
         if kind is None:  # no RoPE in this layer: keys do not depend on their position
             return keys.float()
         angles = {} if angles is None else angles
-        if kind not in angles:
-            angles[kind] = self._turn(kind, source, target, keys.device)
-        cos, sin = angles[kind]  # (N, R)
+        if (kind, keys.device) not in angles:  # layers may sit on several devices (device_map="auto")
+            angles[kind, keys.device] = self._turn(kind, source, target, keys.device)
+        cos, sin = angles[kind, keys.device]  # (N, R)
         return rotate_half_layout(keys.float(), cos, sin)
 
     def move_layers(self, keys: list[torch.Tensor], source: torch.Tensor, target: torch.Tensor) -> list[torch.Tensor]:
