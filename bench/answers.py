@@ -41,8 +41,9 @@ APPROACHES = {  # EngineSettings.changed(...) parts
 }
 REFERENCES = ("chunk retrieval (BM25 top 3)", "gold page (oracle)")
 QUICK = ("passages 512", "passages 512 + attention ranking", "whole document with DGA")
-SETS = ("needle-4k", "needle-7k", "needle-32k", "rdata", "rintro", "radmin")
-MANUALS = {"rdata": EVAL / "r-data-questions.json", "rintro": EVAL / "r-intro-questions.json",
+SETS = ("needle-4k", "needle-7k", "needle-32k", "rdata", "rdata-natural", "rintro", "radmin")
+MANUALS = {"rdata": EVAL / "r-data-questions.json", "rdata-natural": EVAL / "r-data-natural-questions.json",
+           "rintro": EVAL / "r-intro-questions.json",
            "radmin": Path(__file__).parent / "eval" / "r-admin-questions.json"}  # the last one is our own
 
 
