@@ -7,6 +7,9 @@ for one token (engine/attention/ops.py ``fold_groups``). Decoding then attends t
 [prompt head + focal + groups + remainder + question + generated] instead of the whole document, and every
 ``reselect_every`` generated tokens re-opens the groups the recent queries point at into their exact tokens.
 
+A sliding-window layer (Mistral, Gemma 2/3, Phi-3) whose window does not cover the document stays exact: it
+attends to its window only. A soft-capped layer (Gemma 2) caps the logits before the groups' bias.
+
 The question itself reads the document densely (phase "question"); its attention mass over the document is
 recorded per layer (``question_mass``) for the relevance ranking (engine/answer/evidence.py), and the answer's
 attention as decoding goes on (``answer_mass``) for the highlights.
