@@ -160,7 +160,7 @@ def test_passages_from_segments_answer_like_a_whole_reading(model, family_dir):
 
 def _engine(model_dir, library: Library, context: str) -> Engine:
     settings = EngineSettings(model=str(model_dir), device="cpu").changed(
-        answer={"max_new_tokens": 4, "context": context, "focal_tokens": 64}, reading={"segment": 96, "overlap": 16})
+        answer={"max_new_tokens": 4, "context": context, "focal_tokens": 64}, reading={"segment": 192, "overlap": 16})
     return Engine(settings, library=library)
 
 
