@@ -69,12 +69,14 @@ def _encode(tokenizer, text: str) -> list[int]:
 
 
 def _with_bos(tokenizer, head: str, ids: list[int]) -> list[int]:
-    """``ids`` with the BOS token first where the tokenizer starts every text with it (Gemma, Llama 3: without
-    it they answer badly) and the template did not write it already."""
+    """``ids`` with the BOS token first where the tokenizer asks for it and the template did not write it. A base
+    model's prompt has no template to write it, so it gets BOS wherever its tokenizer starts texts with one
+    (Gemma: without it, it answers badly)."""
     bos = getattr(tokenizer, "bos_token_id", None)
     if bos is None or not tokenizer.bos_token or head.startswith(tokenizer.bos_token) or ids[:1] == [bos]:
         return ids
-    adds = getattr(tokenizer, "add_bos_token", False) or tokenizer("x")["input_ids"][:1] == [bos]
+    adds = getattr(tokenizer, "add_bos_token", False) or (
+        not getattr(tokenizer, "chat_template", None) and tokenizer("x")["input_ids"][:1] == [bos])
     return [bos] + ids if adds else ids
 
 
