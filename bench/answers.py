@@ -12,7 +12,7 @@ of right answers marked supported), degenerate answers (a repeated line or sente
 it, judged here independently of the engine's own cleaning) and first-token time (median and range).
 
 Environment: DOCFOCUS_BENCH_SETS (e.g. "rdata needle-4k"), DOCFOCUS_BENCH_APPROACHES (names, comma-separated),
-DOCFOCUS_BENCH_CASES (needles per length).
+DOCFOCUS_BENCH_CASES (needles per length; for a manual, its first questions).
 """
 from __future__ import annotations
 

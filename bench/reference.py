@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.model import generation
-from engine.model.prompt import chat_ids
+from engine.model.prompt import chat_ids, stop_texts
 from engine.retrieval import terms as text
 
 CHUNK_WORDS = 120
@@ -67,12 +67,14 @@ def answer_from_text(engine, document_text: str, question: str, max_new_tokens: 
     ids = chat_ids(loaded.tokenizer, document_text, question)
     cache = generation.new_cache(loaded.model.config)
     logits = generation.prefill(loaded.model, ids, cache)
-    stream = generation.TextStream(loaded.tokenizer)
+    stream = generation.TextStream(loaded.tokenizer, stop_texts(loaded.tokenizer))
     first = None
     stops = generation.stop_token_ids(loaded.tokenizer, loaded.model)
     for token in generation.decode(loaded.model, cache, logits, max_new_tokens, stops):
         first = first if first is not None else time.perf_counter() - started
         stream.push(token)
+        if stream.stopped:  # a base model's answer ended
+            break
     return stream.text.strip(), first if first is not None else time.perf_counter() - started
 
 

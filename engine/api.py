@@ -32,7 +32,7 @@ from .ingest.extract import PROTECTED_CLEANED, IngestedDocument, file_sha256, in
 from .ingest.formats import requires_password
 from .library.documents import Library
 from .library.service import LibraryMixin
-from .model import generation
+from .model import generation, positions
 from .model.loading import LoadedModel, load_model
 from .model.prompt import ANSWER_RESERVE, QUESTION_RESERVE, build_layout, check_question, token_words
 from .reading import segments
@@ -50,6 +50,8 @@ log = logging.getLogger("docfocus")
 Progress = Callable[[str, int, int], None]
 ShouldStop = Callable[[], bool]
 PASSAGE_TOKENS = 64  # the passage a document is cut into (engine/retrieval/passages.py)
+FIXED_POSITIONS = ("This model cannot move passages next to the question, so it answered from the document as it "
+                   "read it.")
 
 
 class Engine(LibraryMixin):
@@ -148,7 +150,7 @@ class Engine(LibraryMixin):
         a window too small for segments): segments shrink to fit a small window."""
         reading = self.settings.reading
         try:
-            segments.rotary_frequencies(self.load().model)
+            positions.rotary_positions(self.load().model)
         except DocFocusError as error:
             log.warning("%s Reading what fits the window instead.", error)
             return None
@@ -187,6 +189,8 @@ class Engine(LibraryMixin):
         ranking = self.rank(doc, question)
         facts.timings["rank_s"] = round(time.perf_counter() - facts.started, 3)
         if self._answers_whole(doc, settings):
+            if doc.segmenting is None and settings.answer.context == "passages":
+                facts.notices.append(FIXED_POSITIONS)
             state, read_s = self._readings.whole(doc, progress, should_stop)
             facts.timings.update(prefill_s=round(read_s, 3), restore_s=round(state.restore_s, 3),
                                  store_s=round(state.store_s, 3), state_from=state.source)

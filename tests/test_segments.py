@@ -10,7 +10,8 @@ from engine.api import Engine, EngineSettings
 from engine.attention import compaction
 from engine.errors import CancelledError
 from engine.library.documents import Library
-from engine.model import generation
+from engine.model import generation, positions
+from engine.model.positions import rotary_positions
 from engine.reading import segments
 from engine.reading.lazy import LazyReading
 
@@ -58,7 +59,7 @@ def test_rotating_a_key_moves_it_to_another_position(tiny_engine):
         cos, sin = rotary(raw, positions)
         return apply_rotary_pos_emb(raw, raw, cos, sin)[1]
 
-    moved = segments.rotate(placed(at), (to - at)[0], segments.rotary_frequencies(model))
+    moved = rotary_positions(model).move(0, placed(at), at[0], to[0])
     torch.testing.assert_close(moved, placed(to), rtol=1e-4, atol=1e-4)
 
 
@@ -126,8 +127,8 @@ def test_placed_passages_sit_right_after_the_head(tiny_engine, long_pdf):
     compacted = compaction.compact(model, state, order)
     head = state.head_len
     for layer in range(len(state.keys)):
-        moved = segments.rotate(state.keys[layer][:, :, order], head + torch.arange(32) - state.positions[order],
-                                segments.rotary_frequencies(model))
+        moved = rotary_positions(model).move(layer, state.keys[layer][:, :, order], state.positions[order],
+                                             head + torch.arange(32))
         torch.testing.assert_close(compacted.keys[layer][:, :, head:].float(), moved, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(compacted.keys[layer][:, :, :head], state.head_keys[layer])
 
@@ -194,5 +195,5 @@ def test_a_model_without_rope_falls_back_to_truncation(long_engine, long_pdf, mo
     def refuse(model):
         raise DocFocusError("no RoPE")
 
-    monkeypatch.setattr(segments, "rotary_frequencies", refuse)
+    monkeypatch.setattr(positions, "rotary_positions", refuse)
     assert long_engine.open_document(long_pdf).method == "truncate"
