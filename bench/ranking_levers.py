@@ -96,13 +96,13 @@ class Levers:
 
     def _all_vectors(self) -> np.ndarray:
         if self._vectors is None:
-            embedder = self.engine._embedder or meaning.Embedder.load()
+            embedder = self.engine.embedder()
             texts = [self.doc.passages.text(self.doc.ingested, n) for n in range(len(self.doc.passages))]
             self._vectors = np.concatenate([embedder.embed(texts[i:i + 64]) for i in range(0, len(texts), 64)])
         return self._vectors
 
     def meaning_everywhere(self, question: str) -> np.ndarray:
-        embedder = self.engine._embedder or meaning.Embedder.load()
+        embedder = self.engine.embedder()
         return rrf(self.words(question), self._all_vectors() @ embedder.embed([question])[0])
 
     def rewrite(self, question: str) -> np.ndarray:
@@ -114,7 +114,7 @@ class Levers:
         """Headings beside the words, then the meaning over that ranking's shortlist."""
         base = self._ranked(question, True)  # (loads the engine's embedder and its vectors)
         combined = ranking.Ranking(base.candidates, self.headings(question), {}, ["words", "headings"], base.weights)
-        return meaning.rerank(combined, question, self.engine._embedder, self.engine._vectors).score
+        return meaning.rerank(combined, question, self.engine.embedder(), self.engine.passage_vectors).score
 
 
 def hypothetical_answer(engine, question: str, tokens: int = 32) -> str:

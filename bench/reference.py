@@ -87,15 +87,13 @@ def chunk_retrieval(engine, document, question: str, max_new_tokens: int) -> dic
 
 EMBED_CHARS = 1000  # a popular desktop RAG app's default chunk (characters)
 EMBED_TOP = 4
+CHUNK_VECTORS: dict = {}  # (document, chunk count) -> the chunks' vectors, kept for the run
 
 
 def embedding_retrieval(engine, document, question: str, max_new_tokens: int) -> dict:
     """Chunk retrieval by meaning alone: ~1,000-character chunks, embedded with all-MiniLM-L6-v2, the 4 most similar
     to the question given to the same model (the default of a popular desktop RAG app)."""
-    from engine.retrieval.meaning import Embedder
-
-    embedder = getattr(engine, "_bench_embedder", None) or Embedder.load()
-    engine._bench_embedder = embedder
+    embedder = engine.embedder()
     pieces, current, page = [], [], None
     for word in document.words:
         page = word.page + 1 if not current else page
@@ -106,12 +104,10 @@ def embedding_retrieval(engine, document, question: str, max_new_tokens: int) ->
     if current:
         pieces.append(Chunk(page, " ".join(current), Counter()))
     key = (document.sha256, len(pieces))
-    cached = getattr(engine, "_bench_chunk_vectors", {})
-    if key not in cached:
-        cached[key] = np.concatenate([embedder.embed([c.text for c in pieces[i:i + 64]])
-                                      for i in range(0, len(pieces), 64)])
-        engine._bench_chunk_vectors = cached
-    best = np.argsort(-(cached[key] @ embedder.embed([question])[0]))[:EMBED_TOP].tolist()
+    if key not in CHUNK_VECTORS:
+        CHUNK_VECTORS[key] = np.concatenate([embedder.embed([c.text for c in pieces[i:i + 64]])
+                                             for i in range(0, len(pieces), 64)])
+    best = np.argsort(-(CHUNK_VECTORS[key] @ embedder.embed([question])[0]))[:EMBED_TOP].tolist()
     answer, first = answer_from_text(engine, "\n\n".join(pieces[i].text for i in best), question, max_new_tokens)
     return {"answer": answer, "pages": [pieces[i].page for i in best], "first_token_s": first}
 

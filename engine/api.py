@@ -217,14 +217,22 @@ class Engine(LibraryMixin):
 
     def by_meaning(self, ranking: ranking_ops.Ranking, question: str) -> ranking_ops.Ranking:
         """The word match's best passages re-ranked by meaning too, where that is on and the embedder installed."""
-        if not self.settings.answer.meaning:
+        if not self.settings.answer.meaning or self.embedder() is None:
             return ranking
+        return meaning.rerank(ranking, question, self._embedder, self.passage_vectors)
+
+    def embedder(self) -> meaning.Embedder | None:
+        """The sentence embedder, loaded once (None when its package is not installed)."""
         if getattr(self, "_embedder", False) is False:
-            self._embedder = meaning.Embedder.load()  # None when the package is not installed
+            self._embedder = meaning.Embedder.load()
+        return self._embedder
+
+    @property
+    def passage_vectors(self) -> PassageVectors:
+        """The passages' meaning vectors, computed when first asked for and kept in the index database."""
+        if getattr(self, "_vectors", None) is None:
             self._vectors = PassageVectors(self.library.db, self.index_key, self._keeps)
-        if self._embedder is None:
-            return ranking
-        return meaning.rerank(ranking, question, self._embedder, self._vectors)
+        return self._vectors
 
     # ---- the passage index (engine/retrieval/index.py)
 
