@@ -82,24 +82,18 @@ def test_selection_fills_the_budget_best_first_with_the_next_passage():
     assert passages.select(cut, ranking, budget=10, follow=0) == [2]
 
 
-def test_the_word_match_ranks_and_the_attention_only_weighs_in_when_asked_or_when_no_word_matches(manual):
-    document, offsets = manual
-    cut = passages.cut(document, offsets, target=24)
+def test_the_word_match_ranks_and_says_when_no_word_of_the_question_matched(tiny_engine, tmp_path):
+    path = pdfs.paragraphs_pdf(tmp_path / "manual.pdf", [FILLER * 3, FILLER + READ_FWF + " " + FILLER,
+                                                         XPORT + " " + FILLER * 2, FILLER * 2])
+    doc = tiny_engine.open_document(path)
+    candidates = ranking_ops.Candidates.of_document(doc)
     question = "Which function reads fixed-width files given field widths?"
-    lexical = passages.lexical_scores(cut, document, question)
-    fwf = int(np.argmax(lexical))
-    misleading = np.zeros(len(cut))
-    misleading[0] = 50.0  # attention that points at page 1
-    words_only = passages.rank(None, lexical, 0.0)
-    assert int(np.argmax(words_only)) == fwf
-    assert passages.rank(misleading, lexical, 0.0).tolist() == words_only.tolist()
-    assert int(np.argmax(passages.rank(misleading, lexical, 10.0))) == 0  # weighed in heavily, it wins
-    nothing = np.zeros(len(cut))
-    assert int(np.argmax(passages.rank(misleading, nothing, 0.0))) == 0  # no word matches: the attention decides
-    assert not ranking_ops.needs_attention(lexical, 0.0) and ranking_ops.needs_attention(lexical, 0.5)
-    assert ranking_ops.needs_attention(passages.lexical_scores(cut, document, "Qwzx blorft?"), 0.0)
-    ranked = ranking_ops.rank(document, cut, None, [(0, len(offsets))], question, 0.0, len(offsets))
-    assert ranked.order()[0] == fwf and not ranked.attention.any()
+    lexical, weights = ranking_ops.word_match(candidates, question)
+    ranked = ranking_ops.rank(candidates, lexical, weights)
+    assert "read.fwf" in candidates.text(ranked.order()[0]) and ranked.signals == ["words"]
+    assert ranked.parts["words"].tolist() == lexical.tolist() and {"width", "field"} <= set(weights)
+    nothing = ranking_ops.rank(candidates, *ranking_ops.word_match(candidates, "Qwzx blorft?"))
+    assert nothing.signals == [] and not np.any(nothing.score)  # nothing matched: no signal claims the choice
 
 
 def test_evidence_lists_cited_passages_first_and_only_relevant_ones(manual):

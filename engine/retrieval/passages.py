@@ -167,16 +167,6 @@ def zscore(values: np.ndarray) -> np.ndarray:
     return (values - values.mean()) / spread if spread > 0 else np.zeros_like(values, dtype=np.float64)
 
 
-def rank(attention: np.ndarray | None, lexical: np.ndarray, attention_weight: float) -> np.ndarray:
-    """(P,) the ranking score: the word match as a z-score, plus ``attention_weight`` times the attention's z-score
-    (``attention`` None: not measured). When no word of the question is in any passage, the attention alone."""
-    if attention is None:
-        return zscore(lexical)
-    if not np.any(lexical > 0):
-        return zscore(attention)
-    return zscore(lexical) + attention_weight * zscore(attention)
-
-
 def select(passages: Passages, ranking: np.ndarray, budget: int, follow: int = 1) -> list[int]:
     """Passages for the answer's context, best first, within ``budget`` tokens: the best ones, each (up to the
     ``follow`` best) with the passage after it on the same page (an answer often continues its match)."""
