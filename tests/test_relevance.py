@@ -96,17 +96,18 @@ def test_the_word_match_ranks_and_says_when_no_word_of_the_question_matched(tiny
     assert nothing.signals == [] and not np.any(nothing.score)  # nothing matched: no signal claims the choice
 
 
-def test_evidence_lists_cited_passages_first_and_only_relevant_ones(manual):
-    document, offsets = manual
-    cut = passages.cut(document, offsets, target=24)
-    question = "Which function reads fixed-width files given field widths?"
-    lexical = passages.lexical_scores(cut, document, question)
-    ranking = ranking_ops.Ranking(cut, passages.rank(np.zeros(len(cut)), lexical, 1.0), np.zeros(len(cut)), lexical)
-    listed = relevance.evidence(document, ranking, cited=[])
-    assert listed and listed[0].page == 2 and listed[0].score == 1.0
-    assert len(listed) < len(cut) and all(a.score >= b.score for a, b in zip(listed, listed[1:]))
-    xport = next(n for n in range(len(cut)) if "xport" in cut.text(document, n))
-    assert relevance.evidence(document, ranking, cited=[xport])[0].page == 3
+def test_evidence_lists_cited_passages_first_and_only_relevant_ones(tiny_engine, tmp_path):
+    path = pdfs.paragraphs_pdf(tmp_path / "manual.pdf", [FILLER * 3, FILLER + READ_FWF + " " + FILLER,
+                                                         XPORT + " " + FILLER * 2, FILLER * 2])
+    doc = tiny_engine.open_document(path)
+    candidates = ranking_ops.Candidates.of_document(doc)
+    ranked = ranking_ops.rank(candidates, *ranking_ops.word_match(candidates, "Which function reads fixed-width "
+                                                                               "files given field widths?"))
+    listed, rows = relevance.evidence(candidates, ranked.score, cited=[])
+    assert listed and listed[0].page == 2 and listed[0].score == 1.0 and rows[0] == ranked.order()[0]
+    assert len(listed) < len(candidates) and all(a.score >= b.score for a, b in zip(listed, listed[1:]))
+    xport = next(n for n in range(len(candidates)) if "xport" in candidates.text(n))
+    assert relevance.evidence(candidates, ranked.score, cited=[xport])[0][0].page == 3
 
 
 def test_highlights_are_content_words_of_the_cited_passage(manual):
