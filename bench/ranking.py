@@ -14,7 +14,8 @@ Levers (issue "Understand the question"), alone and together, on the same docume
   it needs the shortlist read by the model, so it runs only with ``DOCFOCUS_BENCH_FOCUS=1``.
 
 Reported per set: evidence-page hit@1 / hit@3 (any of the question's evidence pages) and the median time a
-lever adds per question. Environment: DOCFOCUS_BENCH_SETS (default every manual set of bench/answers.py).
+lever adds per question. Environment: DOCFOCUS_BENCH_SETS (default every manual set of bench/answers.py),
+DOCFOCUS_BENCH_LEVERS (a comma-separated subset of the levers).
 """
 from __future__ import annotations
 
@@ -47,6 +48,8 @@ def run(quick: bool, out_dir: Path) -> dict:
     sets = os.environ.get("DOCFOCUS_BENCH_SETS", " ".join(manuals)).split()
     engine = make_engine(answer={"max_new_tokens": 32})
     names = [name for name in LEVERS if name != "focus" or os.environ.get("DOCFOCUS_BENCH_FOCUS") == "1"]
+    if os.environ.get("DOCFOCUS_BENCH_LEVERS"):  # a subset, e.g. "words,meaning,focus"
+        names = [name for name in names if name in os.environ["DOCFOCUS_BENCH_LEVERS"].split(",")]
     rows = []
     for set_name in sets:
         path, cases = answers.manual_cases(set_name)
