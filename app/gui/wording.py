@@ -21,7 +21,8 @@ def document_banners(handle) -> list[tuple[str, str, str, str]]:
     pages, detail = info["pages"], handle.notice() or ""
     if info["method"] == "select":
         banners.append(("window", "info", f"Reads all {pages} pages; answers from the passages that match your "
-                        "question. Reading a document this long takes a while the first time.", detail))
+                        "question. Each question reads only the parts it needs, and keeps them for the next one.",
+                        detail))
     elif handle.truncated:
         banners.append(("window", "warning", f"This document is too long for the model to read whole: answers use "
                         f"pages 1-{info['pages_used']} of {pages}. Settings can make it read all of it.", detail))
