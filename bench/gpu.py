@@ -236,9 +236,9 @@ def device_name(device) -> str:
 def run(quick: bool, out_dir: Path) -> dict:
     shapes, lengths, device = plan()
     if device is None:
-        note = ("No CUDA device: the GPU section needs an NVIDIA GPU and a CUDA build of torch (README, \"On a "
-                "GPU\"). Nothing was measured. DOCFOCUS_BENCH_GPU_SHAPE=tiny runs its code with tiny shapes on the "
-                "CPU.")
+        note = ("No CUDA device: the GPU section needs an NVIDIA GPU and a CUDA build of torch (README, \"Installing "
+                "on a GPU\"). Nothing was measured. DOCFOCUS_BENCH_GPU_SHAPE=tiny runs its code with tiny shapes on "
+                "the CPU.")
         print("  " + note, flush=True)
         return {"skipped": "no CUDA device", "markdown": note + "\n"}
     print(f"  {device_name(device)}; random weights are enough for speed (cost depends on the shapes only)",

@@ -17,7 +17,7 @@ HOME = Path(__file__).parent / "results" / ".home"
 
 def library_engine(max_new_tokens: int = 24):
     """The bundled model, the benchmark's data folder (library and state cache kept between runs), states in
-    fp16 (as the README's long-document figures), a 48 GB cache cap."""
+    fp16 (as the long-document figures in docs/benchmarks.md), a 48 GB cache cap."""
     home = Path(os.environ.setdefault("DOCFOCUS_HOME", str(HOME)))
     home.mkdir(parents=True, exist_ok=True)
     from engine.api import Engine, EngineSettings

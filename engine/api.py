@@ -103,7 +103,7 @@ class Engine(LibraryMixin):
         if ingested is None:
             ingested = ingest_pdf(path, password, ocr_language=language, ocr_store=self.library, progress=progress,
                                   should_stop=should_stop, pdf_lock=pdf_lock)
-            if not ingested.protected:  # nothing of a document that needs a password is kept (README)
+            if not ingested.protected:  # nothing of a document that needs a password is kept (README, privacy)
                 self.library.save(ingested)
         return ingested
 

@@ -32,7 +32,7 @@ ANSWER_SPACE = 256  # decode buffer room for the answer before it must grow (a c
 
 @dataclass
 class DgaSettings:
-    """DGA knobs; defaults were picked by ``python -m bench`` (see README)."""
+    """DGA knobs; defaults were picked by ``python -m bench`` (see docs/benchmarks.md)."""
 
     gamma: float = 0.1  # fraction of document tokens kept exactly, per layer and KV head
     min_focal: int = 256  # but at least this many: a short document gains no speed and a small model
@@ -169,7 +169,7 @@ class DgaRun(AttentionRun):
     doc_end: int
     layers: dict[int, _LayerState] = field(default_factory=dict)
     # What is recorded stays on the model's device until it is read: a copy to the host in a decode step would
-    # wait for the device's queue to empty, in every layer (README, "On a GPU").
+    # wait for the device's queue to empty, in every layer (docs/gpu.md).
     _question_mass: dict[int, torch.Tensor] = field(default_factory=dict, repr=False)  # layer -> (L,)
     _question_host: dict[int, torch.Tensor] | None = field(default=None, repr=False)  # host copy, made when read
     _answer_mass: torch.Tensor | None = field(default=None, repr=False)  # (L,) float32
