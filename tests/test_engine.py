@@ -221,7 +221,7 @@ def test_the_models_focus_over_a_shortlist_reads_only_the_shortlist(tiny_model_d
     engine = Engine(settings, library=library)
     doc = engine.open_document(path)
     answer = engine.ask(doc, "What does item 7 cost?")
-    assert answer.attention["ranking"] == ["words", "attention"] and answer.timings["shortlist"] >= 2
+    assert answer.attention["ranking"] == ["words", "meaning", "attention"] and answer.timings["shortlist"] >= 2
     assert 1 <= answer.timings["focus_segments_read"] < doc.segments and answer.evidence
     with pytest.raises(SettingsError, match="shortlist at least the budget"):
         settings.changed(answer={"shortlist_tokens": 32})

@@ -129,4 +129,4 @@ def test_cli_prints_the_damage_notice(tmp_path, tiny_model_dir):
     assert result.returncode == 0, result.stderr
     assert "Note: report.pdf is damaged" in result.stderr
     answer = json.loads(result.stdout.splitlines()[0])
-    assert "report.pdf is damaged" in answer["notice"]
+    assert any("report.pdf is damaged" in notice for notice in answer["notices"])

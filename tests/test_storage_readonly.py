@@ -89,10 +89,11 @@ def test_a_read_only_data_folder_still_answers_and_says_once_that_nothing_is_sav
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
     assert len(result.stdout.splitlines()) == 2  # both questions answered
     notes = [line for line in result.stderr.splitlines() if line.startswith("Note:")]
-    assert len(notes) == 1, result.stderr  # with the first answer only
-    assert f"cannot write its library {home / 'library.sqlite'} (the folder {home} is read-only)" in notes[0]
-    assert "not saved in the chat history" in notes[0]
-    assert f"answers without its document cache {home / 'states.sqlite'} (the folder {home} is read-only)" in notes[0]
+    assert len(notes) == 2, result.stderr  # one note per fact, with the first answer only
+    library, cache = notes
+    assert f"cannot write its library {home / 'library.sqlite'} (the folder {home} is read-only)" in library
+    assert "not saved in the chat history" in library
+    assert f"answers without its document cache {home / 'states.sqlite'} (the folder {home} is read-only)" in cache
     assert snapshot(home) == before  # nothing written, nothing lost
 
 

@@ -56,7 +56,7 @@ class Answerer:
         generated = generate(self.loaded, self.stop_ids, context.cache, q_ids, context.run, limit, on_text,
                              should_stop, facts.started, progress)
         scope_tokens = int(candidates.tokens.sum())
-        facts.attention = {"context": "passages", "attention": "exact over the chosen passages",
+        facts.attention = {"context": "passages", "mode": "exact",
                            "passages": len(chosen), "attended_tokens": context.items,
                            "attended_fraction": round(context.items / max(1, scope_tokens), 6),
                            "documents_in_context": len({int(candidates.doc[r]) for r in chosen})}
@@ -84,7 +84,7 @@ class Answerer:
             generation.crop_cache(state.cache, state.prefix_len)  # the next question starts from the document
         chosen = passage_ops.select(ranking.candidates.as_passages(), ranking.score, settings.focal_tokens,
                                     settings.follow)
-        facts.attention = {"context": "document", "attention": attention.mode,
+        facts.attention = {"context": "document", "mode": attention.mode,
                            "attended_fraction": run.attended_fraction()}
         if attention.mode == "dga":
             facts.attention.update(gamma=attention.dga.gamma, group_size=attention.dga.group_size)

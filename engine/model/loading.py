@@ -159,7 +159,8 @@ def converted_gguf_dir(gguf: Path, name: str, progress: Progress | None = None,
     except OSError as error:  # a full disk, a folder that cannot be written: nothing half-written is left
         shutil.rmtree(staging, ignore_errors=True)
         full = getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
-        raise ModelLoadError(f"DocFocus could not convert the model {name} into {staging.parent} "
+        which = f"its bundled model {name}" if name == BUNDLED_NAME else f"the model {name}"
+        raise ModelLoadError(f"DocFocus could not convert {which} into {staging.parent} "
                              f"({'the disk is full' if full else error}); it needs about 300 MB there once.",
                              "Free some space on that disk, or set DOCFOCUS_HOME to a folder on another disk.") \
             from error
