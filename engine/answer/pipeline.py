@@ -23,6 +23,7 @@ from ..retrieval import passages as passage_ops
 from ..settings import AnswerSettings, AttentionSettings
 from . import context as placing
 from . import story
+from .checks import ModelChecks
 from .generate import generate
 from .result import Answer
 
@@ -45,10 +46,11 @@ class Answerer:
         report = (lambda done, total: progress("Reading the parts the question needs", done, total)) \
             if progress else None
         context = placing.assemble(self.loaded.model, candidates, placed, readings, report, should_stop)
-        q_ids = question_ids(self.loaded.tokenizer, candidates.handle(placed[0]).layout, question)
+        layout = candidates.handle(placed[0]).layout
+        q_ids = question_ids(self.loaded.tokenizer, layout, question)
         limit = min(settings.max_new_tokens, self.loaded.window - context.head_len - context.items - len(q_ids))
         generated = generate(self.loaded, self.stop_ids, context.cache, q_ids, context.run, limit, on_text,
-                             should_stop, facts.started)
+                             should_stop, facts.started, question)
         scope_tokens = int(candidates.tokens.sum())
         facts.attention = {"context": "passages", "attention": "exact over the chosen passages",
                            "passages": len(chosen), "attended_tokens": context.items,
@@ -61,7 +63,8 @@ class Answerer:
         masses = context.answer_mass(candidates)
         scores = masses.get(candidates.shas[0]) if len(candidates.shas) == 1 else None
         best_first = sorted(chosen, key=lambda row: -ranking.score[row])
-        return story.tell(question, ranking, best_first, generated, masses, facts, settings.quote, scores)
+        return story.tell(question, ranking, best_first, generated, masses, facts, settings.quote, scores,
+                          ModelChecks(self.loaded, layout.head_ids, q_ids))
 
     def over_document(self, question: str, ranking, state, attention: AttentionSettings, settings: AnswerSettings,
                       facts: story.Facts, on_text=None, should_stop=None) -> Answer:
@@ -73,7 +76,7 @@ class Answerer:
         limit = min(settings.max_new_tokens, self.loaded.window - state.prefix_len - len(q_ids))
         try:
             generated = generate(self.loaded, self.stop_ids, state.cache, q_ids, run, limit, on_text, should_stop,
-                                 facts.started)
+                                 facts.started, question)
         finally:
             generation.crop_cache(state.cache, state.prefix_len)  # the next question starts from the document
         chosen = passage_ops.select(ranking.candidates.as_passages(), ranking.score, settings.focal_tokens,
@@ -85,7 +88,8 @@ class Answerer:
         answer_mass = run.answer_mass.numpy() if run.answer_mass is not None else np.zeros(handle.total_tokens)
         best_first = sorted(chosen, key=lambda row: -ranking.score[row])
         return story.tell(question, ranking, best_first, generated, {handle.sha256: answer_mass}, facts,
-                          settings.quote, self._question_scores(run, state, q_ids, should_stop))
+                          settings.quote, self._question_scores(run, state, q_ids, should_stop),
+                          ModelChecks(self.loaded, handle.layout.head_ids, q_ids))
 
     def _question_scores(self, run, state, q_ids, should_stop) -> np.ndarray:
         """(L,) the question's attention over the document, kept with the answer: recorded by the run, or one more

@@ -46,13 +46,18 @@ def decode_scores(blob: bytes | None) -> np.ndarray | None:
     return (low + codes.astype(np.float32) * ((high - low) / 255.0)).astype(np.float32)
 
 
-# The answer's story (engine/answer/result.py): citations and highlights as JSON, the support verdict, how it ended.
+# The answer's story (engine/answer/result.py): citations and highlights as JSON, the support verdict, how it ended,
+# the verdict's score and signals and the quote beside an unsupported answer (JSON, "null" when none).
 _STORY_COLUMNS = {"citations": "TEXT", "highlights": "TEXT", "supported": "INTEGER", "finish": "TEXT",
-                  "generated": "TEXT"}
+                  "generated": "TEXT", "verdict": "TEXT", "quote": "TEXT"}
 
 
 def _plain(item) -> dict:
     return asdict(item) if is_dataclass(item) else dict(item)
+
+
+def _plain_or_none(item) -> dict | None:
+    return None if item is None else _plain(item)
 
 
 class History:
@@ -85,6 +90,8 @@ class History:
             "highlights": json.dumps([_plain(item) for item in getattr(answer, "highlights", [])]),
             "supported": int(bool(getattr(answer, "supported", True))),
             "finish": getattr(answer, "finish", "complete"), "generated": getattr(answer, "generated", ""),
+            "verdict": json.dumps(_plain_or_none(getattr(answer, "verdict", None))),
+            "quote": json.dumps(_plain_or_none(getattr(answer, "quote", None))),
         }
         with self.db.conn:
             cursor = self.db.conn.execute(
@@ -109,6 +116,7 @@ class History:
             "highlights": json.loads(row.get("highlights") or "[]"),
             "supported": bool(row["supported"]) if row.get("supported") is not None else True,
             "finish": row.get("finish") or "complete", "generated": row.get("generated") or row["answer"],
+            "verdict": json.loads(row.get("verdict") or "null"), "quote": json.loads(row.get("quote") or "null"),
         }
 
     def clear(self, sha256: str) -> int:
