@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from engine.errors import DocFocusError, PdfError
-from engine.store.dbfile import WRITABLE_HINT
+from engine.store.dbfile import hint_for
 
 
 def _pdf_sha256(pdf: str) -> str:
@@ -45,7 +45,7 @@ def _require_usable(cache) -> None:
     says it all: the cache's own notice, written for answers, is not printed)."""
     if cache.unavailable is not None:
         raise DocFocusError(f"DocFocus cannot use its document cache {cache.path} ({cache.unavailable}). "
-                            f"Nothing was changed.", WRITABLE_HINT)
+                            f"Nothing was changed.", hint_for(cache.unavailable))
 
 
 def run_cache(args: argparse.Namespace) -> int:
@@ -81,7 +81,7 @@ def run_cache(args: argparse.Namespace) -> int:
 
 def run_history(args: argparse.Namespace) -> int:
     from engine.library.documents import Library
-    from engine.store.history import History
+    from engine.store.history import History, damaged_notice
 
     sha = _pdf_sha256(args.pdf)
     library = Library()  # one that cannot be written raises a DocFocusError: a message and exit status 2
@@ -91,6 +91,7 @@ def run_history(args: argparse.Namespace) -> int:
         print(f"Removed {history.clear(sha)} answers from the history of {Path(args.pdf).name}.")
         return 0
     entries = history.entries(sha)
+    _print_notes(list(filter(None, [damaged_notice(entries)])))
     if args.json:
         for entry in entries:
             scores = entry.pop("token_scores")

@@ -14,6 +14,7 @@ from app.library_commands import add_library_commands, run_ask_library, run_libr
 from app.terminal import ProgressBar, add_engine_options, add_model_options, engine_settings, print_answer
 from engine import __version__
 from engine.errors import DocFocusError
+from engine.model.prompt import check_question
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,9 +71,8 @@ def run_ask(args: argparse.Namespace) -> int:
         args.questions = [args.pdf, *args.questions]
     elif not args.questions:
         raise DocFocusError("No question was given.", "docfocus ask DOCUMENT QUESTION... (or ask --library QUESTION...)")
-    for question in args.questions:  # fail fast on bad options or an empty question before any heavy work
-        if not question.strip():
-            raise DocFocusError("A question is empty.", "Type a question about the document.")
+    for question in args.questions:  # fail fast on bad options or an empty or too long question before any work
+        check_question(question)
     engine = Engine(engine_settings(args))
     progress = ProgressBar(enabled=sys.stderr.isatty() or not args.json)
     if args.library:

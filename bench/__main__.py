@@ -25,6 +25,7 @@ SECTIONS = {
     "long": "bench.long",  # beyond the window: 16K-64K needles, select vs truncation; segment reading cost
     "prefill": "bench.prefill",  # DGA prefill vs dense prefill: reading cost and needle quality in the window
     "ocr": "bench.ocr",  # scanned pages: OCR accuracy at 150/300 dpi, pages per minute, needles scanned vs born-digital
+    "fuzz": "bench.fuzz",  # mutated PDFs read as docfocus ask and the window do: crashes and hangs (issue 23)
     "gpu": "bench.gpu",
     "library": "bench.library",  # a library of R manuals + needle documents: passage index + lazy segments vs today  # on CUDA: 7-8B shapes (random weights), decode/attention/reading speed and memory
 }

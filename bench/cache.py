@@ -90,7 +90,7 @@ def bytes_per_token(engine, sentences, folder: Path, tokens: int, rounds: int) -
     from engine.store.state_cache import StateCache
 
     doc = engine.open_document(haystack_pdf(engine, sentences, folder, tokens, seed=99))
-    state, _ = engine.read(doc)
+    state, _ = engine.readings.whole(doc)
     layers = [(layer.keys, layer.values) for layer in state.cache.layers]
     cache = StateCache(folder / "formats.sqlite", cap_bytes=1 << 40)
     logits_bytes = state.last_logits.numel() * 4
@@ -142,7 +142,7 @@ def needle_formats(engine, sentences, folder: Path, cases: int, tokens: int) -> 
         doc = engine.open_document(haystack_pdf(engine, sentences, folder, tokens, seed=500 + index, needle=needle,
                                                 depth=(index + 0.5) / cases))
         use(engine, cache_format="model")
-        state, _ = engine.read(doc)  # prefill, stored in the model format
+        state, _ = engine.readings.whole(doc)  # prefill, stored in the model format
         layers = [(layer.keys, layer.values) for layer in state.cache.layers]
         for storage in ("fp16", "int8"):
             use(engine, cache_format=storage)
@@ -151,7 +151,7 @@ def needle_formats(engine, sentences, folder: Path, cases: int, tokens: int) -> 
         for storage in FORMATS:
             use(engine, cache_format=storage)
             engine.forget(doc)  # force a restore from this format
-            restored, _ = engine.read(doc)
+            restored, _ = engine.readings.whole(doc)
             assert restored.source == "disk", restored.source
             q_ids = question_ids(engine.loaded.tokenizer, doc.layout, question)
             logits = generation.prefill(engine.loaded.model, q_ids, restored.cache, phase="question").float()
@@ -178,8 +178,10 @@ def needle_formats(engine, sentences, folder: Path, cases: int, tokens: int) -> 
 
 
 def use(engine, **changes) -> None:
-    """Change some of the engine's settings (validated, as the settings dialog would)."""
-    engine.settings = dataclasses.replace(engine.settings, **changes)
+    """Change some of the engine's store or attention settings (validated, as the settings dialog would)."""
+    store = {k: v for k, v in changes.items() if k in ("cache_format", "use_cache", "cache_cap_bytes")}
+    attention = {"mode": changes["attention_mode"]} if "attention_mode" in changes else {}
+    engine.settings = engine.settings.changed(store=store, attention=attention)
 
 
 def run(quick: bool, out_dir: Path) -> dict:

@@ -181,7 +181,7 @@ def answer_with(engine, base, doc, question: str, mode: str):
     engine.settings = base.changed(reading={"prefill": mode})
     engine.forget(doc)
     try:
-        _, seconds = engine.read(doc)
+        _, seconds = engine.readings.whole(doc)
         return engine.ask(doc, question), seconds
     finally:
         engine.forget(doc)

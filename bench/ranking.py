@@ -59,14 +59,14 @@ def run(quick: bool, out_dir: Path) -> dict:
     rows = []
     for set_name in sets:
         for doc, cases, _ in answers.documents(engine, set_name, count, out_dir):
-            state, _ = engine.read(doc)
+            state = engine.readings.whole(doc)[0] if doc.fits else None
             for case in cases:
                 q_ids = question_ids(engine.loaded.tokenizer, doc.layout, case["question"])
                 started = time.perf_counter()
-                if state.cache is not None:
+                if state is not None:
                     mass = scoring.over_cache(model, state.cache, state.reading.head_len, state.reading.length, q_ids)
                 else:
-                    mass = scoring.over_segments(model, state.reading.whole(), q_ids)  # every segment
+                    mass = scoring.over_segments(model, engine.readings.lazy(doc).whole(), q_ids)  # every segment
                 seconds = time.perf_counter() - started
                 for name, (chosen, weight, words) in variants(mass.shape[0]).items():
                     pages = ranked_pages(doc, mass, state.reading.segments, case["question"], chosen, weight, words)

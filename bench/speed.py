@@ -204,7 +204,7 @@ def end_to_end(engine, folder: Path, length: int, rounds: int) -> dict:
 
     model, device = engine.loaded.model, engine.loaded.device
     doc = document(engine, folder, length)
-    state, _ = engine.read(doc)
+    state, _ = engine.readings.whole(doc)
     q_ids = question_ids(engine.loaded.tokenizer, doc.layout, "What does this section say about data frames?")
     row = timed_decode(model, state.cache, doc.layout.doc_start, state.prefix_len, q_ids, engine.settings, device,
                        rounds)

@@ -93,7 +93,4 @@ def collect(sets: list[str], out: Path = ROWS) -> list[dict]:
 
 
 if __name__ == "__main__":
-    import os
-
-    os.environ.setdefault("DOCFOCUS_BENCH_READ_ALL", "0")
     collect(sys.argv[1:] or [*DEV_SETS, *HELD_OUT])

@@ -28,12 +28,13 @@ from .answer.pipeline import Answerer
 from .attention import contract
 from .answer.result import Answer, Citation, Evidence, Highlight  # noqa: F401 - the public API
 from .errors import DocFocusError
-from .ingest.extract import IngestedDocument, file_sha256, ingest_pdf
+from .ingest.extract import PROTECTED_CLEANED, IngestedDocument, file_sha256, ingest_pdf
+from .ingest.formats import requires_password
 from .library.documents import Library
 from .library.service import LibraryMixin
 from .model import generation
 from .model.loading import LoadedModel, load_model
-from .model.prompt import ANSWER_RESERVE, QUESTION_RESERVE, build_layout, token_words
+from .model.prompt import ANSWER_RESERVE, QUESTION_RESERVE, build_layout, check_question, token_words
 from .reading import segments
 from .reading.documents import DocumentHandle
 from .reading.readings import Readings
@@ -59,6 +60,7 @@ class Engine(LibraryMixin):
         self.loaded: LoadedModel | None = None
         self._state_cache: StateCache | None = None
         self._readings: Readings | None = None
+        self._protected: set[str] = set()  # documents that need a password: nothing of them is written to disk
 
     @property
     def library(self) -> Library:
@@ -71,7 +73,7 @@ class Engine(LibraryMixin):
             self.loaded = load_model(self.settings.model, self.settings.device, self.settings.device_map, progress)
             self._answerer = Answerer(self.loaded, generation.stop_token_ids(self.loaded.tokenizer,
                                                                              self.loaded.model))
-            self._readings = Readings(self.loaded, lambda: self.settings, lambda: self.state_cache)
+            self._readings = Readings(self.loaded, lambda: self.settings, lambda: self.state_cache, self._keeps)
             contract.enable(self.loaded.model)  # plain SDPA unless a forward pass carries an AttentionRun
         return self.loaded
 
@@ -87,21 +89,45 @@ class Engine(LibraryMixin):
         ingested = None
         language = self.settings.ocr_language
         if Path(path).is_file():
-            ingested = self.library.load(file_sha256(path)) if password is None else None
+            sha256 = file_sha256(path)
+            if self.library.get_row(sha256) is not None and requires_password(path, pdf_lock):
+                self._forget_protected(sha256)  # kept in clear by an older DocFocus: read with the password
+            elif password is None:
+                ingested = self.library.load(sha256)
             ocr = ingested.report.ocr if ingested is not None else None
             if ocr is not None and (ocr.failed or ocr.languages != language):
                 ingested = None
         if ingested is None:
             ingested = ingest_pdf(path, password, ocr_language=language, ocr_store=self.library, progress=progress,
                                   should_stop=should_stop, pdf_lock=pdf_lock)
-            self.library.save(ingested)
+            if not ingested.protected:  # nothing of a document that needs a password is kept (README)
+                self.library.save(ingested)
         return ingested
+
+    def _forget_protected(self, sha256: str) -> None:
+        """Delete what an older DocFocus kept in clear of a document that needs a password: its text, pages,
+        words, recognised pages, passages and stored reading (its chat history stays: it is the user's)."""
+        found = self.library.forget_copy(sha256)
+        try:
+            found = self.passage_index.remove(sha256) > 0 or found
+        except sqlite3.Error as error:
+            log.info("could not remove an encrypted document from the passage index: %s", error)
+        if self.settings.store.use_cache:
+            found = self.state_cache.clear(sha256)[0] > 0 or found
+        if found:
+            self.library.notices.append(PROTECTED_CLEANED)
+
+    def _keeps(self, sha256: str) -> bool:
+        """Whether anything derived from this document may be written to disk (not for one that needs a password)."""
+        return sha256 not in self._protected
 
     def open_document(self, source: str | Path | IngestedDocument, password: str | None = None) -> DocumentHandle:
         """Ingest (a path), lay out the prompt, cut the passages and index them: ready for questions. The model
         reads nothing here; a question reads what it needs."""
         loaded = self.load()
         ingested = source if isinstance(source, IngestedDocument) else self.ingest(source, password)
+        if ingested.protected:
+            self._protected.add(ingested.sha256)
         layout = build_layout(loaded.tokenizer, ingested)
         budget = loaded.window - len(layout.head_ids) - QUESTION_RESERVE - ANSWER_RESERVE
         passages = cut_passages(ingested, layout.doc_offsets, PASSAGE_TOKENS)
@@ -151,6 +177,7 @@ class Engine(LibraryMixin):
             should_stop: ShouldStop | None = None, progress: Progress | None = None,
             max_new_tokens: int | None = None) -> Answer:
         """Answer ``question`` from ``doc``, streaming text pieces to ``on_text`` (engine/answer/pipeline.py)."""
+        question = check_question(question)
         loaded = self.load()
         settings = self.settings if not max_new_tokens else self.settings.changed(
             answer={"max_new_tokens": max_new_tokens})
@@ -165,7 +192,7 @@ class Engine(LibraryMixin):
             facts.cache_hit = state.source != "prefill"
             facts.notices += self._readings.take_notices()
             answer = self._answerer.over_document(question, ranking, state, settings.attention, settings.answer,
-                                                  facts, on_text, should_stop)
+                                                  facts, on_text, should_stop, progress)
         else:
             answer = self._answerer.over_passages(question, ranking, {doc.sha256: self._readings.lazy(doc)},
                                                   settings.answer, facts, doc.budget, on_text, should_stop, progress)
@@ -181,7 +208,7 @@ class Engine(LibraryMixin):
         """One document's passages ranked for ``question`` (engine/retrieval/ranking.py)."""
         candidates = ranking_ops.Candidates.of_document(doc)
         lexical, weights = ranking_ops.word_match(candidates, question, self._tokenizer_index())
-        return ranking_ops.rank(candidates, lexical, weights, attention_weight=self.settings.answer.attention_weight)
+        return ranking_ops.rank(candidates, lexical, weights)
 
     # ---- the passage index (engine/retrieval/index.py)
 
@@ -206,6 +233,8 @@ class Engine(LibraryMixin):
     def _index_document(self, doc: DocumentHandle) -> int | None:
         """Put ``doc``'s passages in the passage index (once per tokenizer); its index id, None if it cannot."""
         tokenizer = self.index_key
+        if not self._keeps(doc.sha256):
+            return None
         try:
             found = self.passage_index.doc_id(doc.sha256, tokenizer)
             return found if found is not None else self.passage_index.add(doc.ingested, doc.passages, tokenizer,
@@ -225,6 +254,12 @@ class Engine(LibraryMixin):
             folder = Path(main).parent if main else paths.data_dir()
             self._state_cache = StateCache(folder / "states.sqlite", self.settings.store.cache_cap_bytes)
         return self._state_cache
+
+    def storage(self) -> dict:
+        """The space stored readings take: ``used_bytes``, ``cap_bytes`` and ``readings`` (entries)."""
+        cache = self.state_cache
+        return {"used_bytes": cache.used_bytes(), "cap_bytes": int(self.settings.store.cache_cap_bytes),
+                "readings": len(cache.entries())}
 
     def state_key(self, doc: DocumentHandle, ids: list[int] | None = None) -> StateKey:
         """What identifies ``doc``'s stored whole reading for this model and these settings."""
@@ -247,12 +282,13 @@ class Engine(LibraryMixin):
 
     def _record(self, answer: Answer, settings: EngineSettings) -> Answer:
         """Keep the answer in its document's chat history (never at the cost of the answer)."""
-        if answer.stopped and not answer.answer:
+        if (answer.stopped and not answer.answer) or not self._keeps(answer.document["sha256"]):
             return answer
         used = {"answer": dataclasses.asdict(settings.answer), "attention": dataclasses.asdict(settings.attention),
                 "cache_format": settings.store.cache_format}
         try:
             History(self.library.db).record(answer, used)
-        except sqlite3.Error as error:
-            log.warning("could not record the answer in the history: %s", error)
+        except sqlite3.Error as error:  # history must never cost the user the answer; it is said, with it
+            log.info("could not record the answer in the history: %s", error)
+            answer.notices.append(f"This answer was not saved in the chat history ({error}).")
         return answer

@@ -61,20 +61,29 @@ class Option:
             return
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
             raise SettingsError(f"{self.where()} must be a number, got {value!r}.")
-        if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
-            low = "" if self.low is None else f"{self.low / self.scale:g}"
-            high = "" if self.high is None else f"{self.high / self.scale:g}"
-            bounds = f"between {low} and {high}" if low and high else f"at least {low}" if low else f"at most {high}"
-            raise SettingsError(f"{self.where()} must be {bounds}{self.unit}, got {value / self.scale:g}{self.unit}.")
+        if self._outside(value):
+            raise self._out_of_limits(f"{value:,}" if isinstance(value, int) and self.scale == 1
+                                      else f"{value / self.scale:g}")
+
+    def _outside(self, value: float) -> bool:
+        return (self.low is not None and value < self.low) or (self.high is not None and value > self.high)
+
+    def _out_of_limits(self, shown: str) -> SettingsError:
+        low = "" if self.low is None else f"{self.low / self.scale:g}"
+        high = "" if self.high is None else f"{self.high / self.scale:g}"
+        bounds = f"between {low} and {high}" if low and high else f"at least {low}" if low else f"at most {high}"
+        return SettingsError(f"{self.where()} must be {bounds}{self.unit}, got {shown}{self.unit}.")
 
     def from_user(self, typed: float | str):
         """A value as the user typed it (GB for the cache cap) in the field's unit, checked first: a non-finite
-        or absurd number is refused before any conversion."""
+        or absurd number is refused before any conversion (1e300 GB would overflow to an infinite byte count)."""
         if self.scale == 1 or isinstance(typed, str):
             self.check(typed)
             return typed
         if not math.isfinite(typed):
             raise SettingsError(f"{self.where()} must be a number, got {typed!r}.")
+        if self._outside(typed * self.scale):  # a float comparison: an overflow to inf is still outside
+            raise self._out_of_limits(f"{typed:g}")
         value = int(typed * self.scale)
         self.check(value)
         return value

@@ -14,6 +14,7 @@ says which nested field it sets. ``changed`` returns a copy with some fields cha
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field, fields
 
 from .attention import strategies
@@ -36,16 +37,17 @@ class AnswerSettings:
     follow: int = 1  # the best `follow` passages bring the passage after them along
     order: str = "rank"  # placement: "rank" (the best passage last, next to the question) or "document"
     quote: bool = True  # answer with the document's own sentence when it answers and the generated text does not
-    attention_weight: float = 0.0  # weight of the question's attention beside the word match in the ranking
-    layers: list[int] | None = None  # layers whose attention ranks passages (None: all)
+    attention_weight: float = 0.0  # > 0: the question's attention over a shortlist is weighed in (answer/focus.py)
+    shortlist_tokens: int = 1536  # the shortlist's size, when the attention is weighed in
 
     def __post_init__(self) -> None:
         if self.context not in CONTEXTS or self.order not in ORDERS:
             raise SettingsError(f"context must be one of {CONTEXTS} and order one of {ORDERS}; got "
                                 f"{self.context!r}, {self.order!r}")
-        if self.focal_tokens < 32 or self.max_new_tokens < 1 or self.attention_weight < 0 or self.follow < 0:
-            raise SettingsError("the passage budget must be at least 32 tokens, an answer at least 1 token, and "
-                                "attention_weight and follow at least 0")
+        if self.focal_tokens < 32 or self.max_new_tokens < 1 or self.attention_weight < 0 or self.follow < 0 \
+                or self.shortlist_tokens < self.focal_tokens:
+            raise SettingsError("the passage budget must be at least 32 tokens, an answer at least 1 token, "
+                                "attention_weight and follow at least 0, and the shortlist at least the budget")
 
 
 @dataclass
@@ -84,7 +86,7 @@ class StoreSettings:
     """What is kept on disk: the stored readings (document states) and their format and size cap."""
 
     use_cache: bool = True  # False: neither restore nor store document states
-    cache_format: str = "model"  # "model" (the model's dtype, exact), "fp16" or "int8"
+    cache_format: str = "auto"  # "auto" (half precision), "model" (the model's dtype, exact), "fp16" or "int8"
     cache_cap_bytes: int = 4 * GIB
 
 
@@ -110,7 +112,9 @@ OCR_LANGUAGES = (
            "Latin letters with accents, Greek letters, math symbols and punctuation only"),
     Choice("chinese", "Chinese (with Latin)", "Chinese characters, CJK punctuation and Latin"),
     Choice("japanese", "Japanese (with Latin)", "Kana, kanji, CJK punctuation and Latin"))
-CACHE_FORMATS = (Choice("model", "Exact (the model's precision)"), Choice("fp16", "Half precision (fp16)"),
+CACHE_FORMATS = (Choice("auto", "Half precision (default)", "fp16 when the model computes in fp32 (the CPU), else "
+                                                            "the model's own bf16/fp16"),
+                 Choice("model", "Exact (the model's precision)"), Choice("fp16", "Half precision (fp16)"),
                  Choice("int8", "Compact (8-bit, about half of fp16)"))
 
 OPTIONS: tuple[Option, ...] = (
@@ -166,9 +170,11 @@ class EngineSettings:
         self.validate()
 
     def validate(self) -> None:
-        """Check every option (after a change made in place, too)."""
+        """Check every option (after a change made in place, too), and that no number anywhere is NaN or infinite
+        (a field without an option, set through the API, included)."""
         for option in OPTIONS:
             option.check(self.get(option.path))
+        _check_finite(self, "")
         if self.device_map not in (None, "auto"):
             raise SettingsError(f"--device-map: {self.device_map!r} is not 'auto'.")
 
@@ -192,6 +198,15 @@ class EngineSettings:
         if rest:
             parts = {head: _nest(rest, value)}
         return self.changed(**parts)
+
+
+def _check_finite(part, prefix: str) -> None:
+    for item in fields(part):
+        value = getattr(part, item.name)
+        if dataclasses.is_dataclass(value):
+            _check_finite(value, f"{prefix}{item.name}.")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise SettingsError(f"Setting {prefix}{item.name} must be a number, got {value!r}.")
 
 
 def _nest(path: str, value) -> dict:

@@ -5,6 +5,11 @@
 
     python scripts/screenshot.py --empty - - docs/start.png     # the start screen (no document)
 
+    xvfb-run -s "-screen 0 1600x1000x24" python scripts/screenshot.py --theme dark --pages \
+        /usr/share/R/doc/manual/R-data.pdf \
+        "Which function reads fixed-width-format files given a vector of field widths?" docs/looked-dark.png
+                                                                # where the model looked: the strip, the thumbnails
+
     xvfb-run -s "-screen 0 1600x1000x24" python scripts/screenshot.py --scan 200 resources/sample.pdf \
         "How tall is the tower?" docs/scanned.png               # the same PDF as a scan: read with OCR
 
@@ -31,7 +36,10 @@ def main() -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--size", default="1440x900", help="window size, WIDTHxHEIGHT")
     parser.add_argument("--timeout", type=float, default=600)
-    parser.add_argument("--dark", action="store_true", help="use the dark theme whatever the system says")
+    parser.add_argument("--theme", choices=["system", "light", "dark"], default="system",
+                        help="View > Theme: the window's theme whatever the system says")
+    parser.add_argument("--dark", action="store_true", help="the same as --theme dark")
+    parser.add_argument("--pages", action="store_true", help="show the page thumbnails in the side panel")
     parser.add_argument("--empty", action="store_true", help="no question: the window as it opens, no document")
     parser.add_argument("--scan", type=int, metavar="DPI",
                         help="open a scan of the PDF instead: every page an image at DPI, slightly turned, no text")
@@ -49,7 +57,7 @@ def main() -> int:
     app = QApplication(sys.argv[:1])
     app.setApplicationName("DocFocus")
     store = QSettings(str(Path(tempfile.mkdtemp()) / "docfocus.ini"), QSettings.Format.IniFormat)
-    store.setValue("view/theme", "dark" if args.dark else "system")  # the window applies it (View > Theme)
+    store.setValue("view/theme", "dark" if args.dark else args.theme)  # the window applies it (View > Theme)
     save_engine_settings(store, EngineSettings(model=None, device=args.device).changed(attention={"mode": args.attention}, answer={"max_new_tokens": 60}))
     window = MainWindow(settings=store)
     width, height = (int(v) for v in args.size.split("x"))
@@ -72,9 +80,13 @@ def main() -> int:
         app.quit()
 
     def answered(entry) -> None:
+        if args.pages:
+            window.side.setCurrentWidget(window.side.thumbnails)
+            window.side.follow_page(window.view.current_page())
         print("answer:", entry.get("answer"))
         print("citations:", [c["page"] for c in entry.get("citations") or []],
               "highlights on pages:", sorted({h["page"] for h in entry.get("highlights") or []}))
+        print("where the model looked:", {page + 1: f"{share:.0%}" for page, share in window.looked.shares.items()})
         QTimer.singleShot(2500, save)  # the view went to the first citation; after its flash the highlights show
 
     def failed(job: str, message: str) -> None:

@@ -181,9 +181,10 @@ def test_a_one_sentence_document_is_answered(tiny_model_dir, library, tmp_path, 
 
 @pytest.mark.parametrize("context", ["passages", "document"])
 def test_a_question_longer_than_a_prefill_chunk_is_answered(tiny_model_dir, library, fact_pdf, context):
-    """Over 512 tokens the question is fed in several chunks; DGA must not take the second for decoding."""
+    """Over 512 tokens the question is fed in several chunks; DGA must not take the second for decoding. Within
+    the question limit (1,000 characters) digits, one token each, still make a question that long."""
     engine = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu").changed(answer={"max_new_tokens": 4, "context": context}, attention={"mode": "dga", "dga": {"min_focal": 16}}), library=library)
-    question = "tower " * 600 + "What is the launch code?"
+    question = "1234567890" * 97 + " What is the launch code?"
     doc = engine.open_document(fact_pdf)
     assert len(engine.loaded.tokenizer(question)["input_ids"]) > generation.PREFILL_CHUNK
     answer = engine.ask(doc, question)
@@ -207,3 +208,20 @@ def test_no_question_reads_every_segment(tiny_model_dir, library, tmp_path, monk
         answer = engine.ask(doc, question)
         assert 1 <= answer.timings["segments_read"] + answer.timings["segments_in_memory"] <= 3, question
     assert calls == [] and "words" in engine.ask(doc, "What does item 7 cost?").attention["ranking"]
+
+
+def test_the_models_focus_over_a_shortlist_reads_only_the_shortlist(tiny_model_dir, library, tmp_path):
+    """attention_weight > 0: the question's attention over the best-matching passages (a shortlist, read and
+    placed) is weighed in; only the shortlist's segments are read, and the answer says which signals ranked."""
+    path = pdfs.paragraphs_pdf(tmp_path / "long.pdf", [pdfs.FILLER * 4 + f" Item {n} costs {n * 3} pounds."
+                                                       for n in range(12)])
+    settings = EngineSettings(model=str(tiny_model_dir), device="cpu").changed(
+        answer={"max_new_tokens": 4, "focal_tokens": 64, "attention_weight": 1.0, "shortlist_tokens": 192},
+        reading={"segment": 128, "overlap": 16})
+    engine = Engine(settings, library=library)
+    doc = engine.open_document(path)
+    answer = engine.ask(doc, "What does item 7 cost?")
+    assert answer.attention["ranking"] == ["words", "attention"] and answer.timings["shortlist"] >= 2
+    assert 1 <= answer.timings["focus_segments_read"] < doc.segments and answer.evidence
+    with pytest.raises(SettingsError, match="shortlist at least the budget"):
+        settings.changed(answer={"shortlist_tokens": 32})

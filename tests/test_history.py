@@ -68,7 +68,7 @@ def test_ask_records_history_the_gui_can_show(engine, fact_pdf):
         assert entry["token_scores"].shape == first.token_scores.shape
         span = float(first.token_scores.max() - first.token_scores.min())
         assert np.abs(entry["token_scores"] - first.token_scores).max() <= span / 510 + 1e-6
-    assert entry["settings"]["answer"]["max_new_tokens"] == 6 and entry["settings"]["cache_format"] == "model"
+    assert entry["settings"]["answer"]["max_new_tokens"] == 6 and entry["settings"]["cache_format"] == "auto"
     assert entry["model"]["id"] == first.model["id"] and entry["timings"]["first_token_s"] >= 0
     assert entries[1]["cache_hit"] is True and second.cache_hit
 

@@ -139,7 +139,7 @@ def test_changed_model_weights_are_a_miss(tiny_model_dir, tmp_path, fact_pdf, bu
 
 KILL_WRITER = """
     import sys, time, torch
-    from engine import state_cache as sc
+    from engine.store import state_cache as sc
     from test_state_cache import make_key, random_layers
 
     class SlowChunks(list):  # pauses half way through the write transaction, so the parent can kill it
@@ -304,7 +304,7 @@ def test_damage_found_while_reading_moves_the_file_aside(tmp_path):
 
 TWO_PROCESSES = """
     import sys, time, torch
-    from engine import state_cache as sc
+    from engine.store import state_cache as sc
     from engine.store.history import History
     from engine.library.documents import Library
     from test_state_cache import make_key, random_layers, _answer

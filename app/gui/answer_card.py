@@ -15,10 +15,12 @@ from html import escape
 
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QStyle, QToolButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QStyle,
+                               QToolButton, QVBoxLayout, QWidget)
 
 from engine.answer.result import Highlight
+
+from .theme import secondary_text
 
 SNIPPET_CHARS = 110
 CARD_STYLE = "#answerCard {{ border: {width}px {line} {color}; border-radius: 6px; }}"
@@ -93,6 +95,7 @@ class AnswerCard(QFrame):
         self.finished = False
         self.library = False  # an answer across the library: its sources name their documents
         self.selected = False
+        self.failed = False
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 6, 8, 6)
         self.question_label = self._label(question, bold=True)
@@ -105,6 +108,10 @@ class AnswerCard(QFrame):
         self.quote_label.setTextFormat(Qt.TextFormat.RichText)
         self.quote_label.linkActivated.connect(self._quote_clicked)
         self.quote_label.hide()
+        self.wait_bar = QProgressBar()  # under the words of what the question waits for, until the answer begins
+        self.wait_bar.setTextVisible(False)
+        self.wait_bar.setMaximumHeight(6)
+        self.wait_bar.hide()
         self.citations_label = QLabel()
         self.citations_label.setTextFormat(Qt.TextFormat.RichText)
         self.citations_label.linkActivated.connect(self._citation_clicked)
@@ -122,14 +129,13 @@ class AnswerCard(QFrame):
         self.evidence_box.setSpacing(2)
         self.evidence_list.hide()
         footer = QHBoxLayout()
-        self.meta_label = QLabel("")
-        self.meta_label.setEnabled(False)  # greyed, follows the palette
+        self.meta_label = secondary_text(QLabel(""))
         self.copy_button = QPushButton("Copy")
         self.copy_button.setToolTip("Copy this answer to the clipboard")
         self.copy_button.clicked.connect(self.copy_answer)
         footer.addWidget(self.meta_label, 1)
         footer.addWidget(self.copy_button)
-        for widget in (self.question_label, self.support_row, self.answer_label, self.quote_label,
+        for widget in (self.question_label, self.support_row, self.answer_label, self.wait_bar, self.quote_label,
                        self.citations_label, self.evidence_toggle, self.evidence_list):
             layout.addWidget(widget)
         layout.addLayout(footer)
@@ -173,13 +179,29 @@ class AnswerCard(QFrame):
         super().mousePressEvent(event)
 
     # --- content ------------------------------------------------------------------------------
+    @property
+    def waiting(self) -> bool:
+        """Asked, but no word of the answer yet (and not ended)."""
+        return not self.streamed and not self.finished and not self.entry.get("stopped") and not self.failed
+
+    def set_waiting(self, text: str, done: int = 0, total: int = 0) -> None:
+        """What the question waits for, in words, with its progress (a busy bar while there are no numbers)."""
+        if not self.waiting:
+            return
+        self.answer_label.setText(text)
+        self.wait_bar.setRange(0, total if 0 < done < total else 0)
+        self.wait_bar.setValue(done)
+        self.wait_bar.show()
+
     def append(self, piece: str) -> None:
         self.streamed += piece
+        self.wait_bar.hide()
         self.answer_label.setText(markdown(self.streamed))
 
     def finish(self, entry: dict) -> None:
         self.entry = entry
         self.finished = True
+        self.wait_bar.hide()
         text = entry.get("answer") or self.streamed.strip()
         finish = entry.get("finish") or ("stopped" if entry.get("stopped") else "complete")
         if finish == "stopped" or entry.get("stopped"):
@@ -200,10 +222,13 @@ class AnswerCard(QFrame):
         """The user stopped this answer; ``message`` stands in until (or unless) a partial answer arrives."""
         self.entry["answer"] = self.streamed
         self.entry["stopped"] = True
+        self.wait_bar.hide()
         self.answer_label.setText(markdown((self.streamed + "  [stopped]") if self.streamed else message))
 
     def fail(self, message: str) -> None:
         self.entry["answer"] = self.streamed
+        self.failed = True
+        self.wait_bar.hide()
         self.answer_label.setText(markdown((self.streamed + "\n\n" if self.streamed else "") + f"⚠ {message}"))
 
     def _show_support(self, entry: dict) -> None:
@@ -282,6 +307,15 @@ class AnswerCard(QFrame):
             badge, lead = verdict_words(self.entry)
             text = f"{text}\n[{badge}] {lead}, {source_name(quote, self.library)}: “{quote.get('text', '')}”"
         QGuiApplication.clipboard().setText(text)
+
+    def follow_theme(self) -> None:
+        """A theme change (app/gui/theme.py): the border is polished again with the new palette, and the links,
+        whose colour rich text takes when it is set, are set again."""
+        self.set_selected(self.selected)
+        for label in (self.citations_label, self.quote_label):
+            links = label.text()
+            label.setText("")
+            label.setText(links)
 
     def set_selected(self, selected: bool) -> None:
         self.selected = selected

@@ -11,6 +11,8 @@ still lands in its own card. Signals:
 - ``sig_scope(scope)``: the scope switch: "document" (questions about the open document) or "library"
   (questions across the whole library).
 - ``sig_selected(entry)``: an answer card was selected (its entry dict, see app/gui/answer_card.py).
+- ``sig_waiting(job_id)``: a question was accepted; its card waits for the first word of the answer (what it
+  waits for is put in words by app/gui/waiting.py).
 """
 from __future__ import annotations
 
@@ -28,7 +30,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.errors import QuestionError
+from engine.model.prompt import check_question
+
 from .answer_card import AnswerCard
+from .theme import secondary_text
 
 UNDO_SECONDS = 10
 NO_DOCUMENT_HINT = "Open a document and ask a question about it."
@@ -74,6 +80,7 @@ class ChatPane(QWidget):
     sig_passage = Signal(int, object, object)
     sig_selected = Signal(object)
     sig_scope = Signal(str)
+    sig_waiting = Signal(int)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -123,13 +130,18 @@ class ChatPane(QWidget):
         self.placeholder = QLabel(NO_DOCUMENT_HINT)
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.placeholder.setWordWrap(True)
-        self.placeholder.setEnabled(False)
+        secondary_text(self.placeholder)
         self.cards_layout.addWidget(self.placeholder)
         self.cards_layout.addStretch(1)
         self.scroll.setWidget(holder)
         self.question = QuestionBox()
         self.question.setFixedHeight(64)
         self.question.sig_submit.connect(self.submit)
+        self.question_note = QLabel()  # why a question was not sent (too long); the box keeps the text
+        self.question_note.setWordWrap(True)
+        self.question_note.setObjectName("question_note")
+        self.question_note.hide()
+        self.question.textChanged.connect(self._question_edited)
         buttons = QHBoxLayout()
         self.send_button = QPushButton("Ask")
         self.send_button.setDefault(True)
@@ -145,6 +157,7 @@ class ChatPane(QWidget):
         layout.addWidget(self.undo_bar)
         layout.addWidget(self.scroll, 1)
         layout.addWidget(self.question)
+        layout.addWidget(self.question_note)
         layout.addLayout(buttons)
         self.set_document_open(False)
 
@@ -176,8 +189,23 @@ class ChatPane(QWidget):
 
     def submit(self) -> None:
         text = self.question.toPlainText().strip()
-        if text and not self.busy:
-            self.sig_ask.emit(text)
+        if not text or self.busy:
+            return
+        try:
+            check_question(text)
+        except QuestionError as error:  # said under the box; nothing is sent and nothing typed is lost
+            self.question_note.setText(error.user_message())
+            self.question_note.show()
+            return
+        self.sig_ask.emit(text)
+
+    def _question_edited(self) -> None:
+        if self.question_note.isVisible():
+            try:
+                check_question(self.question.toPlainText() or "-")
+            except QuestionError:
+                return
+            self.question_note.hide()
 
     # --- answers --------------------------------------------------------------------------------
     def start_answer(self, question: str, job_id: int) -> AnswerCard:
@@ -189,6 +217,7 @@ class ChatPane(QWidget):
         self._by_job[job_id] = card
         self.stop_button.setEnabled(True)
         self.send_button.setEnabled(False)
+        self.sig_waiting.emit(job_id)
         return card
 
     def append_text(self, job_id: int, piece: str) -> None:
@@ -197,6 +226,10 @@ class ChatPane(QWidget):
             card.append(piece)
             if card is self.current:
                 self._scroll_to_end()
+
+    def waiting_cards(self) -> dict[int, AnswerCard]:
+        """Cards of questions still waiting for their first word, by job id."""
+        return {job_id: card for job_id, card in self._by_job.items() if card.waiting}
 
     def finish_answer(self, job_id: int, entry: dict) -> AnswerCard | None:
         card = self._by_job.pop(job_id, None)

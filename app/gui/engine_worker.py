@@ -8,6 +8,8 @@ carries a ``Job`` whose stop event the GUI sets; the running job checks it betwe
 between segments, chunks and tokens through ``should_stop``).
 
 Signals to the GUI:
+- ``sig_started(job_id, kind)``: a job the user may stop began ("open", "ask"; the library's worker, which shares
+  this thread, reports its readings as "library"): what a waiting question waits for (app/gui/waiting.py).
 - ``sig_busy(text)``: what the worker is doing now, "" when idle.
 - ``sig_progress(stage, done, total)``: progress of a step (stage names come from the engine; recognising
   scanned pages is ``engine.ingest.extract.OCR_STAGE``, counted in pages).
@@ -24,6 +26,8 @@ Signals to the GUI:
   ``message`` is for the user.
 - ``sig_recent(rows)``: recent documents from the library.
 - ``sig_cache_cleared()``: the stored document states were deleted.
+- ``sig_storage(figures)``: the space stored readings take ({"used_bytes", "cap_bytes", "readings"}), after
+  each answer, after clearing, and on ``req_storage``.
 """
 from __future__ import annotations
 
@@ -60,6 +64,7 @@ class Job:
 
 
 class EngineWorker(QObject):
+    sig_started = Signal(int, str)
     sig_busy = Signal(str)
     sig_progress = Signal(str, int, int)
     sig_model = Signal(dict)
@@ -73,16 +78,18 @@ class EngineWorker(QObject):
     sig_error = Signal(int, str, str)
     sig_recent = Signal(object)
     sig_cache_cleared = Signal()
+    sig_storage = Signal(object)
 
     req_configure = Signal(object)  # EngineSettings
     req_lookup = Signal(str)  # path: library row (last page)
-    req_prepare = Signal(object, str, object)  # Job, path, password or None: load, open and read
+    req_prepare = Signal(object, str, object)  # Job, path, password or None: ingest, load the model, open
     req_ask = Signal(object, object, str)  # Job, handle, question
     req_history = Signal(str)
     req_clear_history = Signal(str)
     req_recent = Signal(int)
     req_last_page = Signal(str, int)
     req_clear_cache = Signal()
+    req_storage = Signal()
 
     def __init__(self, settings=None, engine=None, library=None) -> None:
         super().__init__()
@@ -93,7 +100,7 @@ class EngineWorker(QObject):
                               (self.req_prepare, self._prepare), (self.req_ask, self._ask),
                               (self.req_history, self._history), (self.req_clear_history, self._clear_history),
                               (self.req_recent, self._recent), (self.req_last_page, self._last_page),
-                              (self.req_clear_cache, self._clear_cache)]:
+                              (self.req_clear_cache, self._clear_cache), (self.req_storage, self._storage)]:
             request.connect(slot)
 
     # --- helpers (worker thread) ------------------------------------------------------------
@@ -131,6 +138,8 @@ class EngineWorker(QObject):
     def _run(self, kind: str, work, job: Job | None = None) -> None:
         """Run ``work`` and turn any exception into a signal: the window must never crash."""
         job_id = job.id if job else 0
+        if job is not None:
+            self.sig_started.emit(job_id, kind)
         try:
             work()
         except CancelledError:
@@ -177,9 +186,7 @@ class EngineWorker(QObject):
             self.library.touch(handle.sha256, path)  # a library hit is a fresh open for "recent"
             self.sig_document.emit(path, handle)
             self._emit_history(handle.sha256)
-            self.sig_busy.emit("Reading the document")
-            engine.read(handle, progress=self.sig_progress.emit, should_stop=job.should_stop)
-            job.check("reading the document")
+            # Nothing is read here: a question reads the parts of the document it needs (engine/api.py).
         self._run("open", work, job)
 
     @Slot(object, object, str)
@@ -191,6 +198,7 @@ class EngineWorker(QObject):
             answer = engine.ask(handle, question, on_text=lambda piece: self.sig_text.emit(job.id, piece),
                                 should_stop=job.should_stop, progress=self.sig_progress.emit)
             self.sig_answer.emit(job.id, answer)
+            self._emit_storage()
         self._run("ask", work, job)
 
     def _emit_history(self, sha256: str) -> None:
@@ -217,4 +225,16 @@ class EngineWorker(QObject):
         def work() -> None:
             self._engine().state_cache.clear()  # every stored document state; the in-memory one stays usable
             self.sig_cache_cleared.emit()
+            self._emit_storage()
         self._run("cache", work)
+
+    @Slot()
+    def _storage(self) -> None:
+        self._run("cache", self._emit_storage)
+
+    def _emit_storage(self) -> None:
+        """The storage figures, for Settings and the library panel: never worth failing a job for."""
+        try:
+            self.sig_storage.emit(self._engine().storage())
+        except Exception:  # noqa: BLE001 - a figure that cannot be read is shown as unknown
+            traceback.print_exc(file=sys.stderr)

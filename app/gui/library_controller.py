@@ -178,7 +178,7 @@ class LibraryController(QObject):
         window, chat = self.window, self.window.chat
         window.stop()
         chat.commit_clear()
-        window.view.set_highlights([])  # the other scope's answer's; the selected answer draws its own
+        window.show_answer_highlights({})  # the other scope's answer's; the selected answer draws its own
         if scope == "library":
             chat.clear()
             last = None

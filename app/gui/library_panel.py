@@ -28,9 +28,13 @@ from PySide6.QtWidgets import (
 
 from engine.ingest.formats import SUFFIXES
 
+from .settings import storage_words
+from .theme import secondary_text, themed
+
 COLUMNS = ("Document", "Pages", "Length", "State")
 TITLE, PAGES, LENGTH, STATE = range(4)
 ID_ROLE = Qt.ItemDataRole.UserRole
+FAILED_COLORS = ("#b91c1c", "#f87171")  # "Couldn't read" on the light and on the dark theme (both over 4.5:1)
 STATE_WORDS = {"queued": "Waiting", "reading": "Reading", "ready": "Ready", "failed": "Couldn't read"}
 STATE_TIPS = {"queued": "Waiting to be read (one document at a time, in the background)",
               "reading": "Being read now; questions to the whole library use it once it is ready",
@@ -85,7 +89,7 @@ class LibraryPanel(QWidget):
             self.documents[item.data(TITLE, ID_ROLE)]["path"]))
         self.hint = QLabel(EMPTY_HINT)
         self.hint.setWordWrap(True)
-        self.hint.setEnabled(False)
+        secondary_text(self.hint)
         self.detail = QLabel("")
         self.detail.setWordWrap(True)
         self.detail.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -106,6 +110,10 @@ class LibraryPanel(QWidget):
         layout.addWidget(self.tree, 1)
         layout.addWidget(self.hint)
         layout.addWidget(self.detail)
+        self.storage = QLabel("")
+        self.storage.setWordWrap(True)
+        secondary_text(self.storage)
+        layout.addWidget(self.storage)
         layout.addLayout(buttons)
         self.show_documents([])
 
@@ -162,6 +170,11 @@ class LibraryPanel(QWidget):
         self._show_summary()
         self._selection_changed()
 
+    def follow_theme(self) -> None:
+        """The theme changed: the failed state's red is the theme's."""
+        for item_id, document in self.documents.items():
+            self._fill(self.items[item_id], document)
+
     def show_reading(self, item_id: int, done: int, total: int) -> None:
         document = self.documents.get(item_id)
         if document is not None:
@@ -188,7 +201,8 @@ class LibraryPanel(QWidget):
         item.setText(STATE, f"{word} {percent}%" if state == "reading" else word)
         item.setToolTip(STATE, document.get("reason") or STATE_TIPS.get(state, "")
                         + (f" ({done:,} of {total:,} tokens)" if state == "reading" and total else ""))
-        item.setForeground(STATE, QBrush(QColor("#b91c1c")) if state == "failed" else QBrush())
+        failed = QBrush(QColor(themed(*FAILED_COLORS)))
+        item.setForeground(STATE, failed if state == "failed" else QBrush())
         bar = self.tree.itemWidget(item, STATE)
         if state == "reading":
             if bar is None:
@@ -201,6 +215,10 @@ class LibraryPanel(QWidget):
             bar.setToolTip(item.toolTip(STATE))
         elif bar is not None:
             self.tree.removeItemWidget(item, STATE)
+
+    def show_storage(self, figures: dict) -> None:
+        """The space stored readings take and their cap (engine storage figures)."""
+        self.storage.setText(storage_words(figures)[0])
 
     def _show_summary(self) -> None:
         states = [d.get("state") for d in self.documents.values()]

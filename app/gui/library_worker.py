@@ -116,6 +116,7 @@ class LibraryWorker(QObject):
     @Slot(object)
     def _read(self, job) -> None:
         more = [False]
+        self.engine_worker.sig_started.emit(job.id, "library")  # a question asked now waits for it to pause
 
         def work() -> None:
             engine = self._engine()

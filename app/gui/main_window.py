@@ -23,16 +23,19 @@ from PySide6.QtWidgets import (
 )
 
 from engine.ingest.formats import OPEN_FILTER, SUFFIXES
+from engine.store.history import damaged_notice
 
 from .answer_card import answer_entry, entry_highlights
 from .chat_pane import ChatPane
 from .engine_worker import EngineWorker, Job
 from .library_controller import LibraryController
+from .looked_strip import LookedStrip, page_shares
 from .pdf_view import PdfView
 from .pdf_worker import WorkerThread
 from .progress import ProgressStatus
 from .settings import default_qsettings, load_engine_settings
 from .start_screen import StartScreen
+from .waiting import WaitingWords
 from .widgets import BannerArea, FindBar, SidePanel
 from .window_actions import build_actions, fill_recent, show_document_controls
 from .window_parts import WindowParts
@@ -91,7 +94,9 @@ class MainWindow(WindowParts, QMainWindow):
         self.engine_thread = WorkerThread(self.worker, "docfocus-engine")
         self.engine_thread.start()
         self._connect()
+        self.waiting = WaitingWords(self.worker, self.chat, self.status_progress, self)  # a waiting card's words
         self.library = LibraryController(self)  # the Library tab, reading in the background, library questions
+        self.worker.req_storage.emit()  # the space stored readings take, for the library panel and Settings
         self._save_page_timer = QTimer(self, singleShot=True, interval=SAVE_PAGE_DELAY_MS)
         self._save_page_timer.timeout.connect(self._save_page)
         self.set_theme(str(self.store.value("view/theme", "system")))
@@ -107,6 +112,7 @@ class MainWindow(WindowParts, QMainWindow):
 
     def _build_layout(self) -> None:
         self.view, self.chat, self.side = PdfView(), ChatPane(), SidePanel()
+        self.looked = LookedStrip(self.view)  # where the selected answer's passages lie, beside the scrollbar
         self.banners, self.find_bar, self.start_screen = BannerArea(), FindBar(), StartScreen()
         self.find_bar.hide()
         self.reader = QStackedWidget()
@@ -135,6 +141,7 @@ class MainWindow(WindowParts, QMainWindow):
         view.sig_find_done.connect(lambda count: self.find_bar.set_count(count, self.view.find_index))
         view.sig_thumbnail.connect(self.side.set_thumbnail)
         self.side.sig_go.connect(view.go_to_page)
+        self.looked.sig_go.connect(view.go_to_page)
         self.find_bar.sig_find.connect(view.find)
         self.find_bar.sig_next.connect(self.find_next)
         self.find_bar.sig_closed.connect(view.clear_find)
@@ -159,6 +166,7 @@ class MainWindow(WindowParts, QMainWindow):
         worker.sig_error.connect(self._on_worker_error)  # bound methods: a lambda would run in the worker's thread
         worker.sig_recent.connect(self._fill_recent)
         worker.sig_cache_cleared.connect(self._on_cache_cleared)
+        worker.sig_storage.connect(self._on_storage)
 
     # --- documents --------------------------------------------------------------------------------
     def choose_file(self) -> None:
@@ -181,7 +189,7 @@ class MainWindow(WindowParts, QMainWindow):
         self._open_job, self._restore_page = None, page
         self.zoom_memory.new_document()
         self.banners.clear()
-        self.view.set_highlights([])
+        self.show_answer_highlights({})  # the old document's answer: no highlights, no marks
         self.reader.setCurrentWidget(self.view)
         self.view.open(path, page or 0)
         self.worker.req_lookup.emit(path)
@@ -202,6 +210,7 @@ class MainWindow(WindowParts, QMainWindow):
         self.setWindowTitle(f"{APP_NAME} — {info.title}")
         self._show_document_controls(True, len(info.page_sizes))
         self.side.set_document(info.outline, len(info.page_sizes))
+        self.side.set_looked(self.looked.shares)  # an answer selected before the pages were known
         self.side.follow_page(self.view.current_page())  # the view may already be at the page left last time
         self.chat.set_document_open(True, info.title)
         self.status_progress.set_message("Ready")
@@ -251,6 +260,9 @@ class MainWindow(WindowParts, QMainWindow):
             last = self.chat.add_entry(dict(entry))
         if last is not None:
             self.chat.select(last)
+        damaged = damaged_notice(entries)
+        if damaged:
+            self.banners.show_banner("notice", "info", damaged)
 
     def _on_page_changed(self, page: int) -> None:
         self.page_box.blockSignals(True)
@@ -340,8 +352,12 @@ class MainWindow(WindowParts, QMainWindow):
             self.worker.req_clear_history.emit(self.sha256)
 
     def show_answer_highlights(self, entry: dict) -> None:
-        """Draw exactly the selected answer's highlights (the engine made them)."""
+        """Draw exactly the selected answer's highlights (the engine made them), and mark the pages its passages
+        lie on (beside the scrollbar and on the thumbnails); ``{}``: no answer selected."""
         self.view.set_highlights(entry_highlights(entry, self.sha256))
+        shares = page_shares(entry, self.sha256)
+        self.looked.set_shares(shares)
+        self.side.set_looked(shares)
 
     def show_passage(self, page: int, boxes: list, document: dict | None = None) -> None:
         """Go to a passage (0-based page) and flash it; one of another library document opens that document."""

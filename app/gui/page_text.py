@@ -7,6 +7,8 @@ worker (which searches them) can use them in their own threads.
 """
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
+
 from .page_layout import PageWord
 
 Box = tuple[float, float, float, float]
@@ -44,25 +46,42 @@ def _fold(text: str) -> str:
 def find_in_words(words: list[PageWord], text: str) -> list[Box]:
     """Where ``text`` occurs in a page's words, as PyMuPDF's ``search_for`` reports it: case-insensitive, across
     words (any run of spaces in ``text`` matches one word gap) and lines, one box per line a hit covers. A hit
-    inside a word gets the matching part of the word's box (OCR boxes run from the first to the last character)."""
-    query = _fold(" ".join(text.split()))
-    if not query or not words:
+    inside a word gets the matching part of the word's box (OCR boxes run from the first to the last character).
+
+    OCR does not always split words where the page has a space: it cuts "read.fwf" into "read." and "fwf". So a
+    gap between two recognised words next to punctuation may or may not be a space of ``text``; a gap between two
+    letters or digits must be one ("the" is not found in "with empty"), and a space of ``text`` must fall on a
+    gap ("the mall" does not match "them all")."""
+    pieces = _fold(text).split()
+    if not pieces or not words:
         return []
-    starts, position = [], 0
+    query = "".join(pieces)
+    spaces, position = set(), 0  # offsets in ``query`` where ``text`` has a space
+    for piece in pieces[:-1]:
+        position += len(piece)
+        spaces.add(position)
+    starts, gaps, position = [], set(), 0  # each word's offset in the gapless page text; offsets of word gaps
     for word in words:
         starts.append(position)
-        position += len(word.text) + 1
-    page_text = _fold(" ".join(word.text for word in words))
+        position += len(word.text)
+        gaps.add(position)
+    page_text = _fold("".join(word.text for word in words))
+    hard = sorted(gap for gap in gaps if 0 < gap < len(page_text)
+                  and page_text[gap - 1].isalnum() and page_text[gap].isalnum())  # gaps that must be spaces
     boxes: list[Box] = []
     at = page_text.find(query)
     while at >= 0:
-        boxes.extend(_hit_boxes(words, starts, at, at + len(query)))
-        at = page_text.find(query, at + len(query))
+        inside = hard[bisect_right(hard, at):bisect_left(hard, at + len(query))]
+        if all(at + space in gaps for space in spaces) and all(gap - at in spaces for gap in inside):
+            boxes.extend(_hit_boxes(words, starts, at, at + len(query)))
+            at = page_text.find(query, at + len(query))
+        else:
+            at = page_text.find(query, at + 1)
     return boxes
 
 
 def _hit_boxes(words: list[PageWord], starts: list[int], begin: int, end: int) -> list[Box]:
-    """One box per line for the characters [begin, end) of the joined page text."""
+    """One box per line for the characters [begin, end) of the page text joined without gaps."""
     lines: dict[tuple[int, int], list[float]] = {}
     for word, start in zip(words, starts):
         length = len(word.text)

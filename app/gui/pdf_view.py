@@ -284,6 +284,7 @@ class PdfView(QGraphicsView):
     def _on_found(self, generation: int, text: str, hits: list) -> None:
         if generation != self._find_generation:
             return  # a newer search is on its way
+        shown = self.find_hits[self.find_index] if self.find_index >= 0 else None  # kept when the search is redone
         self._drop_find_hits()
         for page, box in hits:
             if page < len(self.pages):
@@ -291,7 +292,10 @@ class PdfView(QGraphicsView):
                 self.pages[page].find_hits.append(rect)
                 self.find_hits.append((page, rect))
         start = self.current_page()
-        if self.find_hits:
+        if shown in self.find_hits:  # the same search again, with a scan's recognised words: stay on its hit
+            self.find_index = self.find_hits.index(shown)
+            self.pages[shown[0]].current_hit = shown[1]
+        elif self.find_hits:
             self.find_index = next((i for i, (p, _) in enumerate(self.find_hits) if p >= start), 0)
             self._show_hit()
         self.viewport().update()

@@ -14,7 +14,8 @@ Requests (from the GUI thread):
 - ``req_thumbnails(wanted)``: the same for the side panel's small images (done after the renders).
 - ``req_find(generation, text)``: search the whole document.
 - ``req_recognised_words(pages)``: ``{page: [PageWord, ...]}`` of the pages the engine read by OCR (scans have
-  no text layer): they become those pages' words, and find searches them there (app/gui/page_text.py).
+  no text layer): they become those pages' words, and find searches them there (app/gui/page_text.py); a find
+  done before they came is done again (``sig_found`` with its generation), so its count takes them in.
 
 Signals (from the worker's thread, delivered queued to the GUI):
 - ``sig_opened(info)``: a ``PdfInfo`` once the file is open.
@@ -90,6 +91,7 @@ class PdfWorker(QObject):
         self._renders: list[tuple[int, float]] = []  # most wanted first
         self._thumbnails: list[tuple[int, float]] = []
         self._find: tuple[int, str] | None = None
+        self._last_find: tuple[int, str] | None = None  # done again when recognised words arrive
         self._document: pymupdf.Document | None = None
         self._words_sent: set[int] = set()
         self._recognised: dict[int, list[PageWord]] = {}  # OCR words of scanned pages, from the engine
@@ -104,7 +106,7 @@ class PdfWorker(QObject):
     @Slot(str, object)
     def _on_open(self, path: str, password) -> None:
         self._open = (path, password)
-        self._renders, self._thumbnails, self._find = [], [], None
+        self._renders, self._thumbnails, self._find, self._last_find = [], [], None, None
         self._recognised, self._words_sent = {}, set()  # now: the new document's OCR words may come before it opens
         self._schedule()
 
@@ -128,6 +130,9 @@ class PdfWorker(QObject):
         self._recognised = dict(pages)
         for page in sorted(self._words_sent & set(self._recognised)):  # the others go with their first render
             self.sig_words.emit(page, self._recognised[page])
+        if self._last_find is not None and self._find is None:
+            self._find = self._last_find
+            self._schedule()
 
     def _schedule(self) -> None:
         if not self._scheduled:
@@ -206,6 +211,7 @@ class PdfWorker(QObject):
             self.sig_words.emit(page_number, words)
 
     def _do_find(self, generation: int, text: str) -> None:
+        self._last_find = (generation, text)
         hits = []
         with PDF_LOCK:
             if self._document is not None and text.strip():

@@ -1,9 +1,14 @@
 """Progress in the status bar: what the engine is doing, a bar from the first second, the time left, Cancel.
 
+The bar shows real progress while a stage counts its units; before its first unit is done (a stage of one
+step, such as converting the bundled model, has nothing to count) and after its last one, while the job goes
+on, it is a busy bar beside the stage's words: never a bar that sits at 0%, nor none while the work goes on.
+
 ``TimeLeft`` is the estimate, without Qt: rate-based (seconds per unit, smoothed over updates, so one
-fast or slow unit moves it only part of the way),
-available from the first unit done, and never frozen: between updates it counts down, and once the
-unit in progress is overdue it grows with the wait instead of sitting at one value. Stage names come
+fast or slow update moves it only part of the way), available from the first unit done, and never frozen:
+between updates it counts down, and once the next update is overdue it grows with the wait instead of sitting
+at one value. An update may advance many units at once (a reading counts tokens, a segment at a time): the
+wait is compared with the time a whole update takes, never with one unit's. Stage names come
 from the engine ("Reading the document", "Finding the passages", ...); any stage is handled the same.
 """
 from __future__ import annotations
@@ -14,7 +19,8 @@ from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
 SMOOTHING = 0.3  # weight of the newest rate sample
-OVERDUE_FACTOR = 1.25  # an overdue unit is assumed to take this much longer than it has so far
+OVERDUE_FACTOR = 1.25  # an overdue update is assumed to take this much longer than it has so far
+SLACK = 2.0  # an update is overdue once it took this many times its expected time (updates vary in size)
 
 
 class TimeLeft:
@@ -26,14 +32,16 @@ class TimeLeft:
     def start(self, now: float) -> None:
         """A new stage (or job) begins at ``now``: forget the old rate."""
         self.per_unit: float | None = None  # seconds per unit, smoothed
+        self.step: float | None = None  # units an update advances, the most seen lately
         self.done, self.total = 0, 0
         self.last_time = now
 
     def update(self, done: int, total: int, now: float) -> None:
         if done > self.done and now > self.last_time:
-            sample = (now - self.last_time) / (done - self.done)
-            self.per_unit = sample if self.per_unit is None else \
-                SMOOTHING * sample + (1 - SMOOTHING) * self.per_unit
+            units = done - self.done
+            sample = (now - self.last_time) / units
+            self.per_unit = _smooth(self.per_unit, sample)
+            self.step = max(units, 0.9 * (self.step or units))
         if done != self.done or total != self.total:
             self.done, self.total, self.last_time = done, total, now
 
@@ -41,10 +49,15 @@ class TimeLeft:
         """None until the first unit is done (or when the stage is complete)."""
         if self.per_unit is None or self.done >= self.total:
             return None
-        per_unit = self.per_unit
-        waited = max(0.0, now - self.last_time)
-        per_unit = max(per_unit, waited * OVERDUE_FACTOR) if waited > per_unit else per_unit
+        per_unit, waited = self.per_unit, max(0.0, now - self.last_time)
+        expected = per_unit * min(self.step, self.total - self.done) * SLACK  # the next update is due by then
+        if waited > expected:  # overdue: the update in flight takes longer than the ones before it
+            per_unit *= waited * OVERDUE_FACTOR / expected
         return max(0.0, (self.total - self.done) * per_unit - waited)
+
+
+def _smooth(old: float | None, sample: float) -> float:
+    return sample if old is None else SMOOTHING * sample + (1 - SMOOTHING) * old
 
 
 def time_left_text(seconds: float | None) -> str:
@@ -116,9 +129,12 @@ class ProgressStatus(QWidget):
                 self.estimate.start(now)
         self.estimate.update(done, total, now)
         self.activity.setText(stage)
-        self._show_bar(done < total)
-        self.bar.setRange(0, max(1, total))
-        self.bar.setValue(done)
+        self._show_bar(True)  # until the worker is idle: a finished stage is often followed by more work
+        if 0 < done < total:
+            self.bar.setRange(0, total)
+            self.bar.setValue(done)
+        else:  # nothing done yet (a one-step stage: converting the model) or the stage is over: busy, not "0%"
+            self.bar.setRange(0, 0)
         self._show_time_left()
 
     def set_message(self, text: str) -> None:

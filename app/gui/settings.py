@@ -31,6 +31,8 @@ from PySide6.QtWidgets import (
 
 from engine.settings import OPTIONS, EngineSettings, Option, SettingsError
 
+from .theme import secondary_text
+
 MODEL_KINDS = [("bundled", "Bundled (SmolLM2-135M-Instruct, offline)"), ("folder", "A local model folder"),
                ("gguf", "A GGUF file"), ("hub", "A Hugging Face hub id")]
 SPIN_LIMIT = 2**31 - 1  # what a QSpinBox holds
@@ -75,6 +77,23 @@ def save_engine_settings(store: QSettings, settings: EngineSettings) -> None:
     for option in _options():
         store.setValue(f"engine/{option.name}", settings.get(option.path))
     store.sync()
+
+
+NEARLY_FULL = 0.9  # share of the cap from which the window says the stored readings are nearly full
+
+
+def storage_words(figures: dict | None) -> tuple[str, bool]:
+    """("Stored readings: 120 MB of 4.0 GB.", nearly full?) from the engine's storage figures."""
+    if not figures:
+        return "", False
+    used, cap = figures["used_bytes"], figures["cap_bytes"]
+    nearly_full = cap > 0 and used >= NEARLY_FULL * cap
+    words = f"Stored readings: {_size(used)} of {_size(cap)}."
+    return (f"Stored readings are nearly full: {_size(used)} of {_size(cap)}." if nearly_full else words), nearly_full
+
+
+def _size(count: int) -> str:
+    return f"{count / 2**30:.1f} GB" if count >= 2**30 else f"{count / 2**20:.0f} MB"
 
 
 def model_kind(model: str | None) -> str:
@@ -134,7 +153,8 @@ class SettingsDialog(QDialog):
 
     sig_clear_cache = Signal()
 
-    def __init__(self, settings: EngineSettings, can_clear_cache: bool = True, parent=None) -> None:
+    def __init__(self, settings: EngineSettings, can_clear_cache: bool = True, parent=None,
+                 storage: dict | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("DocFocus settings")
         self._original = settings
@@ -150,6 +170,8 @@ class SettingsDialog(QDialog):
         self.clear_cache_button.setToolTip("Delete every stored document state (documents are read again)")
         self.clear_cache_button.clicked.connect(self.sig_clear_cache)
         self.clear_cache_button.setVisible(can_clear_cache)
+        self.storage_label = QLabel(storage_words(storage)[0] or "Stored readings: not measured yet.")
+        advanced.addRow("", self.storage_label)
         advanced.addRow("", self.clear_cache_button)
         self.advanced_toggle = QToolButton(text="Advanced", checkable=True)
         self.advanced_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
@@ -160,7 +182,7 @@ class SettingsDialog(QDialog):
         self.advanced.hide()
         self.advanced_toggle.toggled.connect(self._show_advanced)
         note = QLabel("A new model or device takes effect with the next question.")
-        note.setEnabled(False)
+        secondary_text(note)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)

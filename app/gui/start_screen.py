@@ -6,6 +6,8 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
 
+from .theme import secondary_text
+
 
 class StartScreen(QWidget):
     """``sig_open()``: the Open button; ``sig_open_path(path)``: a recent document was chosen."""
@@ -28,7 +30,7 @@ class StartScreen(QWidget):
                       "image (scans are read with OCR)")
         drop.setAlignment(Qt.AlignmentFlag.AlignCenter)
         drop.setWordWrap(True)  # a long line would widen the reader and squeeze the chat
-        drop.setEnabled(False)
+        secondary_text(drop)
         self.recent_title = QLabel("Recent documents")
         self.recent = QListWidget()
         self.recent.setMaximumWidth(520)

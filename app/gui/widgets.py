@@ -19,12 +19,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from .looked_strip import mark_thumbnail, share_text
 from .page_item import highlight_color
+from .theme import is_dark
 
-BANNER_STYLES = {
-    "info": "background: #dbeafe; color: #1e3a8a; border: 1px solid #93c5fd;",
-    "warning": "background: #fef3c7; color: #78350f; border: 1px solid #fcd34d;",
-    "error": "background: #fee2e2; color: #7f1d1d; border: 1px solid #fca5a5;",
+# (background, text, border) of each kind of banner, on the light and on the dark theme (text over 7:1 on both).
+BANNER_COLORS = {
+    "light": {"info": ("#dbeafe", "#1e3a8a", "#93c5fd"), "warning": ("#fef3c7", "#78350f", "#fcd34d"),
+              "error": ("#fee2e2", "#7f1d1d", "#fca5a5")},
+    "dark": {"info": ("#172a45", "#dbeafe", "#3b6fb6"), "warning": ("#3d2f0c", "#fef3c7", "#a16207"),
+             "error": ("#441616", "#fee2e2", "#b91c1c")},
 }
 
 
@@ -33,8 +37,7 @@ class Banner(QFrame):
         super().__init__(parent)
         self.kind = kind
         self.setObjectName(f"banner_{kind}")
-        self.setStyleSheet(f"#banner_{kind} {{ {BANNER_STYLES[kind]} border-radius: 4px; }}"
-                           f"#banner_{kind} QLabel {{ color: inherit; background: transparent; border: none; }}")
+        self.follow_theme()
         layout = QHBoxLayout(self)
         layout.setContentsMargins(8, 4, 4, 4)
         self.label = QLabel(text)
@@ -50,6 +53,14 @@ class Banner(QFrame):
 
     def text(self) -> str:
         return self.label.text()
+
+    def follow_theme(self) -> None:
+        """The banner's colours for the theme now shown (called again on a theme change)."""
+        background, color, border = BANNER_COLORS["dark" if is_dark() else "light"][self.kind]
+        name = f"banner_{self.kind}"
+        self.setStyleSheet(f"#{name} {{ background: {background}; color: {color}; border: 1px solid {border}; "
+                           f"border-radius: 4px; }} #{name} QLabel, #{name} QToolButton {{ color: {color}; "
+                           "background: transparent; border: none; }")
 
 
 class BannerArea(QWidget):
@@ -176,7 +187,8 @@ class RelevanceLegend(QWidget):
 
 
 class SidePanel(QTabWidget):
-    """Outline and thumbnails; ``sig_go(page)`` when the user picks one (0-based page)."""
+    """Outline and thumbnails (marked with where the selected answer's passages lie); ``sig_go(page)`` when the user
+    picks one (0-based page)."""
 
     sig_go = Signal(int)
     THUMB_SIZE = QSize(90, 120)
@@ -198,6 +210,10 @@ class SidePanel(QTabWidget):
         self.thumbnails.itemClicked.connect(lambda item: self.sig_go.emit(item.data(Qt.ItemDataRole.UserRole)))
         self.addTab(self.outline, "Outline")
         self.addTab(self.thumbnails, "Pages")
+        self._blank = QPixmap(self.THUMB_SIZE)
+        self._blank.fill(Qt.GlobalColor.white)
+        self._images: dict[int, QPixmap] = {}  # framed page images, unmarked
+        self.looked: dict[int, float] = {}  # 0-based page -> share of the selected answer
 
     def set_document(self, outline: list[tuple[int, str, int]], page_count: int) -> None:
         self.outline.clear()
@@ -215,10 +231,9 @@ class SidePanel(QTabWidget):
             self.outline.addTopLevelItem(empty)
         self.outline.expandToDepth(0)
         self.thumbnails.clear()
-        blank = QPixmap(self.THUMB_SIZE)
-        blank.fill(Qt.GlobalColor.white)
+        self._images, self.looked = {}, {}
         for page in range(page_count):
-            item = QListWidgetItem(QIcon(blank), str(page + 1))
+            item = QListWidgetItem(QIcon(self._blank), str(page + 1))
             item.setData(Qt.ItemDataRole.UserRole, page)
             self.thumbnails.addItem(item)
         if self.currentWidget() in (self.outline, self.thumbnails):  # another tab (the library) stays in front
@@ -246,4 +261,23 @@ class SidePanel(QTabWidget):
             painter = QPainter(framed)
             painter.drawImage(1, 1, image)
             painter.end()
-            item.setIcon(QIcon(framed))
+            self._images[page] = framed
+            self._show_thumbnail(page)
+
+    def set_looked(self, shares: dict[int, float]) -> None:
+        """Mark the thumbnails of the pages the selected answer rests on (app/gui/looked_strip.py); {} clears."""
+        changed = set(self.looked) | set(shares)
+        self.looked = dict(shares)
+        for page in changed:
+            self._show_thumbnail(page)
+
+    def _show_thumbnail(self, page: int) -> None:
+        item = self.thumbnails.item(page)
+        if item is None:
+            return
+        share = self.looked.get(page)
+        image = self._images.get(page, self._blank)
+        strongest = max(self.looked.values(), default=0.0)
+        item.setIcon(QIcon(mark_thumbnail(image, share, strongest) if share else image))
+        item.setText(f"{page + 1}  ·  {share:.0%}" if share else str(page + 1))
+        item.setToolTip(share_text(page, share) if share else "")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QApplication
 
-from .settings import SettingsDialog, save_engine_settings
+from .settings import SettingsDialog, save_engine_settings, storage_words
 from .theme import apply_theme
 from .wording import answer_method
 
@@ -55,9 +55,19 @@ class WindowParts:
         self.attention_label.setText(text)
         self.attention_label.setToolTip(detail)
 
+    def _on_storage(self, figures: dict) -> None:
+        """The space stored readings take: in the library panel, in Settings, and said when nearly full."""
+        self.storage = figures
+        self.library.panel.show_storage(figures)
+        words, nearly_full = storage_words(figures)
+        if nearly_full:
+            self.banners.show_banner("storage", "info", f"{words} The least recently used readings are dropped to "
+                                                        "make room (Settings > Advanced sets the space).")
+
     # --- settings -------------------------------------------------------------------------------------
     def show_settings(self) -> SettingsDialog:
-        dialog = SettingsDialog(self.engine_settings, self.engine_settings.store.use_cache, self)
+        dialog = SettingsDialog(self.engine_settings, self.engine_settings.store.use_cache, self,
+                                getattr(self, "storage", None))
         dialog.sig_clear_cache.connect(self.worker.req_clear_cache)
         dialog.accepted.connect(lambda: self.apply_settings(dialog.result_settings()))
         dialog.open()

@@ -10,9 +10,12 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..attention import compaction
 from ..errors import QuestionError
 from ..model import generation
 from . import postprocess
+
+QUESTION_STEP = 64  # tokens of a long question read per step (its progress)
 
 
 @dataclass
@@ -31,10 +34,10 @@ class Generated:
 
 
 def generate(loaded, stop_ids: set[int], cache, q_ids: list[int], run, limit: int, on_text=None, should_stop=None,
-             started: float | None = None, question: str = "") -> Generated:
-    """Question prefill + greedy decode of at most ``limit`` tokens into ``cache``, with ``run`` (an AttentionRun
-    or None) on every pass; pieces of text go to ``on_text`` as they are decided (never an echo of
-    ``question``)."""
+             started: float | None = None, progress=None, question: str = "") -> Generated:
+    """Question prefill (progress stage "Reading the question") + greedy decode of at most ``limit`` tokens into
+    ``cache``, with ``run`` (an AttentionRun or None) on every pass; pieces of text go to ``on_text`` as they are
+    decided (never an echo of ``question``)."""
     if limit < 1:
         raise QuestionError(f"The question is too long ({len(q_ids)} tokens) for the space left in the model's "
                             "window.", "Ask a shorter question.")
@@ -50,7 +53,14 @@ def generate(loaded, stop_ids: set[int], cache, q_ids: list[int], run, limit: in
         logprobs.append(float(torch.log_softmax(logits.float(), -1).max()))
         return logits
 
-    logits = generation.prefill(model, q_ids, cache, run=run, phase="question", should_stop=should_stop)
+    report = (lambda done, total: progress("Reading the question", done, total)) if progress else None
+    if report:
+        report(0, len(q_ids))
+    # A long question over passages is read in steps, so its progress moves (the same attention: each step sees
+    # all before it); a short one, and any other run (DGA selects from the last step), in one pass.
+    steps = len(q_ids) > 2 * QUESTION_STEP and isinstance(run, compaction.PassageRun)
+    logits = generation.prefill(model, q_ids, cache, run=run, phase="question", should_stop=should_stop,
+                                progress=report, chunk_size=QUESTION_STEP if steps else generation.PREFILL_CHUNK)
     for token in generation.decode(model, cache, logits, limit, stop_ids, run=run, should_stop=should_stop,
                                    adjust=record, finish=finish):
         if first_token_s is None:

@@ -22,7 +22,7 @@ from ..model.prompt import question_ids
 from ..retrieval import passages as passage_ops
 from ..settings import AnswerSettings, AttentionSettings
 from . import context as placing
-from . import story
+from . import focus, story
 from .checks import ModelChecks
 from .generate import generate
 from .result import Answer
@@ -40,17 +40,22 @@ class Answerer:
         """Answer from the best passages of ``ranking`` (``readings``: sha256 -> each document's reading);
         ``budget`` is the most document tokens the window leaves for a context."""
         candidates = ranking.candidates
+        report = (lambda done, total: progress("Reading the parts the question needs", done, total)) \
+            if progress else None
+        layout = candidates.handle(int(np.argmax(ranking.score))).layout
+        q_ids = question_ids(self.loaded.tokenizer, layout, question)
+        if settings.attention_weight > 0:  # the model's focus over a shortlist (engine/answer/focus.py)
+            ranking, focus_stats = focus.refocus(self.loaded.model, ranking, readings, q_ids,
+                                                 settings.shortlist_tokens, settings.attention_weight, report,
+                                                 should_stop)
+            facts.timings.update(focus_stats)
         chosen = passage_ops.select(candidates.as_passages(), ranking.score, min(settings.focal_tokens, budget),
                                     settings.follow)
         placed = chosen[::-1] if settings.order == "rank" else sorted(chosen)
-        report = (lambda done, total: progress("Reading the parts the question needs", done, total)) \
-            if progress else None
         context = placing.assemble(self.loaded.model, candidates, placed, readings, report, should_stop)
-        layout = candidates.handle(placed[0]).layout
-        q_ids = question_ids(self.loaded.tokenizer, layout, question)
         limit = min(settings.max_new_tokens, self.loaded.window - context.head_len - context.items - len(q_ids))
         generated = generate(self.loaded, self.stop_ids, context.cache, q_ids, context.run, limit, on_text,
-                             should_stop, facts.started, question)
+                             should_stop, facts.started, progress, question)
         scope_tokens = int(candidates.tokens.sum())
         facts.attention = {"context": "passages", "attention": "exact over the chosen passages",
                            "passages": len(chosen), "attended_tokens": context.items,
@@ -67,7 +72,7 @@ class Answerer:
                           ModelChecks(self.loaded, layout.head_ids, q_ids))
 
     def over_document(self, question: str, ranking, state, attention: AttentionSettings, settings: AnswerSettings,
-                      facts: story.Facts, on_text=None, should_stop=None) -> Answer:
+                      facts: story.Facts, on_text=None, should_stop=None, progress=None) -> Answer:
         """Answer with the whole document in the window (``state``: a ``DocumentState`` with its dense cache,
         cropped back to the document afterwards)."""
         handle = ranking.candidates.handle_of(0)
@@ -76,7 +81,7 @@ class Answerer:
         limit = min(settings.max_new_tokens, self.loaded.window - state.prefix_len - len(q_ids))
         try:
             generated = generate(self.loaded, self.stop_ids, state.cache, q_ids, run, limit, on_text, should_stop,
-                                 facts.started, question)
+                                 facts.started, progress, question)
         finally:
             generation.crop_cache(state.cache, state.prefix_len)  # the next question starts from the document
         chosen = passage_ops.select(ranking.candidates.as_passages(), ranking.score, settings.focal_tokens,

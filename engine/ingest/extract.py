@@ -27,6 +27,10 @@ log = logging.getLogger("docfocus")
 # Separators between words: same line, new line, new block, new page.
 _SEP_WORD, _SEP_LINE, _SEP_BLOCK, _SEP_PAGE = " ", "\n", "\n\n", "\n\n"
 OCR_STAGE = "Recognising scanned pages"  # the progress stage of OCR (done and total count pages)
+PROTECTED_NOTICE = ("This document is encrypted, so DocFocus keeps nothing of it on disk: no text, no stored "
+                    "reading, no chat history. It is read again, with its password, each time it is opened.")
+PROTECTED_CLEANED = ("A copy of this encrypted document's text and reading that an older DocFocus kept unencrypted "
+                     "was deleted. Its earlier chat history is kept; 'docfocus history FILE --clear' deletes it.")
 MIN_TEXT_WORDS = 3  # a page with fewer text-layer words than this is a scan candidate (a stamped page number)
 MIN_IMAGE_SHARE = 0.25  # ... if images cover at least this share of it
 _OCR_BLOCKS = 1_000_000  # OCR block numbers start here on a page that also has text-layer words
@@ -71,6 +75,7 @@ class IngestedDocument:
     words: list[Word]
     text: str
     report: IngestReport = field(default_factory=IngestReport)
+    protected: bool = False  # opened with a password: nothing derived from it is written to disk
     _word_starts: np.ndarray | None = field(default=None, repr=False, compare=False)
     _word_ends: np.ndarray | None = field(default=None, repr=False, compare=False)
 
@@ -95,8 +100,8 @@ class IngestedDocument:
         return [self.words[i] for i in self.words_for_span(page.text_start, page.text_end)]
 
     def notice(self) -> str | None:
-        """Plain sentences about how the document was read (OCR, repair), or None for a plain read."""
-        return " ".join(self.report.notices()) or None
+        """Plain sentences about how the document was read (OCR, repair, a password), or None for a plain read."""
+        return " ".join([*self.report.notices(), *([PROTECTED_NOTICE] if self.protected else [])]) or None
 
 
 class OcrStore(Protocol):
@@ -128,7 +133,9 @@ def ingest_pdf(path: str | Path, password: str | None = None, *, ocr_language: s
     lock = pdf_lock or contextlib.nullcontext()
     with lock:
         document = open_pdf(path, password)
+        protected = formats.needs_password(document)
     sha256 = file_sha256(path)
+    ocr_store = None if protected else ocr_store  # no page of an encrypted document is kept, recognised or not
     try:
         with lock:
             report = IngestReport(format=formats.NAMES.get(formats.file_type(path), "document"))
@@ -152,7 +159,7 @@ def ingest_pdf(path: str | Path, password: str | None = None, *, ocr_language: s
     pages, words, text = _assemble(page_words, sizes)
     if not words:
         raise _no_text(path, report, len(pages))
-    return IngestedDocument(sha256, str(path.resolve()), title, pages, words, text, report)
+    return IngestedDocument(sha256, str(path.resolve()), title, pages, words, text, report, protected)
 
 
 def _text_layer(document: pymupdf.Document, damage: formats.Damage) -> tuple[list[list[tuple]], list[int]]:

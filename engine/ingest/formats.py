@@ -9,6 +9,7 @@ that pages or words may be missing.
 """
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import pymupdf
 
 from ..errors import PdfError, PdfPasswordError
+from . import limits
 from .report import page_list
 
 REFLOW_PAGE = (420.0, 595.0)  # A5 in points: a book-like page for EPUB, FB2, MOBI and plain text
@@ -63,28 +65,69 @@ def file_type(path: Path) -> str:
 
 
 def open_document(path: str | Path, password: str | None = None) -> pymupdf.Document:
-    """Open a document of any supported format (reflowable ones laid out on pages), or raise a PdfError."""
+    """Open a document of any supported format (reflowable ones laid out on pages), or raise a PdfError.
+
+    Whatever MuPDF says about a broken file, here or while laying it out, becomes a PdfError; a document that
+    would unpack past the limits (engine/ingest/limits.py) is refused before its content is read."""
     path = Path(path)
     if not path.exists():
         raise PdfError(f"File not found: {path}")
     if path.is_dir():
         raise PdfError(f"{path} is a folder, not a document.")
     kind = file_type(path)
+    limits.check_file(path, kind)
     pymupdf.TOOLS.mupdf_warnings(reset=True)
     try:
         document = pymupdf.open(path, filetype=kind)
     except Exception as error:  # PyMuPDF raises several types for broken files
         raise PdfError(f"{path.name} is damaged and cannot be read ({error}).") from error
-    if document.needs_pass:
-        if not password:
-            raise PdfPasswordError(f"{path.name} is encrypted.", "Give its password with --password.")
-        if not document.authenticate(password):
-            raise PdfPasswordError(f"Wrong password for {path.name}.")
-    if document.is_reflowable:
-        document.layout(width=REFLOW_PAGE[0], height=REFLOW_PAGE[1], fontsize=REFLOW_FONT_SIZE)
-    if document.page_count == 0:
-        raise PdfError(f"{path.name} has no pages.")
+    try:
+        _unlock(document, path, password)
+        if document.is_pdf:
+            limits.check_pdf(document, path)
+        if document.is_reflowable:
+            document.layout(width=REFLOW_PAGE[0], height=REFLOW_PAGE[1], fontsize=REFLOW_FONT_SIZE)
+        if document.page_count == 0:
+            raise PdfError(f"{path.name} has no pages.")
+    except PdfError:
+        document.close()
+        raise
+    except Exception as error:  # MuPDF's own errors once open ("Invalid number of pages", "text too large")
+        document.close()
+        raise PdfError(f"{path.name} is damaged and cannot be read ({_plain(error)}).") from error
     return document
+
+
+def needs_password(document: pymupdf.Document) -> bool:
+    """Whether the document can be read only with a password (an encrypted PDF without an empty user password)."""
+    return bool(getattr(document, "_docfocus_protected", False) or document.needs_pass)
+
+
+def requires_password(path: str | Path, pdf_lock=None) -> bool:
+    """Whether the file is a PDF that opens only with a password (only its cross-reference table is read);
+    ``pdf_lock``: the lock a viewer holds while PyMuPDF runs (it is not thread-safe)."""
+    try:
+        if file_type(Path(path)) != "pdf":
+            return False
+        with pdf_lock or contextlib.nullcontext(), pymupdf.open(path, filetype="pdf") as document:
+            return bool(document.needs_pass)
+    except Exception:  # noqa: BLE001 - a file that cannot be opened says so when it is read
+        return False
+
+
+def _unlock(document: pymupdf.Document, path: Path, password: str | None) -> None:
+    if not document.needs_pass:
+        return
+    if not password:
+        raise PdfPasswordError(f"{path.name} is encrypted.", "Give its password with --password.")
+    if not document.authenticate(password):
+        raise PdfPasswordError(f"Wrong password for {path.name}.")
+    document._docfocus_protected = True  # needs_pass turns False once authenticated
+
+
+def _plain(error: Exception) -> str:
+    """MuPDF's message without its error code ("code=7: Invalid number of pages" -> "Invalid number of pages")."""
+    return re.sub(r"^code=\d+:\s*", "", str(error)) or type(error).__name__
 
 
 def start_damage(document: pymupdf.Document, path: Path) -> Damage:

@@ -5,6 +5,7 @@ so the GUI and a command-line run can use it at the same time.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -16,10 +17,10 @@ from .. import paths
 from ..ingest.extract import IngestedDocument, Page, Word
 from ..ingest.report import IngestReport
 from ..store.dbfile import (
-    WRITABLE_HINT,
     DatabaseNotWritable,
     check_writable,
     enable_wal,
+    hint_for,
     is_unwritable,
     open_checked,
     readable_rows,
@@ -45,8 +46,9 @@ def connect(path: str | Path | None, notices: list[str]) -> sqlite_utils.Databas
     except (sqlite3.Error, OSError) as error:
         if not is_unwritable(error):
             raise
-        raise DatabaseNotWritable(f"DocFocus cannot write its library {path} ({why_unwritable(path, error)}). "
-                                  f"Nothing in it was changed.", WRITABLE_HINT) from error
+        reason = why_unwritable(path, error)
+        raise DatabaseNotWritable(f"DocFocus cannot write its library {path} ({reason}). Nothing in it was "
+                                  f"changed.", hint_for(reason)) from error
     for target, reason in moved:
         copied, complete = _copy_history(target, db)
         notices.append(_moved_aside_message(path, target, reason, copied, complete))
@@ -123,7 +125,9 @@ class Library:
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.notices: list[str] = []  # for the user, said once: a damaged file moved aside, answers not saved
+        self.path = Path(path) if path else paths.library_path()
         self.db = connect(path, self.notices)
+        self._said: set[str] = set()
 
     @classmethod
     def or_in_memory(cls, path: str | Path | None = None) -> "Library":
@@ -140,29 +144,48 @@ class Library:
         notices, self.notices = self.notices, []
         return notices
 
+    @contextlib.contextmanager
+    def _writing(self, what: str):
+        """One write transaction. Where the disk is full (or fails, or turned read-only) it is rolled back and
+        ``what`` is said once with the reason: the caller goes on with what it has in memory."""
+        try:
+            with self.db.conn:
+                yield
+        except (sqlite3.Error, OSError) as error:
+            if not is_unwritable(error):
+                raise
+            message = f"{what} ({why_unwritable(self.path, error)}: {self.path})."
+            if message not in self._said:
+                self._said.add(message)
+                self.notices.append(message)
+
     def save(self, document: IngestedDocument) -> None:
-        """Store (or refresh) a document with its pages, words and ingest report, in one transaction; a
-        document read again with other words (OCR in another language) replaces its pages and words."""
+        """Store (or refresh) a document with its pages, words and ingest report, in one transaction (all of it
+        or none, also on a full disk); a document read again with other words (OCR in another language)
+        replaces its pages and words. Plain SQL: sqlite_utils' table methods commit on their own."""
         now = time.time()
         existing = self.get_row(document.sha256)
-        with self.db.conn:
+        sha = document.sha256
+        with self._writing(f"DocFocus could not keep {document.title} in its library; it is read again from its "
+                           f"file next time"):
             if existing is not None and existing["text"] != document.text:
-                self.db.execute("DELETE FROM words WHERE sha256 = ?", [document.sha256])
-                self.db.execute("DELETE FROM pages WHERE sha256 = ?", [document.sha256])
-            self.db["ingest_reports"].upsert({"sha256": document.sha256,
-                                              "report": json.dumps(document.report.to_dict())}, pk="sha256")
-            self.db["documents"].upsert({
-                "sha256": document.sha256, "path": document.path, "title": document.title,
-                "pages": len(document.pages), "text": document.text,
-                "added": existing["added"] if existing else now, "last_opened": now,
-                "last_page": existing["last_page"] if existing else 0,
-            }, pk="sha256")
-            if existing is None or not self.has_words(document.sha256):
-                self.db["pages"].insert_all(({"sha256": document.sha256, **vars(p)} for p in document.pages),
-                                            replace=True)
-                self.db["words"].insert_all(
-                    ({"sha256": document.sha256, "idx": i, **vars(w)} for i, w in enumerate(document.words)),
-                    replace=True, batch_size=2000)
+                self.db.execute("DELETE FROM words WHERE sha256 = ?", [sha])
+                self.db.execute("DELETE FROM pages WHERE sha256 = ?", [sha])
+            self._put("ingest_reports", [{"sha256": sha, "report": json.dumps(document.report.to_dict())}])
+            self._put("documents", [{
+                "sha256": sha, "path": document.path, "title": document.title, "pages": len(document.pages),
+                "text": document.text, "added": existing["added"] if existing else now, "last_opened": now,
+                "last_page": existing["last_page"] if existing else 0}])
+            if existing is None or not self.has_words(sha):
+                self._put("pages", [{"sha256": sha, **vars(p)} for p in document.pages])
+                self._put("words", [{"sha256": sha, "idx": i, **vars(w)} for i, w in enumerate(document.words)])
+
+    def _put(self, table: str, rows: list[dict]) -> None:
+        """INSERT OR REPLACE ``rows`` (all with the same keys) inside the caller's transaction."""
+        if rows:
+            names = list(rows[0])
+            self.db.conn.executemany(f"INSERT OR REPLACE INTO {table} ({', '.join(names)}) "
+                                     f"VALUES ({', '.join('?' * len(names))})", [list(r.values()) for r in rows])
 
     def get_row(self, sha256: str) -> dict | None:
         rows = list(self.db["documents"].rows_where("sha256 = ?", [sha256]))
@@ -172,17 +195,49 @@ class Library:
         return self.db.execute("SELECT 1 FROM words WHERE sha256 = ? LIMIT 1", [sha256]).fetchone() is not None
 
     def load(self, sha256: str) -> IngestedDocument | None:
-        """Rebuild an ingested document from the database (no PDF parsing), or None."""
+        """Rebuild an ingested document from the database (no PDF parsing), or None. A stored copy that cannot
+        be read (a damaged or crafted row) is dropped, said once, and the caller reads the file again (its
+        ``save`` then stores it anew); the document's chat history is kept."""
         row = self.get_row(sha256)
         if row is None or not self.has_words(sha256):
             return None
-        pages = [Page(r["number"], r["width"], r["height"], r["text_start"], r["text_end"])
-                 for r in self.db["pages"].rows_where("sha256 = ?", [sha256], order_by="number")]
-        words = [Word(r["page"], r["x0"], r["y0"], r["x1"], r["y1"], r["text"], r["start"], r["end"])
+        try:
+            return self._rebuild(row)
+        except (ValueError, TypeError, KeyError, AttributeError) as error:
+            self._drop_copy(row, error)
+            return None
+
+    def _rebuild(self, row: dict) -> IngestedDocument:
+        sha256 = row["sha256"]
+        pages = [Page(_int(r["number"]), _float(r["width"]), _float(r["height"]), _int(r["text_start"]),
+                      _int(r["text_end"])) for r in self.db["pages"].rows_where("sha256 = ?", [sha256], order_by="number")]
+        words = [Word(_int(r["page"]), _float(r["x0"]), _float(r["y0"]), _float(r["x1"]), _float(r["y1"]),
+                      _text(r["text"]), _int(r["start"]), _int(r["end"]))
                  for r in self.db["words"].rows_where("sha256 = ?", [sha256], order_by="idx")]
         reports = list(self.db["ingest_reports"].rows_where("sha256 = ?", [sha256]))
         report = IngestReport.from_dict(json.loads(reports[0]["report"])) if reports else IngestReport()
-        return IngestedDocument(sha256, row["path"], row["title"], pages, words, row["text"], report)
+        if not pages or any(word.page >= len(pages) for word in words):
+            raise ValueError("its words are on pages it does not have")
+        return IngestedDocument(sha256, _text(row["path"]), _text(row["title"]), pages, words, _text(row["text"]),
+                                report)
+
+    def forget_copy(self, sha256: str) -> bool:
+        """Delete a document's stored copy (text, pages, words, report, recognised pages), not its chat history;
+        whether there was one. Used for a document that needs a password: none of it is kept in clear."""
+        tables = ("documents", "pages", "words", "ingest_reports", "ocr_pages")
+        with self._writing("DocFocus could not delete the unencrypted copy of an encrypted document"):
+            return sum(self.db.execute(f"DELETE FROM {table} WHERE sha256 = ?", [sha256]).rowcount
+                       for table in tables) > 0
+        return False
+
+    def _drop_copy(self, row: dict, error: BaseException) -> None:
+        """Forget a stored copy that cannot be read (its pages, words and report; not its chat history)."""
+        with self._writing("DocFocus could not repair its library"):
+            for table in ("pages", "words", "ingest_reports"):
+                self.db.execute(f"DELETE FROM {table} WHERE sha256 = ?", [row["sha256"]])
+        name = row["title"] if isinstance(row["title"], str) and row["title"] else row["sha256"][:12]
+        self.notices.append(f"The library's copy of {name} could not be read ({_short(error)}); it was read "
+                            f"again from its file. Its chat history is kept.")
 
     def get_ocr(self, sha256: str, page: int, languages: str) -> list | None:
         """A page's stored OCR words (engine.ingest.ocr.OcrWord), or None if it was never recognised."""
@@ -190,12 +245,16 @@ class Library:
 
         row = self.db.execute("SELECT words FROM ocr_pages WHERE sha256 = ? AND page = ? AND languages = ?",
                               [sha256, page, languages]).fetchone()
-        return None if row is None else [OcrWord(*item) for item in json.loads(row[0])]
+        try:
+            return None if row is None else [OcrWord(*item) for item in json.loads(row[0])]
+        except (TypeError, ValueError):  # a row that cannot be read: the page is recognised again (and replaced)
+            return None
 
     def put_ocr(self, sha256: str, page: int, languages: str, engine: str, words: list) -> None:
         rows = [[round(w.x0, 2), round(w.y0, 2), round(w.x1, 2), round(w.y1, 2), w.text, w.block, w.line,
                  round(w.confidence, 4)] for w in words]
-        with self.db.conn:
+        with self._writing("DocFocus could not keep the recognised pages in its library; they are recognised "
+                           "again next time"):
             self.db["ocr_pages"].upsert({"sha256": sha256, "page": page, "languages": languages, "engine": engine,
                                          "words": json.dumps(rows, ensure_ascii=False), "created": time.time()},
                                         pk=("sha256", "page", "languages"))
@@ -206,10 +265,33 @@ class Library:
 
     def touch(self, sha256: str, path: str) -> None:
         """Record that the document was opened now, from ``path`` (it may have moved)."""
-        with self.db.conn:
+        with self._writing("DocFocus could not record this opening in its library"):
             self.db.execute("UPDATE documents SET last_opened = ?, path = ? WHERE sha256 = ?",
                             [time.time(), str(path), sha256])
 
     def set_last_page(self, sha256: str, page: int) -> None:
-        with self.db.conn:
+        with self._writing("DocFocus could not record the page you were reading"):
             self.db.execute("UPDATE documents SET last_page = ? WHERE sha256 = ?", [page, sha256])
+
+
+def _int(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{str(value)[:20]!r} where a whole number belongs")
+    return value
+
+
+def _float(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{str(value)[:20]!r} where a number belongs")
+    return float(value)
+
+
+def _text(value) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{str(value)[:20]!r} where text belongs")
+    return value
+
+
+def _short(error: BaseException) -> str:
+    text = str(error).replace("\n", " ")
+    return text[:120] if text else type(error).__name__

@@ -27,6 +27,7 @@ from ..answer import story
 from ..answer.result import Answer
 from ..errors import CancelledError, DocFocusError
 from ..ingest.formats import SUFFIXES
+from ..model.prompt import check_question
 from ..reading.documents import DocumentHandle
 from ..reading.lazy import LazyReading
 from ..retrieval import ranking as ranking_ops
@@ -100,12 +101,19 @@ class LibraryMixin:
         if item is None:
             raise DocFocusError(f"No document {id_or_path} in the library.", "See `docfocus library list`.")
         self.library_queue.remove(item["id"])
-        if item["sha256"] and not self.library_queue.users(item["sha256"]):
-            self.passage_index.remove(item["sha256"])
-            if self.settings.store.use_cache:
-                self.state_cache.clear(item["sha256"])  # a long document's segments are shared by content and
-            self._library_handles.pop(item["sha256"], None)  # stay until the size cap evicts them
+        if item["sha256"]:
+            self._drop_content(item["sha256"])
         return item
+
+    def _drop_content(self, sha256: str) -> None:
+        """Forget a document's index and whole stored readings when no library entry holds it any more (its
+        segments are shared by content and stay until the size cap evicts them)."""
+        if self.library_queue.users(sha256):
+            return
+        self.passage_index.remove(sha256)
+        if self.settings.store.use_cache:
+            self.state_cache.clear(sha256)
+        self._library_handles.pop(sha256, None)
 
     def library_read_next(self, progress: Progress | None = None,
                           should_stop: ShouldStop | None = None) -> dict | None:
@@ -113,7 +121,8 @@ class LibraryMixin:
         takes seconds (the model reads nothing: a question reads what it needs; with ``reading.ahead`` every
         segment is read too). Returns its entry afterwards (state "ready" or "failed" with the reason), or None
         when nothing is queued. Stopped by ``should_stop``, it goes back to the queue (recognised pages and
-        segments read so far are kept) and CancelledError is raised."""
+        segments read so far are kept) and CancelledError is raised; removed while it was read (state
+        "removed"), nothing of it is kept."""
         queue = self.library_queue
         item = queue.next()
         if item is None:
@@ -137,6 +146,9 @@ class LibraryMixin:
             if self.settings.reading.ahead:
                 self.read(doc, report, should_stop)
                 self.forget(doc)  # what was read is in the state cache; the library keeps no reading in memory
+            if queue.get(number) is None:  # removed meanwhile (another process, the window): keep nothing of it
+                self._drop_content(ingested.sha256)
+                return {**item, "state": "removed"}
             queue.set_state(number, "ready", sha256=ingested.sha256, title=ingested.title or Path(item["path"]).stem,
                             pages=len(ingested.pages), tokens=doc.total_tokens, done=doc.total_tokens,
                             total=doc.total_tokens)
@@ -199,6 +211,7 @@ class LibraryMixin:
         ranks every passage of the scope, the best ones (from any documents) fill one context, and the answer's
         verdict, evidence, citations and highlights name their document and page. ``answer.document`` describes
         the scope ({"library": True, "documents", "tokens", "passages"}); ``documents`` (sha256s) narrows it."""
+        question = check_question(question)
         loaded = self.load()
         settings = self.settings if not max_new_tokens else self.settings.changed(
             answer={"max_new_tokens": max_new_tokens})

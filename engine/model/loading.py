@@ -6,6 +6,7 @@ load converts it once to safetensors in the data folder; later loads read that.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import importlib.util
 import json
@@ -145,9 +146,17 @@ def converted_bundled_dir(progress: Progress | None = None) -> Path:
     model.config.name_or_path = BUNDLED_NAME
     staging = target.with_name(target.name + f".tmp{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
-    model.to(torch.float16).save_pretrained(staging)  # fp16 holds Q4_1 weights exactly enough; half the disk
-    tokenizer.save_pretrained(staging)
-    (staging / "docfocus.json").write_text(json.dumps({"source": str(gguf), "stamp": stamp}))
+    try:
+        model.to(torch.float16).save_pretrained(staging)  # fp16 holds Q4_1 weights exactly enough; half the disk
+        tokenizer.save_pretrained(staging)
+        (staging / "docfocus.json").write_text(json.dumps({"source": str(gguf), "stamp": stamp}))
+    except OSError as error:  # a full disk, a folder that cannot be written: nothing half-written is left
+        shutil.rmtree(staging, ignore_errors=True)
+        full = getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
+        raise ModelLoadError(f"DocFocus could not convert its bundled model into {staging.parent} "
+                             f"({'the disk is full' if full else error}); it needs about 300 MB there once.",
+                             "Free some space on that disk, or set DOCFOCUS_HOME to a folder on another disk.") \
+            from error
     shutil.rmtree(target, ignore_errors=True)
     os.replace(staging, target)  # atomic: a crash leaves no half-converted folder in use
     if progress:

@@ -21,6 +21,9 @@ _USER_TEMPLATE = f"Document:\n{_DOC}\n\nQuestion: {_QUESTION}"
 # Tokens kept free in the window after a document read whole: the question, then the longest answer.
 QUESTION_RESERVE = 128
 ANSWER_RESERVE = 384
+# The longest question, in characters (about 150 words): a question names what it looks for, and the model reads
+# every question token against its context, so a pasted page would take minutes on a CPU and crowd out passages.
+MAX_QUESTION_CHARS = 1000
 
 
 @dataclass
@@ -68,10 +71,22 @@ def build_layout(tokenizer, document: IngestedDocument) -> PromptLayout:
     return PromptLayout(head_ids, ids, offsets, middle, tail)
 
 
-def question_ids(tokenizer, layout: PromptLayout, question: str) -> list[int]:
+def check_question(question: str | None) -> str:
+    """The question without surrounding blanks; QuestionError (exit 2) when it is empty or longer than
+    MAX_QUESTION_CHARS."""
     question = (question or "").strip()
     if not question:
         raise QuestionError("The question is empty.", "Type a question about the document.")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise QuestionError(f"The question is {len(question):,} characters long; DocFocus takes questions of up to "
+                            f"{MAX_QUESTION_CHARS:,} characters (about 150 words).",
+                            "Ask for what you are looking for in a sentence or two: DocFocus finds the passages "
+                            "in the document itself.")
+    return question
+
+
+def question_ids(tokenizer, layout: PromptLayout, question: str) -> list[int]:
+    question = check_question(question)
     return _encode(tokenizer, layout.question_prefix + question + layout.question_suffix)
 
 

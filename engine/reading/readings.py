@@ -34,10 +34,12 @@ class Readings:
     """Readings of the documents one engine opened (``loaded``: the model; ``settings_of()``: the engine's
     settings, read at each call so a change applies at once; ``cache_of()``: the state cache)."""
 
-    def __init__(self, loaded, settings_of: Callable, cache_of: Callable[[], StateCache]) -> None:
+    def __init__(self, loaded, settings_of: Callable, cache_of: Callable[[], StateCache],
+                 keeps: Callable[[str], bool] = lambda sha256: True) -> None:
         self.loaded = loaded
         self._settings_of = settings_of
         self._cache_of = cache_of
+        self._keeps = keeps  # False for a document nothing of which may be written to disk (one with a password)
         self._memory: dict[str, LazyReading] = {}
         self._whole: OrderedDict[str, DocumentState] = OrderedDict()
         self._notices: list[str] = []
@@ -46,8 +48,8 @@ class Readings:
     def settings(self):
         return self._settings_of()
 
-    def _store(self) -> StateCache | None:
-        if not self.settings.store.use_cache:
+    def _store(self, sha256: str | None = None) -> StateCache | None:
+        if not self.settings.store.use_cache or (sha256 is not None and not self._keeps(sha256)):
             return None
         cache = self._cache_of()
         cache.cap_bytes = self.settings.store.cache_cap_bytes  # the user may have changed it
@@ -76,7 +78,7 @@ class Readings:
             def name(kind: str, tag: str, tokens: int) -> StateKey:  # by content: identical segments are shared
                 return dataclasses.replace(base, sha256=f"{kind}:{tag}", prefix_tokens=tokens, layout_hash=tag,
                                            variant=f"{base.variant};{kind}")
-            source = SegmentSource(loaded.model, self._store(), name, loaded.dtype, layer_devices(loaded.model),
+            source = SegmentSource(loaded.model, self._store(doc.sha256), name, loaded.dtype, layer_devices(loaded.model),
                                    doc.ingested.title, doc.ingested.path)
             self._memory[key] = LazyReading(source, doc.layout.head_ids, doc.layout.doc_ids, doc.bounds,
                                             doc.segmenting.overlap)
@@ -129,7 +131,7 @@ class Readings:
         return _whole_state(doc, cache, len(ids), logits)
 
     def _restore(self, doc: DocumentHandle, ids: list[int]) -> DocumentState | None:
-        store = self._store()
+        store = self._store(doc.sha256)
         if store is None:
             return None
         started = time.perf_counter()
@@ -144,7 +146,7 @@ class Readings:
 
     def _save(self, doc: DocumentHandle, ids: list[int], state: DocumentState) -> None:
         """Store a freshly read state; one that cannot be stored is answered from anyway, said once."""
-        store = self._store()
+        store = self._store(doc.sha256)
         if store is None:
             return
         started = time.perf_counter()
@@ -162,14 +164,22 @@ class Readings:
 
         loaded = self.loaded
         ids = doc.prefix_ids() if ids is None else ids
-        storage = self.settings.store.cache_format
-        assert storage in FORMATS, storage
+        storage = storage_format(self.settings.store.cache_format, loaded.dtype)
         if reading is None:
             prefill = self._prefill()
             reading = "prefill=dense" if prefill is None else f"prefill={prefill.tag()}"
         version = ".".join(transformers.__version__.split(".")[:2])
         return StateKey(doc.sha256, loaded.id, loaded.revision, dtype_name(loaded.dtype), len(ids),
                         layout_hash(ids), storage, f"{reading};transformers={version}")
+
+
+def storage_format(chosen: str, dtype: torch.dtype) -> str:
+    """The format readings are stored in: "auto" is half precision (fp16 for a model computing in fp32, the
+    model's own 2-byte dtype otherwise)."""
+    if chosen == "auto":
+        return "fp16" if dtype == torch.float32 else "model"
+    assert chosen in FORMATS, chosen
+    return chosen
 
 
 def _whole_state(doc: DocumentHandle, cache, prefix_len: int, logits, **extra) -> DocumentState:

@@ -94,18 +94,13 @@ class Ranking:
         return np.argsort(-self.score, kind="stable").tolist()
 
 
-def rank(candidates: Candidates, lexical: np.ndarray, weights: dict[str, float],
-         attention: np.ndarray | None = None, attention_weight: float = 0.0) -> Ranking:
-    """Rank by the word match (BM25, ``lexical`` (P,)) as a z-score, plus ``attention_weight`` times the z-score
-    of the question's attention (``attention`` (P,), None: not measured). Passages past a truncated document's
-    reading are never ranked."""
+def rank(candidates: Candidates, lexical: np.ndarray, weights: dict[str, float]) -> Ranking:
+    """Rank by the word match (BM25, ``lexical`` (P,)) as a z-score (the answer pipeline may weigh the model's
+    own attention over a shortlist in: engine/answer/focus.py). Passages past a truncated document's reading
+    are never ranked."""
     parts = {"words": lexical}
     score = passage_ops.zscore(lexical)
     signals = ["words"] if np.any(lexical > 0) else []
-    if attention is not None and attention_weight > 0:
-        parts["attention"] = attention
-        score = score + attention_weight * passage_ops.zscore(attention)
-        signals.append("attention")
     score = np.where(candidates.start < candidates.used[candidates.doc], score, -np.inf)
     return Ranking(candidates, score, parts, signals, weights)
 

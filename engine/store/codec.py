@@ -82,19 +82,51 @@ def encode_chunk(tensor: torch.Tensor, kind: str, storage_format: str) -> dict:
 def chunk_is_intact(row: dict) -> bool:
     """Whether a stored chunk still has its recorded byte count and CRC-32."""
     data, scales = row["data"] or b"", row["scales"] or b""
+    if not isinstance(data, bytes) or not isinstance(scales, bytes):
+        return False
     return len(data) + len(scales) == row["nbytes"] and zlib.crc32(scales, zlib.crc32(data)) == row["checksum"]
 
 
+class ChunkUnreadable(ValueError):
+    """A stored chunk whose bytes, dtype or shape do not make a tensor (crafted or damaged, checksum or not)."""
+
+
 def decode_chunk(row: dict, model_dtype: torch.dtype) -> torch.Tensor:
-    shape = json.loads(row["shape"])
-    if row["dtype"] == "int8":
-        q = _from_bytes(row["data"], "int8", shape)
-        axis = _axis(row["kind"])
-        scale_shape = list(shape)
-        scale_shape[axis] = -(-shape[axis] // QUANT_BLOCK)
-        scales = _from_bytes(row["scales"], "float16", scale_shape)
-        return dequantize_int8(q, scales, axis).to(model_dtype)
-    return _from_bytes(row["data"], row["dtype"], shape).to(model_dtype)
+    """A chunk row -> its (1, H, T, D) tensor in ``model_dtype``; ChunkUnreadable when the row does not describe
+    one: an unknown dtype or kind, a shape that is not four sizes, a byte count that does not match them."""
+    shape, dtype = _shape(row.get("shape")), row.get("dtype")
+    if dtype not in _TORCH_DTYPES:
+        raise ChunkUnreadable(f"unknown dtype {str(dtype)[:20]!r}")
+    if row.get("kind") not in ("k", "v"):
+        raise ChunkUnreadable(f"unknown kind {str(row.get('kind'))[:20]!r}")
+    data, scales = row.get("data") or b"", row.get("scales") or b""
+    if dtype != "int8":
+        return _from_bytes(_sized(data, shape, dtype, "data"), dtype, shape).to(model_dtype)
+    axis = _axis(row["kind"])
+    scale_shape = list(shape)
+    scale_shape[axis] = -(-shape[axis] // QUANT_BLOCK)
+    q = _from_bytes(_sized(data, shape, "int8", "data"), "int8", shape)
+    scale_values = _from_bytes(_sized(scales, scale_shape, "float16", "scales"), "float16", scale_shape)
+    return dequantize_int8(q, scale_values, axis).to(model_dtype)
+
+
+def _shape(text) -> list[int]:
+    try:
+        shape = json.loads(text)
+    except (TypeError, ValueError) as error:
+        raise ChunkUnreadable("its shape is not readable") from error
+    if not (isinstance(shape, list) and len(shape) == 4 and shape[0] == 1
+            and all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 2**31 for n in shape)):
+        raise ChunkUnreadable(f"shape {str(shape)[:40]} is not (1, H, T, D)")
+    return shape
+
+
+def _sized(data: bytes, shape: list[int], dtype: str, what: str) -> bytes:
+    expected = _TORCH_DTYPES[dtype].itemsize * shape[0] * shape[1] * shape[2] * shape[3]
+    if not isinstance(data, (bytes, bytearray, memoryview)) or len(data) != expected:
+        size = len(data) if isinstance(data, (bytes, bytearray, memoryview)) else type(data).__name__
+        raise ChunkUnreadable(f"{what} holds {size} bytes for a {dtype} tensor of shape {shape} ({expected})")
+    return data
 
 
 def _token_spans(length: int, bytes_per_token: int) -> list[tuple[int, int]]:

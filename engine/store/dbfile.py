@@ -1,13 +1,16 @@
 """A SQLite database file DocFocus cannot use: damaged (SQLite itself says so) or not writable here.
 
 A damaged file is renamed aside, never deleted: it may hold user data (the library's chat history).
-A file that cannot be written (a read-only folder or file) is not damaged: it is left exactly as it is.
+A file that cannot be written (a read-only folder or file, a full disk, a disk that fails to write) is not
+damaged: it is left exactly as it is.
 """
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
+import shutil
 import sqlite3
 import time
 from pathlib import Path
@@ -20,10 +23,16 @@ log = logging.getLogger("docfocus")
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _DAMAGE_CODES = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
-_UNWRITABLE_CODES = (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM)
+# SQLITE_FULL: the disk (or the file's quota) is full; SQLITE_IOERR: the disk failed a write, e.g. the -shm
+# file of WAL mode could not be made on a full disk ("disk I/O error")
+_UNWRITABLE_CODES = (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM, sqlite3.SQLITE_FULL,
+                     sqlite3.SQLITE_IOERR)
+FULL_BELOW = 1024**2  # free bytes under which a failing write is put down to a full disk
 _DAMAGED_WORDS = ("malformed", "not a database", "file is encrypted", "disk image")
 Opened = TypeVar("Opened")
 WRITABLE_HINT = "Make that folder writable for your user, or set DOCFOCUS_HOME to a folder you can write."
+FULL_HINT = "Free some space on that disk, or set DOCFOCUS_HOME to a folder on another disk."
+DISK_FULL = "the disk is full"
 
 
 class DatabaseNotWritable(DocFocusError):
@@ -42,15 +51,35 @@ def is_damage(error: BaseException) -> bool:
 
 
 def is_unwritable(error: BaseException) -> bool:
-    """A file or folder that cannot be created or written (permissions, a file where a folder should be)."""
+    """A file or folder that cannot be created or written (permissions, a file where a folder should be, a full
+    disk, a failing one)."""
     if isinstance(error, sqlite3.Error):
         return _primary_code(error) in _UNWRITABLE_CODES
     return isinstance(error, OSError)
 
 
+def is_disk_full(path: Path, error: BaseException) -> bool:
+    """Whether ``error`` (writing ``path``) comes from a full disk: SQLite or the system says so, or a write
+    failed with less than FULL_BELOW bytes free there."""
+    if _primary_code(error) == sqlite3.SQLITE_FULL or getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    folder = next((p for p in (path.parent, *path.parent.parents) if p.is_dir()), None)
+    try:
+        return folder is not None and shutil.disk_usage(folder).free < FULL_BELOW
+    except OSError:
+        return False
+
+
+def hint_for(reason: str) -> str:
+    """What the user can do about a file that cannot be written for ``reason`` (from ``why_unwritable``)."""
+    return FULL_HINT if reason == DISK_FULL else WRITABLE_HINT
+
+
 def why_unwritable(path: Path, error: BaseException) -> str:
     """A plain reason for ``is_unwritable(error)`` about ``path``."""
     folder = path.parent
+    if is_disk_full(path, error):
+        return DISK_FULL
     if not folder.is_dir():
         return f"{folder} is not a folder DocFocus can create or write"
     if not os.access(folder, os.W_OK):

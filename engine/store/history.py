@@ -38,11 +38,13 @@ def decode_scores(blob: bytes | None) -> np.ndarray | None:
     """Inverse of ``encode_scores``: (L,) float32, or None."""
     if not blob:
         return None
-    magic, length, low, high = _SCORES_HEADER.unpack_from(blob)
-    if magic != _SCORES_MAGIC:
+    try:
+        magic, length, low, high = _SCORES_HEADER.unpack_from(blob)
+        codes = np.frombuffer(zlib.decompress(blob[_SCORES_HEADER.size:]), dtype=np.uint8)
+    except (struct.error, zlib.error, TypeError) as error:
+        raise ValueError(f"token scores not readable ({error})") from error
+    if magic != _SCORES_MAGIC or codes.size != length:
         raise ValueError("unknown token score encoding")
-    codes = np.frombuffer(zlib.decompress(blob[_SCORES_HEADER.size:]), dtype=np.uint8)
-    assert codes.size == length, (codes.size, length)
     return (low + codes.astype(np.float32) * ((high - low) / 255.0)).astype(np.float32)
 
 
@@ -106,18 +108,24 @@ class History:
 
     @staticmethod
     def _entry(row: dict) -> dict:
-        return {
-            "id": row["id"], "sha256": row["sha256"], "question": row["question"], "answer": row["answer"],
-            "evidence": json.loads(row["evidence"] or "[]"), "token_scores": decode_scores(row["token_scores"]),
-            "attention": json.loads(row["attention"] or "{}"), "model": json.loads(row["model"] or "{}"),
-            "settings": json.loads(row["settings"] or "{}"), "timings": json.loads(row["timings"] or "{}"),
+        """A row as plain values. A part that cannot be read (not JSON, or not the shape it should have) is left
+        empty and named in ``damaged``: the rest of the answer is still shown, and nothing is lost in the file."""
+        damaged: list[str] = []
+        part = _Reader(row, damaged)
+        entry = {
+            "id": row["id"], "sha256": row["sha256"], "question": part.text("question"), "answer": part.text("answer"),
+            "evidence": part.items("evidence", ("page", "text")), "token_scores": part.scores(),
+            "attention": part.mapping("attention"), "model": part.mapping("model"),
+            "settings": part.mapping("settings"), "timings": part.mapping("timings"),
             "cache_hit": bool(row["cache_hit"]), "stopped": bool(row["stopped"]), "created": row["created"],
-            "citations": json.loads(row.get("citations") or "[]"),
-            "highlights": json.loads(row.get("highlights") or "[]"),
+            "citations": part.items("citations", ("page", "text")), "highlights": part.items("highlights", ("page", "box")),
             "supported": bool(row["supported"]) if row.get("supported") is not None else True,
-            "finish": row.get("finish") or "complete", "generated": row.get("generated") or row["answer"],
-            "verdict": json.loads(row.get("verdict") or "null"), "quote": json.loads(row.get("quote") or "null"),
+            "finish": row.get("finish") if row.get("finish") in ("complete", "length", "stopped") else "complete",
+            "verdict": part.optional("verdict"), "quote": part.optional("quote"),
         }
+        entry["generated"] = row.get("generated") if isinstance(row.get("generated"), str) else entry["answer"]
+        entry["damaged"] = damaged
+        return entry
 
     def clear(self, sha256: str) -> int:
         """Delete one document's history (a user's explicit request); returns the number of rows removed."""
@@ -126,3 +134,64 @@ class History:
 
     def counts(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT sha256, COUNT(*) FROM history GROUP BY sha256").fetchall())
+
+
+def damaged_notice(entries: list[dict]) -> str | None:
+    """A sentence for the user when some recorded answers had parts that could not be read, or None."""
+    hurt = [entry for entry in entries if entry.get("damaged")]
+    if not hurt:
+        return None
+    parts = sorted({name for entry in hurt for name in entry["damaged"]})
+    count = f"{len(hurt)} answer{'s' if len(hurt) != 1 else ''}"
+    return (f"{count} in this chat history had parts that could not be read ({', '.join(parts)}); "
+            f"{'they are' if len(hurt) != 1 else 'it is'} shown without them. The library file was not changed.")
+
+
+class _Reader:
+    """Reads the parts of one history row, noting in ``damaged`` each one that cannot be read."""
+
+    def __init__(self, row: dict, damaged: list[str]) -> None:
+        self.row, self.damaged = row, damaged
+
+    def _json(self, name: str, default):
+        text = self.row.get(name)
+        if text is None or text == "":
+            return default
+        try:
+            value = json.loads(text)
+        except (TypeError, ValueError):
+            value = None
+        if not isinstance(value, type(default)):
+            self.damaged.append(name)
+            return default
+        return value
+
+    def text(self, name: str) -> str:
+        value = self.row.get(name)
+        if value is not None and not isinstance(value, str):
+            self.damaged.append(name)
+        return value if isinstance(value, str) else ""
+
+    def mapping(self, name: str) -> dict:
+        return self._json(name, {})
+
+    def optional(self, name: str) -> dict | None:
+        """An object, or None where the row has none ("null", or a column that older rows lack)."""
+        if self.row.get(name) in (None, "", "null"):
+            return None
+        return self._json(name, {}) or None
+
+    def items(self, name: str, keys: tuple[str, ...]) -> list[dict]:
+        """A list of objects that each have ``keys``; a list that does not is not shown at all."""
+        items = self._json(name, [])
+        if all(isinstance(item, dict) and all(key in item for key in keys) for item in items):
+            return items
+        self.damaged.append(name)
+        return []
+
+    def scores(self) -> np.ndarray | None:
+        try:
+            return decode_scores(self.row.get("token_scores"))
+        except ValueError:
+            self.damaged.append("token_scores")
+            return None

@@ -10,8 +10,9 @@ and freed space goes back to the disk (incremental vacuum) without locking the
 library.
 
 A state is written in one transaction, so a crash leaves all of it or none.
-Bad rows (checksum mismatch, missing chunks, older format) are moved into
-``quarantine_*`` tables, never silently deleted; quarantined data is the first
+Bad rows (checksum mismatch, missing chunks, older format, and any chunk that
+does not decode into the tensor its row describes, whatever its checksum says)
+are moved into ``quarantine_*`` tables, never silently deleted; quarantined data is the first
 thing evicted when space is needed. The file and its schema are in
 engine/store/state_db.py, the tensor encoding (formats) in engine/store/codec.py.
 """
@@ -32,7 +33,7 @@ import sqlite_utils
 import torch
 
 from . import state_db
-from .codec import DEFAULT_FORMAT, FORMATS, chunk_is_intact, decode_chunk, dtype_name, encode_layers
+from .codec import DEFAULT_FORMAT, FORMATS, ChunkUnreadable, chunk_is_intact, decode_chunk, dtype_name, encode_layers
 from .dbfile import is_damage, is_unwritable, open_checked, set_aside, why_unwritable
 from .state_db import CHUNK_COLUMNS, FORMAT_VERSION, PAGE_SIZE, STATE_COLUMNS, reclaim_space, write_transaction
 
@@ -158,25 +159,33 @@ class StateCache:
         state = self._state_row(key)
         if state is None:
             return None
-        if state["format_version"] != FORMAT_VERSION:
-            self._quarantine(state["id"], f"format version {state['format_version']}, expected {FORMAT_VERSION}")
+        try:
+            if state["format_version"] != FORMAT_VERSION:
+                raise ChunkUnreadable(f"format version {state['format_version']}, expected {FORMAT_VERSION}")
+            restored = self._decode(state, key, model_dtype, devices)
+        except ChunkUnreadable as error:  # any state that does not decode is set aside, said once, read again
+            self._quarantine(state["id"], str(error))
             return None
+        self._touch(state["id"])
+        return restored
+
+    def _decode(self, state: dict, key: StateKey, model_dtype: torch.dtype, devices) -> RestoredState:
+        """The state's tensors, checked against its row and ``key``; ChunkUnreadable when they do not fit."""
         parts = self._read_chunks(state, model_dtype)
-        if parts is None:
-            return None
         layers = []
         for layer in range(state["layers"]):
             device = devices[layer] if devices else torch.device("cpu")
-            keys = torch.cat(parts[(layer, "k")], dim=2).to(device)  # (1, H_kv, L, D)
-            values = torch.cat(parts[(layer, "v")], dim=2).to(device)
+            keys = _joined(parts[(layer, "k")], layer, "k").to(device)  # (1, H_kv, L, D)
+            values = _joined(parts[(layer, "v")], layer, "v").to(device)
             # a sliding-window layer holds fewer tokens than the prefix, never more
             if keys.shape[2] > key.prefix_tokens or keys.shape[2] != values.shape[2]:
-                self._quarantine(state["id"], f"layer {layer} holds {keys.shape[2]} tokens for a "
-                                              f"{key.prefix_tokens}-token prefix")
-                return None
+                raise ChunkUnreadable(f"layer {layer} holds {keys.shape[2]} tokens for a "
+                                      f"{key.prefix_tokens}-token prefix")
             layers.append((keys, values))
-        logits = torch.from_numpy(np.frombuffer(state["logits"], dtype=np.float32).copy())
-        self._touch(state["id"])
+        logits = state["logits"]
+        if not isinstance(logits, bytes) or len(logits) % 4:
+            raise ChunkUnreadable("its last logits are not float32 values")
+        logits = torch.from_numpy(np.frombuffer(logits, dtype=np.float32).copy())
         return RestoredState(layers, logits.to(devices[-1] if devices else "cpu"), state["stored_bytes"])
 
     def stored(self, keys: list[StateKey]) -> set[str]:
@@ -197,24 +206,30 @@ class StateCache:
         row = cursor.fetchone()
         return None if row is None else dict(zip([c[0] for c in cursor.description], row))
 
-    def _read_chunks(self, state: dict, model_dtype: torch.dtype) -> dict[tuple[int, str], list] | None:
-        """Decoded chunks by (layer, kind), in order; None (the state quarantined) if one is bad or missing."""
+    def _read_chunks(self, state: dict, model_dtype: torch.dtype) -> dict[tuple[int, str], list]:
+        """Decoded chunks by (layer, kind), in order; ChunkUnreadable if one is bad or missing."""
         cursor = self.db.execute("SELECT * FROM chunks WHERE state_id = ? ORDER BY layer, kind, part", [state["id"]])
         names = [c[0] for c in cursor.description]
         parts: dict[tuple[int, str], list[torch.Tensor]] = {}
         count = 0
-        for values in cursor:
-            chunk = dict(zip(names, values))
-            count += 1
-            if not chunk_is_intact(chunk):
-                cursor.close()
-                self._quarantine(state["id"], f"checksum mismatch in layer {chunk['layer']} {chunk['kind']} "
-                                              f"part {chunk['part']}")
-                return None
-            parts.setdefault((chunk["layer"], chunk["kind"]), []).append(decode_chunk(chunk, model_dtype))
-        if count != state["chunks"] or len(parts) != 2 * state["layers"]:
-            self._quarantine(state["id"], f"incomplete: {count} of {state['chunks']} chunks")
-            return None
+        try:
+            for values in cursor:
+                chunk = dict(zip(names, values))
+                count += 1
+                where = f"layer {chunk['layer']} {chunk['kind']} part {chunk['part']}"
+                if not chunk_is_intact(chunk):
+                    raise ChunkUnreadable(f"checksum mismatch in {where}")
+                try:
+                    parts.setdefault((chunk["layer"], chunk["kind"]), []).append(decode_chunk(chunk, model_dtype))
+                except ChunkUnreadable as error:
+                    raise ChunkUnreadable(f"{where} cannot be decoded: {error}") from error
+        finally:
+            cursor.close()
+        layers = state["layers"]
+        complete = isinstance(layers, int) and 2 * layers == len(parts) and all(
+            (layer, kind) in parts for layer in range(layers) for kind in "kv")
+        if count != state["chunks"] or not complete:
+            raise ChunkUnreadable(f"incomplete: {count} of {state['chunks']} chunks")
         return parts
 
     def _touch(self, state_id: int) -> None:
@@ -359,6 +374,13 @@ class StateCache:
             db.execute(f"DELETE FROM quarantine_states {where}", args)
         reclaim_space(self.db)
         return count, size + quarantined
+
+
+def _joined(parts: list[torch.Tensor], layer: int, kind: str) -> torch.Tensor:
+    """A layer's keys or values from its chunks in token order (each (1, H_kv, T, D))."""
+    if len({(part.shape[1], part.shape[3]) for part in parts}) != 1:
+        raise ChunkUnreadable(f"layer {layer} {kind}: its parts have different shapes")
+    return torch.cat(parts, dim=2)
 
 
 def _mb(size: int) -> str:

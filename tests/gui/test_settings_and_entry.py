@@ -101,18 +101,29 @@ def test_an_option_added_to_the_engine_appears_without_editing_the_dialog(qtbot,
     dialog.reject()
 
 
-def test_delete_stored_readings_empties_the_state_cache(qtbot, make_window, gui_engine, fact_pdf):
+def test_stored_readings_show_their_space_and_can_be_deleted(qtbot, make_window, gui_engine, fact_pdf):
+    """Opening reads nothing; a question stores the parts it read. Settings and the library panel say how much
+    space stored readings take of the cap; Delete stored readings empties them; nearly full is said."""
+    gui_engine.state_cache.clear()
     window = make_window(engine=gui_engine, auto_prepare=True)
     with qtbot.waitSignal(window.sig_document_ready, timeout=60_000):
         window.open_pdf(fact_pdf)
-    qtbot.waitUntil(lambda: bool(gui_engine.state_cache.entries()), timeout=60_000)  # the reading was stored
+    assert gui_engine.state_cache.entries() == []
+    with qtbot.waitSignal(window.sig_answer_shown, timeout=120_000):
+        window.ask("What is the launch code?")
+    qtbot.waitUntil(lambda: getattr(window, "storage", {}).get("readings", 0) >= 1, timeout=30_000)
+    shown = window.library.panel.storage.text()
+    assert shown.startswith("Stored readings: ") and shown.endswith("of 4.0 GB.")
     dialog = window.show_settings()
     dialog.advanced_toggle.click()
-    assert dialog.clear_cache_button.isVisible()
+    assert dialog.storage_label.text() == shown and dialog.clear_cache_button.isVisible()
     dialog.clear_cache_button.click()
     qtbot.waitUntil(lambda: "cache" in window.banners.texts(), timeout=30_000)  # the worker says it is done
     assert gui_engine.state_cache.entries() == []
+    qtbot.waitUntil(lambda: window.storage["used_bytes"] == 0, timeout=30_000)
     dialog.reject()
+    window._on_storage({"used_bytes": 95 * 2**20, "cap_bytes": 100 * 2**20, "readings": 3})
+    assert "nearly full: 95 MB of 100 MB" in window.banners.texts()["storage"]
 
 
 def test_window_constructs_without_loading_a_model(qtbot, qsettings):
