@@ -43,12 +43,12 @@ def row_signals(engine, documents: dict, row: dict, layout: dict) -> dict:
     weights = engine.rank(doc, row["question"]).weights
     q_ids = question_ids(engine.loaded.tokenizer, doc.layout, row["question"])
     checks = ModelChecks(engine.loaded, layout["head_ids"], q_ids)
-    claim = verdict.Claim(row["question"], row["cleaned"], row["passages"], weights, row["ids"],
-                          row["logprobs"])
+    claim = verdict.Claim(row["question"], cleaned(row), row["passages"], weights, row["ids"], row["logprobs"])
     from engine.answer import support
 
     found = verdict.signals(claim, checks)
-    old = support.check(claim.answer, claim.question, claim.passages, weights).supported if claim.answer else False
+    before = cleaned(row, echo=False)  # the engine before issue 22 did not remove an echo
+    old = support.check(before, claim.question, claim.passages, weights).supported if before else False
     return {**found, **(variants(checks, claim) if claim.answer else {}), "old_check": float(old),
             "weights": {k: round(v, 4) for k, v in weights.items()}}
 
@@ -71,6 +71,34 @@ def variants(checks, claim) -> dict:
             "confidence_min": float(with_passages.min()), "prior": float(without.mean())}
 
 
+def cleaned(row: dict, echo: bool = True) -> str:
+    """The model's answer as the engine shows it now (an echo of the question removed), or before (``echo``
+    False: kept)."""
+    from engine.answer import postprocess
+
+    return postprocess.clean(row["raw"], row["finish"], row["looped"], row["question"] if echo else "").text
+
+
+def old_shown(row: dict, weights: dict[str, float], supported: bool) -> str:
+    """What the engine before issue 22 showed: the model's answer when the word check passed, else the best
+    sentence of the passages it read (no rule against headings, questions or contents lines)."""
+    from engine.answer import support
+    from engine.retrieval.terms import sentences, term_keys
+
+    if supported:
+        return cleaned(row, echo=False)
+    best, best_value = "", -1.0
+    for rank, body in enumerate(row["passages"]):
+        spans = sentences(body)
+        if not spans:
+            continue
+        top = max(spans, key=lambda span: sum(w for t, w in weights.items() if t in term_keys(body[span[0]:span[1]])))
+        value = support.coverage(term_keys(body[top[0]:top[1]]), weights) - 0.01 * rank
+        if value > best_value:
+            best, best_value = " ".join(body[top[0]:top[1]].split()), value
+    return best
+
+
 def open_documents(engine, sets: set[str]) -> dict:
     """(set) -> handle for a manual, (set, id) -> handle for a needle case (the PDFs bench/verdict_rows wrote)."""
     documents = {}
@@ -88,6 +116,9 @@ def compute_signals(fresh: bool = False) -> list[dict]:
     """The signals of every row (those of rows already in verdict-signals.json are kept unless ``fresh``)."""
     import time
 
+    from bench.common import contains_answer
+    from engine.answer import verdict
+
     data = json.loads(verdict_rows.ROWS.read_text())
     out = [] if fresh or not SIGNALS.exists() else json.loads(SIGNALS.read_text())
     done = {(r["set"], r["id"]) for r in out}
@@ -97,9 +128,13 @@ def compute_signals(fresh: bool = False) -> list[dict]:
     for row in todo:
         started = time.perf_counter()
         found = row_signals(engine, documents, row, data["layout"])
-        out.append({"set": row["set"], "id": row["id"], "right": row["right"], "shown_right": row["shown_right"],
-                    "old_supported": row["supported"], "seconds": round(time.perf_counter() - started, 3), **found})
-        print(row["set"], row["id"], "Y" if row["right"] else "-",
+        before = contains_answer(old_shown(row, found["weights"], bool(found["old_check"])), row["answer_any"])
+        quote = verdict.best_sentence(row["question"], row["passages"], found["weights"])
+        right = contains_answer(cleaned(row), row["answer_any"])
+        out.append({"set": row["set"], "id": row["id"], "right": right, "before_right": before,
+                    "quote_right": contains_answer(quote, row["answer_any"]) if quote else False,
+                    "seconds": round(time.perf_counter() - started, 3), **found})
+        print(row["set"], row["id"], "Y" if right else "-",
               {k: round(v, 3) for k, v in found.items() if k != "weights"}, flush=True)
         SIGNALS.write_text(json.dumps(out, indent=1))
     return out
@@ -133,14 +168,23 @@ def logistic(x: np.ndarray, y: np.ndarray, l2: float = 0.1, steps: int = 200) ->
 
 
 def table(rows: list[dict], supported: np.ndarray, sets: list[str]) -> str:
-    text = "| set | wrong answers | wrong marked unsupported | right marked supported |\n|---|---|---|---|\n"
+    """Per set: wrong answers, the share marked unsupported, the share of right ones marked supported, and the
+    accuracy before issue 22 and with this verdict (the answer, or the quote beside an unsupported one)."""
+    text = ("| set | wrong answers | wrong marked unsupported | right marked supported | accuracy before | "
+            "accuracy after |\n|---|---|---|---|---|---|\n")
     right = np.array([r["right"] for r in rows])
+    after = right | (~supported & np.array([r.get("quote_right", False) for r in rows]))
+    before = np.array([r.get("before_right", False) for r in rows])
     names = np.array([r["set"] for r in rows])
-    for name in [*sets, "all development sets"]:
-        mine = np.isin(names, verdict_rows.DEV_SETS) if name.startswith("all") else names == name
+    for name in [*sets, "all development sets", "held-out sets"]:
+        mine = (np.isin(names, verdict_rows.DEV_SETS) if name.startswith("all") else
+                np.isin(names, verdict_rows.HELD_OUT) if name.startswith("held") else names == name)
+        if not mine.any():
+            continue
         unsupported, kept, wrong = rates(supported[mine], right[mine])
         cell = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
-        text += f"| {name} | {wrong} | {cell(unsupported)} | {cell(kept)} |\n"
+        text += (f"| {name} | {wrong} | {cell(unsupported)} | {cell(kept)} | {before[mine].mean():.2f} | "
+                 f"{after[mine].mean():.2f} |\n")
     return text
 
 
@@ -152,7 +196,7 @@ def fit(rows: list[dict]) -> None:
     right = np.array([r["right"] for r in rows])
     print("old verdict (support.check on the model's answer)\n" + table(rows, np.array([bool(r["old_check"])
                                                                                          for r in rows]), sets))
-    extra = [k for k in max(rows, key=len) if k not in ("set", "id", "right", "shown_right", "old_supported",
+    extra = [k for k in max(rows, key=len) if k not in ("set", "id", "right", "before_right", "quote_right",
                                                          "seconds", "old_check", "weights")]
     for name in dict.fromkeys([*verdict.SIGNALS, *extra]):
         values = np.array([r.get(name, 0.0) for r in rows], dtype=float)

@@ -52,12 +52,12 @@ def row_of(engine, doc, case: dict, capture: Capture) -> dict:
     started = time.perf_counter()
     answer = engine.ask(doc, case["question"])
     seen = capture.last
-    cleaned = postprocess.clean(seen["raw"], seen["finish"], seen["looped"]).text
+    cleaned = postprocess.clean(seen["raw"], seen["finish"], seen["looped"], case["question"]).text
     return {"set": case["set"], "id": case["id"], "question": case["question"], "answer_any": case["answer_any"],
             "gold_page": case["page"], **seen, "cleaned": cleaned, "right": contains_answer(cleaned, case["answer_any"]),
             "shown": answer.answer, "shown_right": contains_answer(answer.answer, case["answer_any"]),
             "supported": answer.supported, "citations": [c.page for c in answer.citations],
-            "verdict": getattr(answer, "verdict", None), "quote": _plain(getattr(answer, "quote", None)),
+            "verdict": _plain(getattr(answer, "verdict", None)), "quote": _plain(getattr(answer, "quote", None)),
             "seconds": round(time.perf_counter() - started, 2), "timings": answer.timings}
 
 
