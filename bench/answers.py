@@ -15,7 +15,7 @@ sentence, or a frame with nothing in it, judged here independently of the engine
 first-token time (median and range).
 
 Environment: DOCFOCUS_BENCH_SETS (e.g. "rdata needle-4k"), DOCFOCUS_BENCH_APPROACHES (names, comma-separated),
-DOCFOCUS_BENCH_CASES (needles per length).
+DOCFOCUS_BENCH_CASES (needles per length; for a manual, its first questions).
 """
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ MAX_NEW_TOKENS = 64
 APPROACHES = {  # EngineSettings.changed(...) of each approach
     "passages 256": {"answer": {"focal_tokens": 256}},
     "passages 512": {"answer": {"focal_tokens": 512}},
+    "passages 512, words only": {"answer": {"meaning": False}},
     "passages 768": {"answer": {"focal_tokens": 768}},
     "passages 1536": {"answer": {"focal_tokens": 1536}},
     "passages 512 in document order": {"answer": {"order": "document"}},
@@ -44,8 +45,8 @@ APPROACHES = {  # EngineSettings.changed(...) of each approach
     "whole document with DGA": {"answer": {"context": "document"}, "attention": {"mode": "dga"}},
     "whole document with dense attention": {"answer": {"context": "document"}, "attention": {"mode": "dense"}},
 }
-REFERENCES = ("chunk retrieval (BM25 top 3)", "gold page (oracle)")
-QUICK = ("passages 512", "whole document with DGA")
+REFERENCES = ("chunk retrieval (BM25 top 3)", "chunk retrieval (MiniLM top 4)", "gold page (oracle)")
+QUICK = ("passages 512", "passages 512, words only", "passages 512 + attention over a 1536-token shortlist")
 SETS = ("needle-4k", "needle-7k", "needle-32k", "rdata", "rnatural", "rintro", "rinatural", "radmin", "ranatural")
 OWN = Path(__file__).parent / "eval"  # this project's own sets
 MANUALS = {"rdata": EVAL / "r-data-questions.json", "rnatural": EVAL / "r-data-natural-questions.json",
@@ -123,7 +124,9 @@ def ask_row(engine, base, name: str, doc, case: dict) -> dict:
 
 
 def reference_row(engine, name: str, doc, case: dict) -> dict:
-    if name.startswith("chunk"):
+    if name.startswith("chunk retrieval (MiniLM"):
+        result = reference.embedding_retrieval(engine, doc.ingested, case["question"], MAX_NEW_TOKENS)
+    elif name.startswith("chunk"):
         result = reference.chunk_retrieval(engine, doc.ingested, case["question"], MAX_NEW_TOKENS)
     else:
         result = reference.gold_page(engine, doc.ingested, case["page"], case["question"], MAX_NEW_TOKENS)

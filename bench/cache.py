@@ -13,7 +13,6 @@ storage format, and what 8-bit storage does to needle answers.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import subprocess

@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-
 HOME = Path(__file__).parent / "results" / ".home"
 
 

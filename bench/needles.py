@@ -60,10 +60,10 @@ def bench_engine(max_new_tokens: int):
 
     device = os.environ.get("DOCFOCUS_BENCH_DEVICE", "cpu")
     keep = os.environ.get("DOCFOCUS_BENCH_STATES", "1") != "0"
-    settings = EngineSettings(device=device).changed(answer={"max_new_tokens": max_new_tokens},
-                                                     store={"use_cache": keep, "cache_format": "model",
-                                                            "cache_cap_bytes": 48 * 1024**3})
-    engine = Engine(settings, library=Library(home / "library.sqlite"))
+    settings = EngineSettings(model=os.environ.get("DOCFOCUS_BENCH_MODEL") or None, device=device)
+    engine = Engine(settings.changed(answer={"max_new_tokens": max_new_tokens},
+                                     store={"use_cache": keep, "cache_format": "model", "cache_cap_bytes": 48 * 1024**3}),
+                    library=Library(home / "library.sqlite"))
     engine.load()
     return engine
 

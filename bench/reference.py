@@ -3,6 +3,7 @@
 - Chunk retrieval, as GPT4All LocalDocs and AnythingLLM do it: the document's words cut into ~120-word chunks,
   the 3 best by a BM25 word match given as the document to the same model, same system prompt and chat
   template, greedy decoding (the same loop guard as DocFocus). Its evidence is the 3 chunks' pages.
+- Chunk retrieval by meaning: ~1,000-character chunks, all-MiniLM-L6-v2 embeddings, the 4 most similar.
 - The gold page alone as the document (the oracle: what the model does when retrieval is perfect).
 
 Both read their text fresh (a new prefill), as those pipelines do.
@@ -14,8 +15,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
+import numpy as np
+
 from engine.model import generation
-from engine.model.prompt import chat_ids
+from engine.model.prompt import chat_ids, stop_texts
 from engine.retrieval import terms as text
 
 CHUNK_WORDS = 120
@@ -64,18 +67,51 @@ def answer_from_text(engine, document_text: str, question: str, max_new_tokens: 
     ids = chat_ids(loaded.tokenizer, document_text, question)
     cache = generation.new_cache(loaded.model.config)
     logits = generation.prefill(loaded.model, ids, cache)
-    stream = generation.TextStream(loaded.tokenizer)
+    stream = generation.TextStream(loaded.tokenizer, stop_texts(loaded.tokenizer))
     first = None
     stops = generation.stop_token_ids(loaded.tokenizer, loaded.model)
     for token in generation.decode(loaded.model, cache, logits, max_new_tokens, stops):
         first = first if first is not None else time.perf_counter() - started
         stream.push(token)
+        if stream.stopped:  # a base model's answer ended
+            break
     return stream.text.strip(), first if first is not None else time.perf_counter() - started
 
 
 def chunk_retrieval(engine, document, question: str, max_new_tokens: int) -> dict:
     pieces = chunks(document)
     best = bm25_top(pieces, question)
+    answer, first = answer_from_text(engine, "\n\n".join(pieces[i].text for i in best), question, max_new_tokens)
+    return {"answer": answer, "pages": [pieces[i].page for i in best], "first_token_s": first}
+
+
+EMBED_CHARS = 1000  # a popular desktop RAG app's default chunk (characters)
+EMBED_TOP = 4
+
+
+def embedding_retrieval(engine, document, question: str, max_new_tokens: int) -> dict:
+    """Chunk retrieval by meaning alone: ~1,000-character chunks, embedded with all-MiniLM-L6-v2, the 4 most similar
+    to the question given to the same model (the default of a popular desktop RAG app)."""
+    from engine.retrieval.meaning import Embedder
+
+    embedder = getattr(engine, "_bench_embedder", None) or Embedder.load()
+    engine._bench_embedder = embedder
+    pieces, current, page = [], [], None
+    for word in document.words:
+        page = word.page + 1 if not current else page
+        current.append(word.text)
+        if sum(len(w) + 1 for w in current) >= EMBED_CHARS:
+            pieces.append(Chunk(page, " ".join(current), Counter()))
+            current = []
+    if current:
+        pieces.append(Chunk(page, " ".join(current), Counter()))
+    key = (document.sha256, len(pieces))
+    cached = getattr(engine, "_bench_chunk_vectors", {})
+    if key not in cached:
+        cached[key] = np.concatenate([embedder.embed([c.text for c in pieces[i:i + 64]])
+                                      for i in range(0, len(pieces), 64)])
+        engine._bench_chunk_vectors = cached
+    best = np.argsort(-(cached[key] @ embedder.embed([question])[0]))[:EMBED_TOP].tolist()
     answer, first = answer_from_text(engine, "\n\n".join(pieces[i].text for i in best), question, max_new_tokens)
     return {"answer": answer, "pages": [pieces[i].page for i in best], "first_token_s": first}
 

@@ -25,21 +25,22 @@ from typing import Callable
 from . import paths
 from .answer import story
 from .answer.pipeline import Answerer
-from .attention import contract
 from .answer.result import Answer, Citation, Evidence, Highlight  # noqa: F401 - the public API
+from .attention import contract
 from .errors import DocFocusError
 from .ingest.extract import PROTECTED_CLEANED, IngestedDocument, file_sha256, ingest_pdf
 from .ingest.formats import requires_password
 from .library.documents import Library
 from .library.service import LibraryMixin
-from .model import generation
+from .model import generation, positions
 from .model.loading import LoadedModel, load_model
 from .model.prompt import ANSWER_RESERVE, QUESTION_RESERVE, build_layout, check_question, token_words
 from .reading import segments
 from .reading.documents import DocumentHandle
 from .reading.readings import Readings
+from .retrieval import meaning
 from .retrieval import ranking as ranking_ops
-from .retrieval.index import PassageIndex, TokenizerIndex, index_key
+from .retrieval.index import PassageIndex, PassageVectors, TokenizerIndex, index_key
 from .retrieval.passages import cut as cut_passages
 from .settings import EngineSettings, SettingsError  # noqa: F401 - the public API
 from .store.history import History
@@ -49,6 +50,8 @@ log = logging.getLogger("docfocus")
 Progress = Callable[[str, int, int], None]
 ShouldStop = Callable[[], bool]
 PASSAGE_TOKENS = 64  # the passage a document is cut into (engine/retrieval/passages.py)
+FIXED_POSITIONS = ("This model cannot move passages next to the question, so it answered from the document as it "
+                   "read it.")
 
 
 class Engine(LibraryMixin):
@@ -147,7 +150,7 @@ class Engine(LibraryMixin):
         a window too small for segments): segments shrink to fit a small window."""
         reading = self.settings.reading
         try:
-            segments.rotary_frequencies(self.load().model)
+            positions.rotary_positions(self.load().model)
         except DocFocusError as error:
             log.warning("%s Reading what fits the window instead.", error)
             return None
@@ -186,6 +189,8 @@ class Engine(LibraryMixin):
         ranking = self.rank(doc, question)
         facts.timings["rank_s"] = round(time.perf_counter() - facts.started, 3)
         if self._answers_whole(doc, settings):
+            if doc.segmenting is None and settings.answer.context == "passages":
+                facts.notices.append(FIXED_POSITIONS)
             state, read_s = self._readings.whole(doc, progress, should_stop)
             facts.timings.update(prefill_s=round(read_s, 3), restore_s=round(state.restore_s, 3),
                                  store_s=round(state.store_s, 3), state_from=state.source)
@@ -205,10 +210,21 @@ class Engine(LibraryMixin):
         return self._readings
 
     def rank(self, doc: DocumentHandle, question: str) -> ranking_ops.Ranking:
-        """One document's passages ranked for ``question`` (engine/retrieval/ranking.py)."""
+        """One document's passages ranked for ``question`` (engine/retrieval/ranking.py, meaning.py)."""
         candidates = ranking_ops.Candidates.of_document(doc)
         lexical, weights = ranking_ops.word_match(candidates, question, self._tokenizer_index())
-        return ranking_ops.rank(candidates, lexical, weights)
+        return self.by_meaning(ranking_ops.rank(candidates, lexical, weights), question)
+
+    def by_meaning(self, ranking: ranking_ops.Ranking, question: str) -> ranking_ops.Ranking:
+        """The word match's best passages re-ranked by meaning too, where that is on and the embedder installed."""
+        if not self.settings.answer.meaning:
+            return ranking
+        if getattr(self, "_embedder", False) is False:
+            self._embedder = meaning.Embedder.load()  # None when the package is not installed
+            self._vectors = PassageVectors(self.library.db, self.index_key, self._keeps)
+        if self._embedder is None:
+            return ranking
+        return meaning.rerank(ranking, question, self._embedder, self._vectors)
 
     # ---- the passage index (engine/retrieval/index.py)
 

@@ -2,7 +2,7 @@
 
 1. converts the bundled model once into build/model-home (kept between builds),
 2. runs PyInstaller on packaging/docfocus.spec -> dist/DocFocus/ (one folder, ``docfocus`` inside),
-3. prints the bundle's size and its largest parts and fails above the budget (1.1 GB for the CPU
+3. prints the bundle's size and its largest parts and fails above the budget (1.2 GB for the CPU
    build; ``--budget-gb 0`` turns the check off, e.g. for a CUDA build),
 4. on Linux, packs dist/DocFocus-<version>-linux-<arch>.tar.gz with the .desktop file, the icon and
    the install/uninstall scripts (``--no-tarball`` skips it).
@@ -36,8 +36,28 @@ def convert_model(home: Path) -> Path:
     return Path(out.strip().splitlines()[-1])
 
 
+def half_embedder(target: Path) -> Path | None:
+    """The passage embedder (engine/retrieval/meaning.py) saved in fp16 in ``target`` (half the size; it is read
+    back as fp32), or None when its package is not installed."""
+    code = ("import sys, torch; from transformers import AutoModel, AutoTokenizer; "
+            "from engine.retrieval.meaning import model_folder; folder = model_folder(); "
+            "folder is None and sys.exit(3); "
+            "AutoModel.from_pretrained(folder).to(torch.float16).save_pretrained(sys.argv[1]); "
+            "AutoTokenizer.from_pretrained(folder).save_pretrained(sys.argv[1])")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, "-c", code, str(target)], env=env, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode == 3:
+        return None
+    if done.returncode != 0:
+        raise SystemExit(f"could not prepare the passage embedder: {done.stderr[-1000:]}")
+    return target
+
+
 def run_pyinstaller(model: Path, dist: Path, work: Path) -> None:
     env = dict(os.environ, DOCFOCUS_PACKAGE_MODEL=str(model))
+    embedder = half_embedder(work / "embedder")
+    if embedder is not None:
+        env["DOCFOCUS_PACKAGE_EMBEDDER"] = str(embedder)
     subprocess.run([sys.executable, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN",
                     "--distpath", str(dist), "--workpath", str(work), str(ROOT / "packaging" / "docfocus.spec")],
                    env=env, cwd=ROOT, check=True)

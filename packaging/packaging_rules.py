@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 # The CPU build must stay under this many bytes: 1.0 GB, raised to 1.1 GB for OCR (onnxruntime 37 MB and the
-# PP-OCRv6 models 31 MB took the bundle from 0.96 to 1.03 GB).
-CPU_BUDGET_BYTES = 1_100_000_000
+# PP-OCRv6 models 31 MB took the bundle from 0.96 to 1.03 GB), then to 1.2 GB (the product's limit) for the
+# passage embedder (all-MiniLM-L6-v2 in fp16, 45 MB).
+CPU_BUDGET_BYTES = 1_200_000_000
 
 # Modules the app never imports at run time; some are pulled in by optional imports of its
 # dependencies (pymupdf.layout -> onnxruntime, the benchmark's matplotlib, the test tools).
@@ -72,6 +73,7 @@ TRANSFORMERS_MODELS_KEPT = {
     "auto", "encoder_decoder", "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe",
     "phi", "phi3", "gemma", "gemma2", "gemma3", "granite", "olmo2", "smollm3", "gpt2", "falcon", "starcoder2",
     "cohere", "deepseek_v3", "glm", "ministral", "nemotron", "stablelm", "exaone4",
+    "bert",  # the passage embedder (all-MiniLM-L6-v2, engine/retrieval/meaning.py)
 }
 
 # Files (bundle-relative, POSIX) that are never needed at run time.

@@ -17,6 +17,11 @@ import pdfs
 from test_storage_readonly import ask_twice, home  # noqa: F401  (home: a data folder after one answer)
 
 
+def stored_ids(path: Path, where: str = "1 = 1") -> list[int]:
+    with sqlite3.connect(path) as db:
+        return [row[0] for row in db.execute(f"SELECT id FROM states WHERE {where}")]
+
+
 def craft(path: Path, how: str, where: str = "1 = 1") -> None:
     """Change one stored chunk (or its state) as an attacker or a broken disk could, keeping the chunk's byte
     count and CRC-32 consistent with what is written, so only decoding can tell."""
@@ -85,7 +90,8 @@ def test_asking_again_after_a_crafted_state_reads_the_document_again(tiny_model_
     doc = first.open_document(fact_pdf)
     expected = first.ask(doc, "What is the launch code?").answer
     first.state_cache.close()
-    craft(tmp_path / "states.sqlite", how)
+    for state_id in stored_ids(tmp_path / "states.sqlite"):  # the head's and the segment's: every stored state
+        craft(tmp_path / "states.sqlite", how, where=f"state_id = {state_id}")
 
     again = make_engine(tiny_model_dir, tmp_path)
     answer = again.ask(again.open_document(fact_pdf), "What is the launch code?")
@@ -118,10 +124,8 @@ def test_a_crafted_segment_state_of_a_long_document_is_set_aside_and_read_again(
     assert doc.method == "select"
     first.ask(doc, "Which item is section 4 about?")
     first.state_cache.close()
-    db = sqlite3.connect(tmp_path / "states.sqlite")
-    segment_states = [row[0] for row in db.execute("SELECT id FROM states WHERE variant LIKE '%segment'")]
-    db.close()
-    assert len(segment_states) > 3
+    segment_states = stored_ids(tmp_path / "states.sqlite", "variant LIKE '%segment'")
+    assert 1 <= len(segment_states) < doc.segments  # the question read only what it needed
     for state_id in segment_states:  # every segment: whichever the question needs is crafted
         craft(tmp_path / "states.sqlite", "dtype pickle", where=f"state_id = {state_id}")
 

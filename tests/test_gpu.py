@@ -67,9 +67,9 @@ def test_dga_buffer_path_equals_dense_logits_in_bf16(model):
     assert run.answer_mass is not None and run.answer_mass.device.type == "cpu"
 
 
-def _engine(model_dir, folder, **settings) -> Engine:
-    engine = Engine(EngineSettings(model=str(model_dir), device=DEVICE.type).changed(answer={"max_new_tokens": 4},
-                                                                                  **settings),
+def _engine(model_dir, folder, **parts) -> Engine:
+    parts["answer"] = {"max_new_tokens": 4, **parts.get("answer", {})}
+    engine = Engine(EngineSettings(model=str(model_dir), device=DEVICE.type).changed(**parts),
                     library=Library(folder / "library.sqlite"))
     engine.load()
     return engine
@@ -80,10 +80,11 @@ def _on_model_device(engine, tensors) -> bool:
 
 
 def test_restored_state_lands_on_the_models_device(tiny_model_dir, tmp_path, fact_pdf):
-    first = _engine(tiny_model_dir, tmp_path)
+    whole = {"answer": {"context": "document"}}  # the whole document's reading is stored and restored
+    first = _engine(tiny_model_dir, tmp_path, **whole)
     first.ask(first.open_document(fact_pdf), "Which code?")  # reads the document and stores its state
-    engine = _engine(tiny_model_dir, tmp_path)
-    state, _ = engine.read(engine.open_document(fact_pdf))
+    engine = _engine(tiny_model_dir, tmp_path, **whole)
+    state, _ = engine.readings.whole(engine.open_document(fact_pdf))
     assert state.source == "disk"
     assert _on_model_device(engine, [t for layer in state.cache.layers for t in (layer.keys, layer.values)])
     assert state.last_logits.device.type == DEVICE.type
@@ -102,9 +103,9 @@ def test_restored_long_document_reading_lands_on_the_models_device(tmp_path_fact
     first.read(first.open_document(pdf))
     engine = _engine(small, tmp_path, **options)
     doc = engine.open_document(pdf)
-    state, _ = engine.read(doc)
-    assert doc.method == "select" and state.source == "disk"
-    reading = state.reading
+    lazy = engine.readings.lazy(doc)
+    assert doc.method == "select" and lazy.missing() == []
+    reading = lazy.whole()
     assert _on_model_device(engine, reading.head_keys + reading.head_values + reading.keys + reading.values)
 
 

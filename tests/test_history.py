@@ -95,14 +95,13 @@ def test_stopped_answer_with_no_text_is_not_recorded(engine, fact_pdf, monkeypat
 
     doc = engine.open_document(fact_pdf)
     engine.read(doc)
-    monkeypatch.setattr(api.generation, "decode", lambda *args, **kwargs: iter(()))
-    calls = []
+    stopped = []
 
-    def stop_after_the_question(*_):  # asked once while scoring the passages, once after the question
-        calls.append(1)
-        return len(calls) > 2
-
-    answer = engine.ask(doc, "stopped at once", should_stop=stop_after_the_question)
+    def decode_nothing(*args, **kwargs):  # the user presses Stop as decoding begins
+        stopped.append(True)
+        return iter(())
+    monkeypatch.setattr(api.generation, "decode", decode_nothing)
+    answer = engine.ask(doc, "stopped at once", should_stop=lambda: bool(stopped))
     assert answer.stopped and answer.answer == ""
     assert engine.history(doc.sha256) == []
 

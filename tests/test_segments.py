@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from engine.api import Engine, EngineSettings
-from engine.library.documents import Library
 from engine.attention import compaction
 from engine.errors import CancelledError
-from engine.model import generation
+from engine.library.documents import Library
+from engine.model import generation, positions
+from engine.model.positions import rotary_positions
 from engine.reading import segments
 from engine.reading.lazy import LazyReading
 
@@ -58,7 +59,7 @@ def test_rotating_a_key_moves_it_to_another_position(tiny_engine):
         cos, sin = rotary(raw, positions)
         return apply_rotary_pos_emb(raw, raw, cos, sin)[1]
 
-    moved = segments.rotate(placed(at), (to - at)[0], segments.rotary_frequencies(model))
+    moved = rotary_positions(model).move(0, placed(at), at[0], to[0])
     torch.testing.assert_close(moved, placed(to), rtol=1e-4, atol=1e-4)
 
 
@@ -126,8 +127,8 @@ def test_placed_passages_sit_right_after_the_head(tiny_engine, long_pdf):
     compacted = compaction.compact(model, state, order)
     head = state.head_len
     for layer in range(len(state.keys)):
-        moved = segments.rotate(state.keys[layer][:, :, order], head + torch.arange(32) - state.positions[order],
-                                segments.rotary_frequencies(model))
+        moved = rotary_positions(model).move(layer, state.keys[layer][:, :, order], state.positions[order],
+                                             head + torch.arange(32))
         torch.testing.assert_close(compacted.keys[layer][:, :, head:].float(), moved, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(compacted.keys[layer][:, :, :head], state.head_keys[layer])
 
@@ -162,10 +163,14 @@ def test_a_question_reads_only_its_segments_and_answers_as_after_a_full_reading(
     after = full.ask(whole, "What is the code?")
     assert after.timings["segments_read"] == 0 and after.cache_hit
     assert _story(after) == _story(answer) and after.generated == answer.generated
-    # A new engine on the first library restores just those segments from the state cache.
+    # A new engine on the first library restores just those segments from the state cache (in half precision:
+    # the same answer and citations, the highlights' weights within a rounding).
     again = Engine(settings, library=long_engine.library)
     restored = again.ask(again.open_document(long_pdf), "What is the code?")
-    assert restored.cache_hit and restored.timings["segments_loaded"] >= 1 and _story(restored) == _story(answer)
+    assert restored.cache_hit and restored.timings["segments_loaded"] >= 1
+    assert _story(restored)[::3] == _story(answer)[::3] and _story(restored)[1] == _story(answer)[1]
+    assert [(h.page, h.box) for h in restored.highlights] == [(h.page, h.box) for h in answer.highlights]
+    assert all(abs(a.weight - b.weight) < 0.02 for a, b in zip(restored.highlights, answer.highlights))
 
 
 def test_truncation_stays_available(small_model_dir, library, long_pdf):
@@ -190,5 +195,5 @@ def test_a_model_without_rope_falls_back_to_truncation(long_engine, long_pdf, mo
     def refuse(model):
         raise DocFocusError("no RoPE")
 
-    monkeypatch.setattr(segments, "rotary_frequencies", refuse)
+    monkeypatch.setattr(positions, "rotary_positions", refuse)
     assert long_engine.open_document(long_pdf).method == "truncate"

@@ -24,7 +24,10 @@ from conftest import ROOT
 
 
 def make_engine(model_dir, folder, **store) -> Engine:
-    settings = EngineSettings(model=str(model_dir), device="cpu").changed(answer={"max_new_tokens": 6}, store=store)
+    """An engine that answers from the whole document (its whole reading is stored and restored: what these
+    tests check; stored segments are tested in test_segments.py, test_library.py and test_faults_states.py)."""
+    settings = EngineSettings(model=str(model_dir), device="cpu").changed(
+        answer={"max_new_tokens": 6, "context": "document"}, store=store)
     return Engine(settings, library=Library(folder / "library.sqlite"))
 
 
@@ -46,16 +49,16 @@ def make_key(sha="a" * 64, storage="model", tokens=100, **changes) -> sc.StateKe
 def test_restored_state_equals_the_computed_one_in_a_new_engine(tiny_model_dir, tmp_path, fact_pdf):
     from transformers import DynamicCache
 
-    first = make_engine(tiny_model_dir, tmp_path)
+    first = make_engine(tiny_model_dir, tmp_path, cache_format="model")  # the model's precision: exact
     doc = first.open_document(fact_pdf)
     cold = first.ask(doc, "What is the launch code?")
-    computed, _ = first.read(doc)
+    computed, _ = first.readings.whole(doc)
     assert not cold.cache_hit and cold.timings["prefill_s"] > 0 and cold.timings["state_from"] == "prefill"
 
-    second = make_engine(tiny_model_dir, tmp_path)  # as after a restart: nothing in memory
+    second = make_engine(tiny_model_dir, tmp_path, cache_format="model")  # as after a restart: nothing in memory
     doc2 = second.open_document(fact_pdf)
     warm = second.ask(doc2, "What is the launch code?")
-    restored, _ = second.read(doc2)
+    restored, _ = second.readings.whole(doc2)
     assert isinstance(restored.cache, DynamicCache)
     assert restored.cache.get_seq_length() == computed.cache.get_seq_length() == len(doc.prefix_ids())
     for mine, theirs in zip(restored.cache.layers, computed.cache.layers, strict=True):

@@ -13,6 +13,7 @@ import torch
 from ..attention import compaction
 from ..errors import QuestionError
 from ..model import generation
+from ..model.prompt import stop_texts
 from . import postprocess
 
 QUESTION_STEP = 64  # tokens of a long question read per step (its progress)
@@ -43,7 +44,7 @@ def generate(loaded, stop_ids: set[int], cache, q_ids: list[int], run, limit: in
                             "window.", "Ask a shorter question.")
     started = started if started is not None else time.perf_counter()
     model = loaded.model
-    stream = generation.TextStream(loaded.tokenizer)
+    stream = generation.TextStream(loaded.tokenizer, stop_texts(loaded.tokenizer))
     shown = postprocess.StreamFilter(question)
     finish = generation.Finish()
     first_token_s = decode_started = None
@@ -69,9 +70,12 @@ def generate(loaded, stop_ids: set[int], cache, q_ids: list[int], run, limit: in
         piece = shown.feed(stream.push(token))
         if piece and on_text:
             on_text(piece)
+        if stream.stopped:  # a base model's answer ended (engine/model/prompt.py stop_texts)
+            finish.reason = "complete"
+            break
     if finish.reason != "stopped" and should_stop and should_stop():
         finish.reason = "stopped"  # asked to stop as the answer ended (or before it began)
-    rest = shown.flush()
+    rest = shown.feed(stream.flush()) + shown.flush()
     if rest and on_text and finish.reason != "stopped":
         on_text(rest)
     now = time.perf_counter()

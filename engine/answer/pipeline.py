@@ -61,7 +61,7 @@ class Answerer:
                            "passages": len(chosen), "attended_tokens": context.items,
                            "attended_fraction": round(context.items / max(1, scope_tokens), 6),
                            "documents_in_context": len({int(candidates.doc[r]) for r in chosen})}
-        facts.timings.update(context.stats)
+        facts.timings.update(context.stats, state_from=_source(context.stats))
         facts.cache_hit = context.stats["segments_read"] == 0
         for reading in readings.values():
             facts.notices += reading.take_notices() if hasattr(reading, "take_notices") else []
@@ -105,3 +105,11 @@ class Answerer:
         mass = scoring.over_cache(self.loaded.model, state.cache, reading.head_len, reading.length, q_ids,
                                   should_stop)
         return mass.sum(0).astype(np.float32)
+
+
+def _source(stats: dict) -> str:
+    """Where the answer's context came from: "prefill" (a segment was read now), "disk" (stored segments were
+    loaded) or "memory" (all were in memory already)."""
+    if stats["segments_read"]:
+        return "prefill"
+    return "disk" if stats["segments_loaded"] else "memory"

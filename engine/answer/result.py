@@ -113,6 +113,11 @@ class Answer:
     verdict: Verdict | None = None
     quote: Quote | None = None
 
+    @property
+    def notice(self) -> str | None:
+        """The notices as one paragraph (None when there are none), for whoever shows them together."""
+        return " ".join(self.notices) or None
+
     def to_json(self) -> dict:
         data = asdict(self)
         data.pop("token_scores")

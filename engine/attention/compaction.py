@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..reading.segments import Reading, cache_with, rotary_frequencies, rotate
+from ..model.positions import rotary_positions
+from ..reading.segments import Reading, cache_with
 from . import ops
 from .contract import AttentionRun
 
@@ -33,13 +34,14 @@ class Compacted:
 @torch.inference_mode()
 def compact(model, reading: Reading, token_index: np.ndarray) -> Compacted:
     """Place document tokens ``token_index`` (in the order given) right after the head."""
-    inv_freq = rotary_frequencies(model)
+    positions = rotary_positions(model)  # each layer moved with its own rotation
     head_len = reading.head_len
     device = reading.keys[0].device
     index = torch.as_tensor(np.asarray(token_index, dtype=np.int64), device=device)
-    delta = (head_len + torch.arange(len(index), device=device)) - reading.positions.to(device)[index]
-    keys = [torch.cat([hk, rotate(k[:, :, index], delta, inv_freq).to(k.dtype)], 2)
-            for hk, k in zip(reading.head_keys, reading.keys)]
+    source = reading.positions.to(device)[index]  # (n,) where each token was read
+    target = head_len + torch.arange(len(index), device=device)  # (n,) right after the head, in order
+    moved = positions.move_layers([k[:, :, index] for k in reading.keys], source, target)
+    keys = [torch.cat([hk, k], 2) for hk, k in zip(reading.head_keys, moved)]
     values = [torch.cat([hv, v[:, :, index]], 2) for hv, v in zip(reading.head_values, reading.values)]
     return Compacted(keys, values, np.asarray(token_index, dtype=np.int64))
 
@@ -59,7 +61,8 @@ class PassageRun(AttentionRun):
 
     def attend(self, module, query, key, value, attention_mask, scaling, phase):
         if phase in ("question", "decode"):
-            mass = ops.attention_mass(query, key, scaling)[0, :, self.head_len:self.head_len + self.items].sum(0)
+            mass = ops.attention_mass(query, key, scaling, attention_mask, ops.layer_softcap(module))
+            mass = mass[0, :, self.head_len:self.head_len + self.items].sum(0)
             target = self.question_mass if phase == "question" else self.answer_mass
             target += mass.float().cpu()
         return None

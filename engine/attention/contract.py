@@ -18,6 +18,8 @@ from types import MappingProxyType
 
 import torch
 
+from . import ops
+
 ATTENTION_NAME = "docfocus"
 RUN_KWARG, PHASE_KWARG = "attention_run", "attention_phase"
 PHASES = ("prefill", "question", "decode")
@@ -59,7 +61,10 @@ def forward_kwargs(run: AttentionRun | None, phase: str) -> dict:
 
 def attention_function(module, query, key, value, attention_mask, dropout: float = 0.0,
                        scaling: float | None = None, **kwargs):
-    """transformers attention interface: (B, H, q, D) query, (B, H_kv, kv, D) cache -> ((B, q, H, D), None)."""
+    """transformers attention interface: (B, H, q, D) query, (B, H_kv, kv, D) cache -> ((B, q, H, D), None).
+
+    What the run leaves to the model is the model's own attention: SDPA under the layer's mask (causal, or
+    a sliding window), or written out where the layer soft-caps its logits (Gemma 2), which SDPA cannot."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     run: AttentionRun | None = kwargs.pop(RUN_KWARG, None)
@@ -69,8 +74,23 @@ def attention_function(module, query, key, value, attention_mask, dropout: float
         output = run.attend(module, query, key, value, attention_mask, scaling, phase)
         if output is not None:
             return output, None
+    key, value, attention_mask = _within_window(query, key, value, attention_mask, kwargs.get("sliding_window"))
+    softcap = kwargs.pop("softcap", None)
+    if softcap is not None:
+        return ops.eager_attention(query, key, value, attention_mask, scaling, softcap), None
     return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                   **kwargs)
+
+
+def _within_window(query, key, value, attention_mask, window: int | None):
+    """The keys/values (B, H_kv, kv, D) and mask (B, 1, q, kv) cut to the last ``window + q - 1`` keys, all that q
+    new queries of a sliding-window layer can see: reading a long document costs such a layer its window, not
+    the whole cache. Without a mask only one query is cut for (SDPA would align a causal mask wrongly)."""
+    keep = (window or 0) + query.shape[2] - 1
+    if not window or key.shape[2] <= keep or (attention_mask is None and query.shape[2] > 1):
+        return key, value, attention_mask
+    mask = attention_mask[..., -keep:] if attention_mask is not None else None
+    return key[:, :, -keep:], value[:, :, -keep:], mask
 
 
 _registered = False

@@ -7,6 +7,9 @@ for one token (engine/attention/ops.py ``fold_groups``). Decoding then attends t
 [prompt head + focal + groups + remainder + question + generated] instead of the whole document, and every
 ``reselect_every`` generated tokens re-opens the groups the recent queries point at into their exact tokens.
 
+A sliding-window layer (Mistral, Gemma 2/3, Phi-3) whose window does not cover the document stays exact: it
+attends to its window only. A soft-capped layer (Gemma 2) caps the logits before the groups' bias.
+
 The question itself reads the document densely (phase "question"); its attention mass over the document is
 recorded per layer (``question_mass``) for the relevance ranking (engine/answer/evidence.py), and the answer's
 attention as decoding goes on (``answer_mass``) for the highlights.
@@ -141,6 +144,7 @@ class Buffer:
 @dataclass
 class _LayerState:
     recent: torch.Tensor  # (B, H, n, D) most recent queries
+    softcap: float | None = None  # the layer's logit soft-capping (Gemma 2), applied before the groups' bias
     blocks: Blocks | None = None
     buffer: Buffer | None = None
     focal: torch.Tensor | None = None  # (B, H_kv, k) cache positions kept exactly
@@ -207,8 +211,15 @@ class DgaRun(AttentionRun):
         layer = module.layer_idx
         recent = query[:, :, -self.settings.recent_queries:].detach()
         if phase == "question":  # every chunk of the question reads densely; the last one's selection stands
-            self.layers[layer] = _LayerState(recent)
-            self._select_at_question(self.layers[layer], layer, query, key, value, scaling)
+            softcap = ops.layer_softcap(module)
+            mass = ops.attention_mass(query, key, scaling, attention_mask, softcap)  # (B, H_kv, N), exact
+            self._record_question(layer, mass)
+            self.layers.pop(layer, None)
+            # A sliding-window layer that cannot see the whole document and the answer stays exact: it attends
+            # to its window only.
+            if ops.sees_all(module, self.doc_end + ANSWER_SPACE):
+                self.layers[layer] = _LayerState(recent, softcap=softcap)
+                self._select_at_question(self.layers[layer], mass, query, key, value, scaling)
             return None
         state = self.layers.get(layer)
         if state is None:
@@ -228,11 +239,13 @@ class DgaRun(AttentionRun):
         start = min(self.doc_start + self.settings.sinks, self.doc_end)
         return start, start + (self.doc_end - start) // m * m
 
-    def _select_at_question(self, state: _LayerState, layer: int, query, key, value, scaling: float) -> None:
-        mass = ops.attention_mass(query, key, scaling)  # (B, H_kv, N), exact for every document token
+    def _record_question(self, layer: int, mass: torch.Tensor) -> None:
+        """Add the question's attention (B, H_kv, N) over the document to ``question_mass``."""
         doc_mass = mass[..., self.doc_start:self.doc_end].sum((0, 1))
         self._question_mass[layer] = doc_mass + self._question_mass.get(layer, 0)
         self._question_host = None
+
+    def _select_at_question(self, state: _LayerState, mass: torch.Tensor, query, key, value, scaling: float) -> None:
         start, end = self._grouped_region()
         count = min(end - start, max(self.settings.min_focal, math.ceil(self.settings.gamma * self.doc_length)))
         if not self.settings.compress or count >= end - start:  # nothing to fold: exact attention is DGA here
@@ -316,6 +329,6 @@ class DgaRun(AttentionRun):
         buffer = state.buffer
         valid = buffer.sync(key, value, self.doc_end)
         stacked = ops.stack_queries(query, key.shape[1])  # GQA: the heads of a group share keys
-        out = F.scaled_dot_product_attention(stacked, buffer.keys[:, :, :valid], buffer.values[:, :, :valid],
-                                             attn_mask=buffer.bias[:, :, None, :valid], scale=scaling)
+        out = ops.biased_attention(stacked, buffer.keys[:, :, :valid], buffer.values[:, :, :valid],
+                                   buffer.bias[:, :, None, :valid], scaling, state.softcap)
         return ops.unstack_output(out, query.shape[1])  # (B, 1, H, D)

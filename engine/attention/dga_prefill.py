@@ -130,6 +130,8 @@ class PrefillRun(AttentionRun):
         self.calls += 1
         batch, q_heads, length, dim = query.shape
         kv_heads, total = key.shape[1], key.shape[2]
+        if not ops.sees_all(module, total) or ops.layer_softcap(module) is not None:
+            return None  # a sliding-window layer reads only its window; soft-capped logits: the model's own way
         n_rep = q_heads // kv_heads
         sinks_end, old_end, blocks = self.regions(total, length)
         if blocks == 0:

@@ -42,16 +42,74 @@ def future_mask(length: int, total: int, n_rep: int, device) -> torch.Tensor:
     return torch.arange(total, device=device)[None, :] > query_pos[:, None]
 
 
-def attention_mass(query: torch.Tensor, keys: torch.Tensor, scale: float) -> torch.Tensor:
-    """Causal softmax of ``query`` (B, H, T, D) over ``keys`` (B, H_kv, N, D), the queries being the last T
-    positions; summed over the queries and the query heads of each KV head -> (B, H_kv, N), float32."""
-    length, total = query.shape[2], keys.shape[2]
+def layer_window(module) -> int | None:
+    """The sliding window of an attention layer (its queries see the last ``window`` keys), None for a layer
+    that sees every earlier key. Gemma 2/3 and Qwen set it per layer, Mistral and Phi-3 in the config."""
+    if hasattr(module, "sliding_window"):
+        return module.sliding_window
+    return getattr(getattr(module, "config", None), "sliding_window", None)
+
+
+def layer_softcap(module) -> float | None:
+    """The attention logit soft-capping of a layer (Gemma 2: logits -> cap * tanh(logits / cap)), or None."""
+    return getattr(module, "attn_logit_softcapping", None)
+
+
+def sees_all(module, length: int) -> bool:
+    """True when a query of this layer sees all of ``length`` keys (no sliding window narrower than that)."""
+    window = layer_window(module)
+    return window is None or window >= length
+
+
+def capped(logits: torch.Tensor, softcap: float | None) -> torch.Tensor:
+    """Soft-capped logits (Gemma 2), or the logits themselves."""
+    return logits if softcap is None else torch.tanh(logits / softcap) * softcap
+
+
+def masked(logits: torch.Tensor, mask: torch.Tensor | None, n_rep: int) -> torch.Tensor:
+    """Stacked logits (B, H_kv, n_rep*T, N) with a transformers mask applied: bool (B, 1, T, N), True where a
+    query may attend, or additive float; None means plainly causal (the queries are the last T positions)."""
+    rows, total = logits.shape[2], logits.shape[3]
+    if mask is None:
+        if rows // n_rep == 1:
+            return logits
+        return logits.masked_fill(future_mask(rows // n_rep, total, n_rep, logits.device), float("-inf"))
+    mask = mask[..., -total:].repeat(1, 1, n_rep, 1)  # the rows of ``stack_queries``: n_rep copies of T
+    if mask.dtype == torch.bool:
+        return logits.masked_fill(~mask, float("-inf"))
+    return logits + mask.float()
+
+
+def attention_mass(query: torch.Tensor, keys: torch.Tensor, scale: float, mask: torch.Tensor | None = None,
+                   softcap: float | None = None) -> torch.Tensor:
+    """Softmax of ``query`` (B, H, T, D) over ``keys`` (B, H_kv, N, D) under ``mask`` (see ``masked``; None:
+    causal, the queries being the last T positions), soft-capped as the layer is; summed over the queries and
+    the query heads of each KV head -> (B, H_kv, N), float32."""
+    n_rep = query.shape[1] // keys.shape[1]
     stacked = stack_queries(query, keys.shape[1]).float()
-    logits = torch.einsum("bgqd,bgnd->bgqn", stacked, keys.float()) * scale
-    if length > 1:
-        logits = logits.masked_fill(future_mask(length, total, query.shape[1] // keys.shape[1], keys.device),
-                                    float("-inf"))
-    return torch.softmax(logits, dim=-1).sum(2)
+    logits = capped(torch.einsum("bgqd,bgnd->bgqn", stacked, keys.float()) * scale, softcap)
+    return torch.softmax(masked(logits, mask, n_rep), dim=-1).sum(2)
+
+
+def eager_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor | None,
+                    scale: float, softcap: float | None) -> torch.Tensor:
+    """Attention written out, for what SDPA cannot do (soft-capped logits): query (B, H, T, D), key/value
+    (B, H_kv, N, D), ``mask`` as in ``masked``; returns (B, T, H, D). Softmax in float32, as the models do."""
+    n_rep = query.shape[1] // key.shape[1]
+    stacked = stack_queries(query, key.shape[1])
+    logits = capped(torch.einsum("bgqd,bgnd->bgqn", stacked, key).float() * scale, softcap)
+    weights = torch.softmax(masked(logits, mask, n_rep), dim=-1).to(value.dtype)
+    return unstack_output(torch.einsum("bgqn,bgnd->bgqd", weights, value), query.shape[1])
+
+
+def biased_attention(stacked: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, bias: torch.Tensor,
+                     scale: float, softcap: float | None) -> torch.Tensor:
+    """Stacked queries (B, H_kv, R, D) over keys/values (B, H_kv, N, D) with a per-key logit bias
+    (B, H_kv, 1, N) added after any soft-capping; returns (B, H_kv, R, D)."""
+    if softcap is None:
+        return F.scaled_dot_product_attention(stacked, keys, values, attn_mask=bias, scale=scale)
+    logits = capped(torch.einsum("bgqd,bgnd->bgqn", stacked, keys).float() * scale, softcap) + bias.float()
+    return torch.einsum("bgqn,bgnd->bgqd", torch.softmax(logits, dim=-1).to(values.dtype), values)
 
 
 def smooth_scores(scores: torch.Tensor, width: int) -> torch.Tensor:

@@ -13,7 +13,8 @@ import torch
 
 from ..errors import CancelledError
 from ..model import generation
-from ..reading.segments import Reading, cache_with, rotary_frequencies, rotate
+from ..model.positions import rotary_positions
+from ..reading.segments import Reading, cache_with
 from . import ops
 from .contract import AttentionRun
 
@@ -29,7 +30,8 @@ class ScoreRun(AttentionRun):
 
     def attend(self, module, query, key, value, attention_mask, scaling, phase):
         if phase == "question":
-            mass = ops.attention_mass(query, key, scaling)[0, :, self.start:self.end].sum(0)
+            mass = ops.attention_mass(query, key, scaling, attention_mask, ops.layer_softcap(module))
+            mass = mass[0, :, self.start:self.end].sum(0)
             layer = module.layer_idx
             self.mass[layer] = mass if layer not in self.mass else self.mass[layer] + mass
         return None
@@ -55,15 +57,15 @@ def over_cache(model, cache, head_len: int, doc_len: int, q_ids: list[int],
 def over_segments(model, reading: Reading, q_ids: list[int], should_stop: ShouldStop | None = None,
                   progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """(layers, L) the question's attention over each segment alone, its keys moved right after the head."""
-    inv_freq = rotary_frequencies(model)
+    positions = rotary_positions(model)
     head_len = reading.head_len
     result = np.zeros((len(reading.keys), reading.length), dtype=np.float32)
     for number, (start, end) in enumerate(reading.segments):
         if should_stop and should_stop():
             raise CancelledError("answering")
-        delta = head_len + torch.arange(end - start) - reading.positions[start:end]
-        keys = [torch.cat([hk, rotate(k[:, :, start:end], delta, inv_freq).to(k.dtype)], 2)
-                for hk, k in zip(reading.head_keys, reading.keys)]
+        moved = positions.move_layers([k[:, :, start:end] for k in reading.keys], reading.positions[start:end],
+                                      head_len + torch.arange(end - start))
+        keys = [torch.cat([hk, k], 2) for hk, k in zip(reading.head_keys, moved)]
         values = [torch.cat([hv, v[:, :, start:end]], 2) for hv, v in zip(reading.head_values, reading.values)]
         run = ScoreRun(head_len, head_len + end - start)
         generation.prefill(model, q_ids, cache_with(model, keys, values), run=run, phase="question")

@@ -19,12 +19,15 @@ ShouldStop = Callable[[], bool]
 
 
 def new_cache(config):
-    """A transformers DynamicCache whose full-attention layers append in place (see GrowableLayer)."""
+    """A transformers DynamicCache whose attention layers keep every position and append in place (see
+    GrowableLayer). Sliding-window layers (Mistral, Gemma 2/3, Phi-3) keep their whole history too: a reading
+    keeps every token's keys so passages can be placed anywhere later, and the layer's mask (built from the
+    config) still limits what it attends to."""
     from transformers import DynamicCache
     from transformers.cache_utils import DynamicLayer
 
     cache = DynamicCache(config=config)
-    cache.layers = [GrowableLayer() if type(layer) is DynamicLayer else layer for layer in cache.layers]
+    cache.layers = [GrowableLayer() if isinstance(layer, DynamicLayer) else layer for layer in cache.layers]
     return cache
 
 
@@ -194,17 +197,50 @@ def stop_token_ids(tokenizer, model) -> set[int]:
 
 
 class TextStream:
-    """Turns token ids into text pieces without splitting multi-byte characters."""
+    """Turns token ids into text pieces without splitting multi-byte characters. With ``stops`` (a base model's
+    end of answer, engine/model/prompt.py ``stop_texts``) the text ends before the first stop that follows some
+    content (``stopped`` turns True), and a tail that could be the start of a stop is held back until it is
+    not (``flush`` gives what is held at the end)."""
 
-    def __init__(self, tokenizer) -> None:
+    def __init__(self, tokenizer, stops: tuple[str, ...] = ()) -> None:
         self.tokenizer = tokenizer
+        self.stops = tuple(stops)
         self.ids: list[int] = []
         self.text = ""
+        self.shown = 0  # characters of ``text`` already returned
+        self.stopped = False
 
     def push(self, token: int) -> str:
+        if self.stopped:
+            return ""
         self.ids.append(token)
         text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
         if text.endswith("\ufffd"):  # incomplete UTF-8 sequence: wait for the next token
             return ""
-        piece, self.text = text[len(self.text):], text
+        cut = stop_index(text, self.stops)
+        self.stopped = cut is not None
+        self.text = text if cut is None else text[:cut]
+        end = len(self.text) if cut is not None else len(text) - held_back(text, self.stops)
+        piece, self.shown = self.text[self.shown:max(end, self.shown)], max(end, self.shown)
         return piece
+
+    def flush(self) -> str:
+        piece, self.shown = self.text[self.shown:], len(self.text)
+        return piece
+
+
+def stop_index(text: str, stops: tuple[str, ...]) -> int | None:
+    """Where ``text`` ends: the first stop that follows some non-blank text, or None."""
+    found = []
+    for stop in stops:
+        at = text.find(stop)
+        while at >= 0 and not text[:at].strip():
+            at = text.find(stop, at + 1)
+        if at >= 0:
+            found.append(at)
+    return min(found, default=None)
+
+
+def held_back(text: str, stops: tuple[str, ...]) -> int:
+    """The length of the longest end of ``text`` that could be the start of a stop."""
+    return max((size for stop in stops for size in range(1, len(stop)) if text.endswith(stop[:size])), default=0)

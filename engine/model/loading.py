@@ -128,13 +128,19 @@ def converted_bundled_dir(progress: Progress | None = None) -> Path:
     shipped = preconverted_bundled_dir()
     if shipped is not None:
         return shipped
-    gguf = bundled_gguf_path()
+    return converted_gguf_dir(bundled_gguf_path(), BUNDLED_NAME, progress, "Converting the bundled model (once)")
+
+
+def converted_gguf_dir(gguf: Path, name: str, progress: Progress | None = None,
+                       stage: str = "Converting the model (once)", dtype: torch.dtype = torch.float16) -> Path:
+    """A GGUF file converted once to a safetensors folder in the data folder (``name``-<stamp>): loading a
+    GGUF dequantizes every tensor, tens of seconds each time; the folder loads in well under a second."""
     stamp = f"{gguf.stat().st_size}-{int(gguf.stat().st_mtime)}"
-    target = paths.models_dir() / f"{BUNDLED_NAME}-{hashlib.sha256(stamp.encode()).hexdigest()[:12]}"
+    target = paths.models_dir() / f"{name}-{hashlib.sha256(stamp.encode()).hexdigest()[:12]}"
     if (target / "docfocus.json").exists():
         return target
     if progress:
-        progress("Converting the bundled model (once)", 0, 1)
+        progress(stage, 0, 1)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -143,24 +149,24 @@ def converted_bundled_dir(progress: Progress | None = None) -> Path:
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.hf_quantizer = None
-    model.config.name_or_path = BUNDLED_NAME
+    model.config.name_or_path = name
     staging = target.with_name(target.name + f".tmp{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        model.to(torch.float16).save_pretrained(staging)  # fp16 holds Q4_1 weights exactly enough; half the disk
+        model.to(dtype).save_pretrained(staging)  # fp16 holds 4-bit weights exactly enough; half the disk
         tokenizer.save_pretrained(staging)
         (staging / "docfocus.json").write_text(json.dumps({"source": str(gguf), "stamp": stamp}))
     except OSError as error:  # a full disk, a folder that cannot be written: nothing half-written is left
         shutil.rmtree(staging, ignore_errors=True)
         full = getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
-        raise ModelLoadError(f"DocFocus could not convert its bundled model into {staging.parent} "
+        raise ModelLoadError(f"DocFocus could not convert the model {name} into {staging.parent} "
                              f"({'the disk is full' if full else error}); it needs about 300 MB there once.",
                              "Free some space on that disk, or set DOCFOCUS_HOME to a folder on another disk.") \
             from error
     shutil.rmtree(target, ignore_errors=True)
     os.replace(staging, target)  # atomic: a crash leaves no half-converted folder in use
     if progress:
-        progress("Converting the bundled model (once)", 1, 1)
+        progress(stage, 1, 1)
     return target
 
 

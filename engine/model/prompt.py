@@ -2,6 +2,10 @@
 
 ``[chat head][document tokens]`` is the prefix whose state is computed once
 (and cached); each question appends ``[separator + question + assistant head]``.
+
+A base model (a tokenizer without a chat template, e.g. Gemma 3 270M) gets a plain
+``Document: ... Question: ... Answer:`` prompt, and its answer ends where it would
+go on to another question or paragraph (``stop_texts``).
 """
 from __future__ import annotations
 
@@ -18,6 +22,9 @@ SYSTEM_PROMPT = (
 )
 _DOC, _QUESTION = "\x00DOCUMENT\x00", "\x00QUESTION\x00"
 _USER_TEMPLATE = f"Document:\n{_DOC}\n\nQuestion: {_QUESTION}"
+_BASE_TEMPLATE = f"Document:\n{_DOC}\n\nQuestion: {_QUESTION}\nAnswer:"
+# Where a base model's answer ends: it goes on with another question, or past a blank line.
+BASE_STOPS = ("\nQuestion:", "Question:", "\n\n")
 # Tokens kept free in the window after a document read whole: the question, then the longest answer.
 QUESTION_RESERVE = 128
 ANSWER_RESERVE = 384
@@ -48,23 +55,38 @@ def _template_pieces(tokenizer) -> tuple[str, str, str]:
     messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": _USER_TEMPLATE}]
     if getattr(tokenizer, "chat_template", None):
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    else:
-        text = f"{SYSTEM_PROMPT}\n\n{_USER_TEMPLATE}\n\nAnswer:"
+    else:  # a base model continues text: a plain document and question, no instructions
+        text = _BASE_TEMPLATE
     head, rest = text.split(_DOC)
     middle, tail = rest.split(_QUESTION)
     return head, middle, tail
+
+
+def stop_texts(tokenizer) -> tuple[str, ...]:
+    """Text that ends an answer: none for a chat model (its end-of-turn token does), ``BASE_STOPS`` for a
+    base model."""
+    return () if getattr(tokenizer, "chat_template", None) else BASE_STOPS
 
 
 def _encode(tokenizer, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
+def _with_bos(tokenizer, head: str, ids: list[int]) -> list[int]:
+    """``ids`` with the BOS token first where the tokenizer asks for it and the template did not write it. A base
+    model's prompt has no template to write it, so it gets BOS wherever its tokenizer starts texts with one
+    (Gemma: without it, it answers badly)."""
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if bos is None or not tokenizer.bos_token or head.startswith(tokenizer.bos_token) or ids[:1] == [bos]:
+        return ids
+    adds = getattr(tokenizer, "add_bos_token", False) or (
+        not getattr(tokenizer, "chat_template", None) and tokenizer("x")["input_ids"][:1] == [bos])
+    return [bos] + ids if adds else ids
+
+
 def build_layout(tokenizer, document: IngestedDocument) -> PromptLayout:
     head, middle, tail = _template_pieces(tokenizer)
-    head_ids = _encode(tokenizer, head)
-    if getattr(tokenizer, "bos_token_id", None) is not None and tokenizer.bos_token and not head.startswith(
-            tokenizer.bos_token) and getattr(tokenizer, "add_bos_token", False):
-        head_ids = [tokenizer.bos_token_id] + head_ids
+    head_ids = _with_bos(tokenizer, head, _encode(tokenizer, head))
     encoded = tokenizer(document.text, add_special_tokens=False, return_offsets_mapping=True)
     ids = np.asarray(encoded["input_ids"], dtype=np.int64)
     offsets = np.asarray(encoded["offset_mapping"], dtype=np.int64).reshape(-1, 2)
@@ -104,9 +126,4 @@ def chat_ids(tokenizer, document_text: str, question: str) -> list[int]:
     """The whole prompt [chat head + document + question + answer head] for a document given as plain text
     (what a chunk-retrieval pipeline sends; the benchmark's reference rows use it)."""
     head, middle, tail = _template_pieces(tokenizer)
-    ids = _encode(tokenizer, head + document_text + middle + question.strip() + tail)
-    bos = getattr(tokenizer, "bos_token_id", None)
-    if bos is not None and tokenizer.bos_token and not head.startswith(tokenizer.bos_token) and \
-            getattr(tokenizer, "add_bos_token", False):
-        ids = [bos] + ids
-    return ids
+    return _with_bos(tokenizer, head, _encode(tokenizer, head + document_text + middle + question.strip() + tail))

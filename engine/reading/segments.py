@@ -5,8 +5,8 @@ the position each one was read at. A document that fits the window is read in on
 follow the head); a longer one is cut into segments of about ``segment`` tokens at content-defined boundaries
 (so an edit moves only nearby boundaries), each read after [chat head][the ``overlap`` tokens before it]: the
 cost is linear in length and positions never leave the window. Keys keep the position they were read at;
-RoPE makes moving a key from position p to p' one more rotation by p' - p (``rotate``), which is how the
-answer places selected passages right after the head (engine/attention/compaction.py).
+RoPE makes moving a key from position p to p' one more rotation, each layer with its own (engine/model/positions.py),
+which is how the answer places selected passages right after the head (engine/attention/compaction.py).
 """
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..errors import DocFocusError
 from ..model import generation
 
 Progress = Callable[[int, int], None]
@@ -40,32 +39,6 @@ class Segmenting:
 
     def reading_key(self) -> str:
         return f"prefill=segments;segment={self.segment};overlap={self.overlap}"
-
-
-def rotary_frequencies(model) -> torch.Tensor:
-    """The model's RoPE inverse frequencies (D/2,), or an error for a model without plain RoPE."""
-    from ..attention.ops import head_dim
-
-    rotary = None
-    try:
-        rotary = model.get_decoder().rotary_emb
-    except AttributeError:
-        pass
-    inv_freq = getattr(rotary, "inv_freq", None)
-    if inv_freq is None or 2 * inv_freq.numel() != head_dim(model.config):
-        raise DocFocusError("This model's position encoding cannot be re-positioned, so it cannot read documents "
-                            "longer than its window.", "Use a RoPE model (Llama, Qwen, Mistral, SmolLM...).")
-    return inv_freq.detach().float()
-
-
-def rotate(keys: torch.Tensor, delta: torch.Tensor, inv_freq: torch.Tensor) -> torch.Tensor:
-    """Move RoPE keys (..., N, D) read at positions p to p + delta (N,), as float32."""
-    angle = delta.to(keys.device, torch.float32)[:, None] * inv_freq.to(keys.device)[None, :]
-    angle = torch.cat([angle, angle], -1)  # (N, D), the rotate_half layout
-    k = keys.float()
-    half = k.shape[-1] // 2
-    turned = torch.cat([-k[..., half:], k[..., :half]], -1)
-    return k * angle.cos() + turned * angle.sin()
 
 
 def segment_bounds(ids: np.ndarray, target: int, starts: np.ndarray | None = None) -> list[tuple[int, int]]:

@@ -13,6 +13,7 @@ token of key/value state) and is never evicted.
 """
 from __future__ import annotations
 
+import sqlite3
 import time
 from dataclasses import dataclass
 
@@ -22,7 +23,6 @@ import sqlite_utils
 from ..ingest.extract import IngestedDocument
 from . import passages as passage_ops
 from .passages import Passages
-
 
 TERMS_VERSION = 2  # how term keys are made (engine/retrieval/terms.py): 2 adds the parts of compounds
 
@@ -171,3 +171,54 @@ class TokenizerIndex:
 
     def weights(self, question: str, docs: list[int]) -> dict[str, float]:
         return self.index.weights(question, docs)
+
+
+class PassageVectors:
+    """Passages' meaning vectors (engine/retrieval/meaning.py), by document, index key and passage number: kept in
+    memory, and in the library database (table ``index_vectors``) for documents that may be kept on disk
+    (``keeps(sha256)``: not one that needs a password)."""
+
+    def __init__(self, db: sqlite_utils.Database, key: str, keeps=lambda sha256: True) -> None:
+        self.db, self.key, self.keeps = db, key, keeps
+        self.memory: dict[tuple[str, int], np.ndarray] = {}
+        try:
+            with db.conn:
+                db.execute("CREATE TABLE IF NOT EXISTS index_vectors (sha256 TEXT, key TEXT, number INTEGER, "
+                           "vector BLOB, PRIMARY KEY (sha256, key, number)) WITHOUT ROWID")
+        except sqlite3.Error:
+            self.db = None  # vectors are an accelerator: kept in memory only
+
+    def get(self, pairs: list[tuple[str, int]], texts, embedder) -> np.ndarray:
+        """(n, D) vectors of these (sha256, passage number) pairs; ``texts()`` gives the passages' texts for the
+        ones computed now."""
+        missing = [pair for pair in pairs if pair not in self.memory]
+        if missing and self.db is not None:
+            self._load(missing)
+            missing = [pair for pair in pairs if pair not in self.memory]
+        if missing:
+            wanted = set(missing)
+            fresh = embedder.embed([text for pair, text in zip(pairs, texts()) if pair in wanted])
+            self.memory.update(zip(missing, fresh))
+            self._save([(pair, self.memory[pair]) for pair in missing if self.keeps(pair[0])])
+        return np.stack([self.memory[pair] for pair in pairs])
+
+    def _load(self, pairs: list[tuple[str, int]]) -> None:
+        try:
+            for sha256, number in pairs:
+                row = self.db.execute("SELECT vector FROM index_vectors WHERE sha256 = ? AND key = ? AND number = ?",
+                                      [sha256, self.key, number]).fetchone()
+                if row is not None:
+                    self.memory[(sha256, number)] = np.frombuffer(row[0], dtype=np.float16).astype(np.float32)
+        except sqlite3.Error:
+            pass  # computed again instead
+
+    def _save(self, items) -> None:
+        if self.db is None or not items:
+            return
+        try:
+            with self.db.conn:
+                self.db.conn.executemany("INSERT OR REPLACE INTO index_vectors VALUES (?, ?, ?, ?)",
+                                         [(sha, self.key, number, vector.astype(np.float16).tobytes())
+                                          for (sha, number), vector in items])
+        except sqlite3.Error:
+            pass  # kept in memory; the next process computes them again

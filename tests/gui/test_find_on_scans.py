@@ -7,11 +7,12 @@ from collections import Counter
 import pymupdf
 import pytest
 from PySide6.QtCore import Qt
-from gui_support import make_window, qsettings, wait_open  # noqa: F401 (fixtures)
 
-import pdfs
 from app.gui.page_layout import PageWord
 from app.gui.page_text import find_in_words
+
+import pdfs
+from gui_support import make_window, qsettings, wait_open  # noqa: F401 (fixtures)
 
 
 def test_find_counts_ocr_words_split_at_punctuation():

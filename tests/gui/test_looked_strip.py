@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import QPoint, Qt
-from gui_support import book, gui_engine, make_window, qsettings, wait_open  # noqa: F401 (fixtures)
 
 from app.gui.engine_worker import Job
 from app.gui.looked_strip import page_shares
 from engine.answer.result import Answer, Evidence, Highlight
+
+from gui_support import book, gui_engine, make_window, qsettings, wait_open  # noqa: F401 (fixtures)
 
 BOX = [72.0, 120.0, 160.0, 132.0]
 

@@ -13,10 +13,11 @@ import pytest
 from PySide6.QtCore import QPoint, QRect
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QLabel, QToolBar, QToolButton
-from gui_support import book, make_window, qsettings, wait_open  # noqa: F401 (fixtures)
 
 from app.gui.engine_worker import Job
 from engine.answer.result import Answer, Citation, Evidence, Highlight
+
+from gui_support import book, make_window, qsettings, wait_open  # noqa: F401 (fixtures)
 
 WCAG_AA = 4.5
 PASSAGE = "Alpha beta gamma delta on page 18. The zeppelin flew over."

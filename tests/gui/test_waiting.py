@@ -6,9 +6,10 @@ from __future__ import annotations
 import threading
 
 from PySide6.QtCore import QObject, Qt
-from gui_support import book, gui_engine, make_window, qsettings, wait_open  # noqa: F401 (fixtures)
 
 from app.gui.waiting import waiting_words
+
+from gui_support import book, gui_engine, make_window, qsettings, wait_open  # noqa: F401 (fixtures)
 
 CONVERTING = "Converting the bundled model (once)"  # what engine/model/loading.py reports while it converts
 

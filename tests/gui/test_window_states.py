@@ -118,7 +118,6 @@ def test_stop_and_cancel_act_at_once_in_every_phase_and_focus_the_question(qtbot
 
 
 def test_cancelled_reading_says_so_and_drops_the_read_all_banner(qtbot, make_window, gui_engine, tmp_path):
-    from dataclasses import replace
 
     import pdfs
 
