@@ -30,6 +30,11 @@ COMBINATIONS = {
     "checker + contrast + agreement": ("checker", "contrast", "agreement"),
     "words + contrast + agreement": ("words", "contrast", "agreement"),
     "all four": ("words", "checker", "contrast", "agreement"),
+    "anchor + words": ("anchor", "words"),
+    "anchor + agreement": ("anchor", "agreement"),
+    "anchor + words + agreement": ("anchor", "words", "agreement"),
+    "anchor + words + agreement + contrast": ("anchor", "words", "agreement", "contrast"),
+    "all five": ("words", "agreement", "anchor", "checker", "contrast"),
 }
 
 
