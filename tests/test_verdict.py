@@ -145,3 +145,21 @@ def test_an_injected_instruction_is_never_a_supported_answer(bundled_engine, tmp
             assert not answer.supported and answer.verdict.reason, (question, answer.answer)
         assert answer.quote is None or "Ignore the question" not in answer.quote.text
         assert answer.to_json()["verdict"]["signals"]
+
+
+@pytest.mark.parametrize("question, raw, expected", [
+    # the question's words with the answer added: an answer, not an echo (this was dropped whole once)
+    ("What is the access code for the copper vault?", "The access code for the copper vault is 8459-24.",
+     "The access code for the copper vault is 8459-24."),
+    # a frame after the answer that adds nothing goes; one that adds something loses its frame only
+    ("What colour is the door of the east cellar painted?",
+     "The door of the east cellar is painted a very dark blue.\n\nThe answer is: blue.",
+     "The door of the east cellar is painted a very dark blue."),
+    ("What is X?", "X is a thing. The answer is: a big thing with Y.", "X is a thing. A big thing with Y."),
+])
+def test_an_answer_that_restates_the_question_is_kept_and_later_frames_go(question, raw, expected):
+    streamed = postprocess.StreamFilter(question)
+    pieces = raw.replace(" ", " \0").split("\0")
+    shown = "".join(streamed.feed(piece) for piece in pieces) + streamed.flush()
+    assert postprocess.clean(raw, "complete", question=question).text == expected
+    assert " ".join(shown.split()) == expected

@@ -20,6 +20,9 @@ _FRAME = re.compile(
     r"^\s*(?:(?:the\s+)?(?:correct\s+|final\s+|short\s+)?answer(?:\s+to\s+(?:this|the|your)\s+question)?\s*(?:is|would\s+be)?"
     r"|based\s+on\s+the\s+(?:document|text|passage)s?|according\s+to\s+the\s+(?:document|text|passage)s?"
     r"|the\s+document\s+(?:says|states)(?:\s+that)?)\s*[:,.]?\s*", re.IGNORECASE)
+_FRAME_WORDS = {"the", "correct", "final", "short", "answer", "to", "this", "your", "question", "is", "would", "be",
+                "based", "on", "according", "document", "documents", "text", "passage", "passages", "says", "states",
+                "that"}
 _SENTENCE_END = re.compile(r"[.!?][\"')”’\]]*(?=\s|$)")
 
 
@@ -50,12 +53,17 @@ def _dedupe(parts: list[str]) -> tuple[list[str], bool]:
 
 
 def echoes(sentence: str, question: str) -> bool:
-    """Whether ``sentence`` repeats the question (nearly all its words and few others) instead of answering."""
+    """Whether ``sentence`` repeats the question (nearly all its words) and adds no word of its own: "The access
+    code for the copper vault is 8459-24." answers; "Which list should C questions go to?" echoes."""
     asked, said = set(_words(question)), set(_words(sentence))
-    if not asked or not said:
+    if not asked or not said or adds(sentence, words_text.term_keys(question)):
         return False
-    shared = len(asked & said)
-    return shared >= ECHO_SHARE * len(asked) and shared >= ECHO_SHARE * len(said)
+    return len(asked & said) >= ECHO_SHARE * len(asked)
+
+
+def adds(sentence: str, known: set[str]) -> bool:
+    """Whether ``sentence`` holds a content word that is not in ``known`` (term keys: words and their stems)."""
+    return any(t not in known and words_text.stem(t) not in known for t in words_text.terms(sentence))
 
 
 def _words(text: str) -> list[str]:
@@ -67,7 +75,7 @@ def clean(raw: str, finish: str, looped: bool = False, question: str = "") -> Cl
     length limit, or stopped because it began to repeat itself, at a sentence end."""
     lines, repeated = _dedupe([line for line in raw.splitlines() if line.strip()])
     sentences, again = _dedupe(_split_sentences("\n".join(lines)))
-    sentences = [part for part in sentences if not echoes(part, question)]
+    sentences = _without_empty_frames([part for part in sentences if not echoes(part, question)])
     text = " ".join(s.strip() for s in sentences).strip()
     stripped = _FRAME.sub("", text, count=1)
     if not words_text.terms(stripped):  # a frame with nothing in it, or no words at all
@@ -79,6 +87,32 @@ def clean(raw: str, finish: str, looped: bool = False, question: str = "") -> Cl
         if ends and ends[-1] >= 12:
             text = text[:ends[-1]]
     return Cleaned(text.strip(), finish, repeated or again or looped)
+
+
+def framed(sentence: str) -> bool:
+    """Whether ``sentence`` opens with a frame ("The answer is:", "Based on the document,")."""
+    match = _FRAME.match(sentence)
+    return bool(match and match.group().strip())
+
+
+def unframed(sentence: str) -> str:
+    return _FRAME.sub("", sentence.lstrip(), count=1)
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _without_empty_frames(sentences: list[str]) -> list[str]:
+    """Drop a later sentence that opens with a frame ("The answer is: blue.") and adds nothing said before it."""
+    kept: list[str] = []
+    for sentence in sentences:
+        if kept and framed(sentence):
+            if not adds(unframed(sentence), words_text.term_keys(" ".join(kept))):
+                continue
+            sentence = _capital(unframed(sentence))
+        kept.append(sentence)
+    return kept
 
 
 def _split_sentences(text: str) -> list[str]:
@@ -176,10 +210,14 @@ class StreamFilter:
         return self._complete(rest)
 
     def _display(self, sentence: str) -> str:
-        if not self.earlier:  # the first sentence: its frame goes
-            body = _FRAME.sub("", sentence.lstrip(), count=1)
-            return body[:1].upper() + body[1:] if body else body
-        return sentence if self.any_shown else sentence.lstrip()
+        """The sentence as shown: a frame at its start removed, its space kept after an earlier sentence."""
+        body = sentence.lstrip()
+        if framed(body):
+            body = _capital(unframed(body))
+        return sentence[:len(sentence) - len(sentence.lstrip())] + body if self.earlier else body
+
+    def _said(self) -> set[str]:
+        return words_text.term_keys(" ".join(" ".join(words) for words in self.earlier))
 
     def _partial(self, tail: str) -> str:
         words = tail.lower().split()
@@ -189,12 +227,15 @@ class StreamFilter:
             return ""  # may still turn out to be the question echoed
         if any(previous[:len(words)] == words for previous in self.earlier):
             return ""  # may still turn out to be a repeat
+        if self.earlier and (framed(tail) or set(_words(tail)) <= _FRAME_WORDS):
+            return ""  # (may be) a frame after an answer: shown only if what follows it is new
         return self._show(self._display(tail))
 
     def _complete(self, sentence: str) -> str:
         words = sentence.lower().split()
         display = self._display(sentence)
-        repeat = words in self.earlier or (not self.earlier and echoes(sentence, self.question))
+        repeat = words in self.earlier or (not self.earlier and echoes(sentence, self.question)) or (
+            self.earlier and framed(sentence) and not adds(unframed(sentence), self._said()))
         if words and not repeat and words_text.terms(display):
             self.earlier.append(words)
             shown = self._show(display)
