@@ -40,7 +40,7 @@ COMBINATIONS = {
 
 def row_signals(engine, documents: dict, row: dict, layout: dict) -> dict:
     """Every candidate signal of one row, computed as the engine computes them (engine/answer/verdict.py)."""
-    from engine.answer import verdict
+    from engine.answer import instructions, verdict
     from engine.answer.checks import ModelChecks
     from engine.model.prompt import question_ids
 
@@ -52,10 +52,54 @@ def row_signals(engine, documents: dict, row: dict, layout: dict) -> dict:
     from engine.answer import support
 
     found = verdict.signals(claim, checks)
+    if claim.answer:
+        cited = claim.passages[verdict.word_check(claim).cited[0]] if claim.passages else ""
+        found["checker"] = round(Checker(checks).ask(instructions.without_instructions(cited), claim.question,
+                                                     claim.answer), 4)
     before = cleaned(row, echo=False)  # the engine before issue 22 did not remove an echo
     old = support.check(before, claim.question, claim.passages, weights).supported if before else False
     return {**found, **(variants(checks, claim) if claim.answer else {}), "old_check": float(old),
             "weights": {k: round(v, 4) for k, v in weights.items()}}
+
+
+class Checker:
+    """The model as a checker (measured; not in the product, where it added nothing): P("yes") against "no" when
+    asked whether a passage states the answer, one forward pass over about 100-200 tokens."""
+
+    QUESTION = "Does this passage state that the answer to the question is correct? Answer yes or no."
+    PASSAGE_CHARS = 1200
+
+    def __init__(self, checks) -> None:
+        self.checks, self.tokenizer = checks, checks.tokenizer
+
+    def ask(self, passage: str, question: str, answer: str) -> float:
+        return self.yes(f"Passage: {' '.join(passage.split())[:self.PASSAGE_CHARS]}\n\nQuestion: {question.strip()}\n"
+                        f"Answer: {' '.join(answer.split())}\n\n{self.QUESTION}")
+
+    def yes(self, prompt: str) -> float:
+        messages = [{"role": "user", "content": prompt}]
+        if getattr(self.tokenizer, "chat_template", None):
+            text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        else:
+            text = f"{prompt}\n\nAnswer:"
+        both = torch.log_softmax(self.checks.logits(self.tokenizer(text, add_special_tokens=False)["input_ids"], 1)[0],
+                                 -1)
+        first = lambda word: self.tokenizer(word, add_special_tokens=False)["input_ids"][0]  # noqa: E731
+        yes = sorted({first(w) for w in ("yes", "Yes", " yes", " Yes", "YES")})
+        no = sorted({first(w) for w in ("no", "No", " no", " No", "NO")})
+        return float(torch.sigmoid(torch.logsumexp(both[yes], 0) - torch.logsumexp(both[no], 0)))
+
+
+def features(rows: list[dict], names: tuple[str, ...]) -> np.ndarray:
+    """The engine's features (engine/answer/verdict.py), with the checker's probabilities as log-odds."""
+    from engine.answer import verdict
+
+    def logit(value: float) -> float:
+        value = min(max(value, 1e-4), 1 - 1e-4)
+        return float(np.log(value / (1 - value)))
+
+    return verdict.features([{k: logit(v) if k.startswith("checker") else v for k, v in r.items()} for r in rows],
+                            names)
 
 
 def variants(checks, claim) -> dict:
@@ -67,10 +111,7 @@ def variants(checks, claim) -> dict:
     statement = statement[:1].lower() + statement[1:]
     prompt = (f"Passage: {' '.join(claim.passages[0].split())[:1200]}\n\nDoes this passage state that "
               f"{statement}? Answer yes or no.")
-    logits = checks._logits(checks._chat(prompt), 1)[0]
-    yes, no = checks._answer_tokens()
-    both = torch.log_softmax(logits, -1)
-    return {"checker_state": float(torch.sigmoid(torch.logsumexp(both[yes], 0) - torch.logsumexp(both[no], 0))),
+    return {"checker_state": Checker(checks).yes(prompt),
             "contrast_sum": float(gain.sum()), "contrast_head": float(gain[:12].mean()),
             "contrast_positive": float((gain > 0).mean()), "confidence": float(with_passages.mean()),
             "confidence_min": float(with_passages.min()), "prior": float(without.mean())}
@@ -203,12 +244,12 @@ def fit(rows: list[dict]) -> None:
                                                                                          for r in rows]), sets))
     extra = [k for k in max(rows, key=len) if k not in ("set", "id", "right", "before_right", "quote_right",
                                                          "seconds", "old_check", "weights")]
-    for name in dict.fromkeys([*verdict.SIGNALS, *extra]):
+    for name in dict.fromkeys([*verdict.SIGNALS, "checker", *extra]):
         values = np.array([r.get(name, 0.0) for r in rows], dtype=float)
         cut = threshold_for(values[dev], right[dev])
         print(f"{name} alone (supported when >= {cut:.3f})\n" + table(rows, values >= cut, sets))
     for label, names in COMBINATIONS.items():
-        x = verdict.features([{k: r.get(k, 0.0) for k in names} for r in rows], names)
+        x = features([{k: r.get(k, 0.0) for k in names} for r in rows], names)
         w = logistic(x[dev], right[dev].astype(float))
         scores = 1 / (1 + np.exp(-(np.hstack([x, np.ones((len(x), 1))]) @ w)))
         cut = threshold_for(scores[dev], right[dev])
@@ -230,8 +271,41 @@ def leave_one_out(rows: list[dict], x: np.ndarray, right: np.ndarray, dev: np.nd
     return supported
 
 
+def shipped(rows: list[dict]) -> str:
+    """The table of the verdict the engine ships (engine/answer/verdict.py WEIGHTS, BIAS, THRESHOLD)."""
+    from engine.answer import verdict
+
+    supported = np.array([verdict.score(r) >= verdict.THRESHOLD if r["words"] or r.get("contrast") else False
+                          for r in rows])
+    sets = list(dict.fromkeys(r["set"] for r in rows))
+    return f"the engine's verdict ({', '.join(verdict.WEIGHTS)}; threshold {verdict.THRESHOLD})\n" + table(
+        rows, supported, sets)
+
+
+def hygiene(signals: list[dict]) -> str:
+    """Per set: answers that echo the question or open with a frame ("The answer is:"), and quotes (the sentence
+    shown beside an unsupported answer) that are empty, a heading, a question or a contents line."""
+    from bench.answers import echoes, quotable
+    from engine.answer import postprocess, verdict
+
+    weights = {(r["set"], r["id"]): r["weights"] for r in signals}
+    counts: dict[str, list[int]] = {}
+    for row in json.loads(verdict_rows.ROWS.read_text())["rows"]:
+        text = cleaned(row)
+        quote = verdict.best_sentence(row["question"], row["passages"], weights.get((row["set"], row["id"]), {}))
+        count = counts.setdefault(row["set"], [0, 0, 0, 0])
+        count[0] += 1
+        count[1] += echoes(text, row["question"])
+        count[2] += postprocess.framed(text)
+        count[3] += not quotable(quote)
+    text = "| set | answers | echo the question | open with a frame | empty or bad quotes |\n|---|---|---|---|---|\n"
+    return text + "".join(f"| {name} | {n} | {e} | {f} | {q} |\n" for name, (n, e, f, q) in counts.items())
+
+
 if __name__ == "__main__":
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     step = sys.argv[1] if len(sys.argv) > 1 else "fit"
     found = compute_signals("--fresh" in sys.argv) if step == "signals" else json.loads(Path(SIGNALS).read_text())
     fit(found)
+    print(shipped(found))
+    print(hygiene(found))
