@@ -91,9 +91,24 @@ def print_answer(answer, library: bool = False) -> None:
         title = (item.document or {}).get("title") or (item.document or {}).get("path") or "" if library else ""
         return f"{title}, p. {item.page}" if title else f"p. {item.page}"
     ending = {"length": " [cut at the length limit]", "stopped": " [stopped]"}.get(answer.finish, "")
-    print(answer.answer + ending, flush=True)
+    print((answer.answer or "(The model gave no answer.)") + ending, flush=True)
+    if not answer.supported and not answer.stopped:
+        print(unsupported_lines(answer, where(answer.quote) if answer.quote else ""), flush=True)
     if answer.citations:
         print("Sources: " + "; ".join(where(c) for c in answer.citations), flush=True)
     for item in answer.evidence[:3]:
         snippet = " ".join(item.text.split())[:100]
         print(f"  [{where(item)}] {snippet}", file=sys.stderr)
+
+
+def unsupported_lines(answer, where: str) -> str:
+    """What follows an answer that is not supported: the verdict and its reason, then the document's own sentence
+    (what it says to the question, or the closest passage)."""
+    scope = "library" if (answer.document or {}).get("library") else "document"
+    quote = answer.quote
+    badge = f"Not supported by the {scope}" if quote is not None and quote.answers else f"Not found in the {scope}"
+    reason = answer.verdict.reason if answer.verdict is not None and answer.verdict.reason else ""
+    lines = [f"[{badge}{': ' + reason if reason else ''}]"]
+    if quote is not None:
+        lines.append(f"{'The document says' if quote.answers else 'Closest passage'}, {where}: “{quote.text}”")
+    return "\n".join(lines)

@@ -6,16 +6,20 @@ case, interleaved (the order rotates from case to case) on the same document sta
 reference rows: chunk retrieval (what GPT4All LocalDocs and AnythingLLM do, bench/reference.py) and the gold
 page alone (the oracle).
 
-Metrics: accuracy (an expected string in the answer), evidence-page hit@1 and hit@3, highlight precision (the
-share of the highlight weight on the gold page), support verdict (share of wrong answers marked unsupported and
-of right answers marked supported), degenerate answers (a repeated line or sentence, or a frame with nothing in
-it, judged here independently of the engine's own cleaning) and first-token time (median and range).
+Metrics: accuracy (an expected string in what the user reads: the answer, and the document's sentence shown
+beside an unsupported one), evidence-page hit@1 and hit@3, highlight precision (the share of the highlight
+weight on the gold page), the verdict on the model's own answer (share of wrong answers marked unsupported, of
+right answers marked supported, and the count of wrong answers), degenerate answers (a repeated line or
+sentence, or a frame with nothing in it, judged here independently of the engine's own cleaning), hygiene
+(answers that echo the question; quotes that are empty, a heading, a question or a table-of-contents line) and
+first-token time (median and range).
 
 Environment: DOCFOCUS_BENCH_SETS (e.g. "rdata needle-4k"), DOCFOCUS_BENCH_APPROACHES (names, comma-separated),
 DOCFOCUS_BENCH_CASES (needles per length; for a manual, its first questions).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -71,6 +75,20 @@ def degenerate(answer: str) -> bool:
     return len(lines) != len(set(lines)) or len(parts) != len(set(parts))
 
 
+def echoes(answer: str, question: str) -> bool:
+    """Whether a sentence of the answer repeats the question."""
+    from engine.answer.postprocess import echoes as echo
+    from engine.retrieval.terms import sentences
+
+    return any(echo(answer[a:b], question) for a, b in sentences(answer))
+
+
+def quotable(text: str) -> bool:
+    from engine.answer.postprocess import quotable as fit
+
+    return bool(text.strip()) and fit(text)
+
+
 def page_order(evidence) -> list[int]:
     pages: list[int] = []
     for item in evidence:
@@ -93,12 +111,16 @@ def ask_row(engine, base, name: str, doc, case: dict) -> dict:
     engine.settings = base.changed(**APPROACHES[name])
     answer = engine.ask(doc, case["question"])
     pages = page_order(answer.evidence)
-    return {"approach": name, "answer": answer.answer, "generated": answer.generated,
-            "correct": contains_answer(answer.answer, case["answer_any"]), "pages": pages[:3],
+    quote = answer.quote.text if answer.quote is not None and not answer.supported else ""
+    return {"approach": name, "answer": answer.answer, "generated": answer.generated, "quote": quote,
+            "correct": contains_answer(f"{answer.answer} {quote}", case["answer_any"]),
+            "model_correct": contains_answer(answer.answer, case["answer_any"]), "pages": pages[:3],
             "hit1": bool(set(pages[:1]) & gold_pages(case)), "hit3": bool(set(pages[:3]) & gold_pages(case)),
             "highlight_precision": highlight_precision(answer, case["page"]), "supported": answer.supported,
             "citations": [c.page for c in answer.citations], "degenerate": degenerate(answer.answer),
-            "first_token_s": answer.timings["first_token_s"]}
+            "echo": echoes(answer.answer, case["question"]), "bad_quote": answer.quote is not None and not quotable(
+                answer.quote.text), "verdict": dataclasses.asdict(answer.verdict) if answer.verdict else None,
+            "first_token_s": answer.timings["first_token_s"], "verdict_s": answer.timings.get("verdict_s")}
 
 
 def reference_row(engine, name: str, doc, case: dict) -> dict:
@@ -114,12 +136,19 @@ def reference_row(engine, name: str, doc, case: dict) -> dict:
             "hit1": bool(set(pages[:1]) & gold_pages(case)), "hit3": bool(set(pages[:3]) & gold_pages(case)),
             "highlight_precision": None,
             "supported": None, "citations": [], "degenerate": degenerate(result["answer"]),
-            "first_token_s": round(result["first_token_s"], 3)}
+            "model_correct": contains_answer(result["answer"], case["answer_any"]), "echo": echoes(
+                result["answer"], case["question"]), "bad_quote": False, "verdict": None,
+            "first_token_s": round(result["first_token_s"], 3), "verdict_s": None}
+
+
+def references() -> tuple[str, ...]:
+    """The reference rows, unless DOCFOCUS_BENCH_REFERENCES=0 leaves them out (a run about the verdict)."""
+    return REFERENCES if os.environ.get("DOCFOCUS_BENCH_REFERENCES", "1") != "0" else ()
 
 
 def run_case(engine, base, doc, case: dict, names: list[str], turn: int) -> list[dict]:
     """Every approach and reference on one case, in an order rotated by ``turn`` (interleaved)."""
-    everything = list(names) + list(REFERENCES)
+    everything = list(names) + list(references())
     order = everything[turn % len(everything):] + everything[:turn % len(everything)]
     rows = []
     for name in order:
@@ -181,14 +210,15 @@ def summarize(rows: list[dict], name: str) -> dict:
         return {}
     rate = lambda key: round(sum(bool(r[key]) for r in mine) / len(mine), 3)  # noqa: E731
     precision = [r["highlight_precision"] for r in mine if r["highlight_precision"] is not None]
-    wrong = [r for r in mine if not r["correct"] and r["supported"] is not None]
-    right = [r for r in mine if r["correct"] and r["supported"] is not None]
+    wrong = [r for r in mine if not r["model_correct"] and r["supported"] is not None]
+    right = [r for r in mine if r["model_correct"] and r["supported"] is not None]
     times = [r["first_token_s"] for r in mine]
     return {"cases": len(mine), "accuracy": rate("correct"), "hit1": rate("hit1"), "hit3": rate("hit3"),
             "highlight_precision": round(statistics.mean(precision), 3) if precision else None,
             "wrong_unsupported": round(sum(not r["supported"] for r in wrong) / len(wrong), 3) if wrong else None,
             "right_supported": round(sum(r["supported"] for r in right) / len(right), 3) if right else None,
-            "degenerate": sum(r["degenerate"] for r in mine),
+            "wrong": len(wrong), "degenerate": sum(r["degenerate"] for r in mine),
+            "echo": sum(r["echo"] for r in mine), "bad_quote": sum(r["bad_quote"] for r in mine),
             "first_token_s": {"median": round(statistics.median(times), 2), "min": round(min(times), 2),
                               "max": round(max(times), 2)}}
 
@@ -200,16 +230,17 @@ def report(rows: list[dict], names: list[str], sets: list[str], reading: dict) -
     for set_name, entries in summary.items():
         cases = next((e["cases"] for e in entries.values() if e), 0)
         text += (f"\n**{set_name}** ({cases} cases; reading took {reading.get(set_name)} s)\n\n"
-                 "| approach | accuracy | hit@1 | hit@3 | highlight on gold page | wrong marked unsupported | "
-                 "right marked supported | degenerate | first token s (median, min-max) |\n"
-                 "|---|---|---|---|---|---|---|---|---|\n")
+                 "| approach | accuracy | hit@1 | hit@3 | highlight on gold page | wrong answers | wrong marked "
+                 "unsupported | right marked supported | degenerate | echo / bad quote | first token s (median, "
+                 "min-max) |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
         for name, e in entries.items():
             if not e:
                 continue
             cell = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
             first = e["first_token_s"]
             text += (f"| {name} | {e['accuracy']:.2f} | {e['hit1']:.2f} | {e['hit3']:.2f} | "
-                     f"{cell(e['highlight_precision'])} | {cell(e['wrong_unsupported'])} | "
-                     f"{cell(e['right_supported'])} | {e['degenerate']} | {first['median']} "
+                     f"{cell(e['highlight_precision'])} | {e['wrong']} | {cell(e['wrong_unsupported'])} | "
+                     f"{cell(e['right_supported'])} | {e['degenerate']} | {e['echo']} / {e['bad_quote']} | "
+                     f"{first['median']} "
                      f"({first['min']}-{first['max']}) |\n")
     return {"approaches": names, "sets": sets, "summary": summary, "reading_s": reading, "markdown": text}

@@ -240,7 +240,6 @@ def growth(engine, cases: list[dict], config: dict) -> list[dict]:
 def run(quick: bool, out_dir: Path) -> dict:
     config = QUICK if quick else FULL
     engine = library_engine()
-    with_ranking(engine, "index")
     folder = out_dir / "library-pdfs"
     folder.mkdir(parents=True, exist_ok=True)
     cases, unused = needle_documents(engine, config, folder)

@@ -123,7 +123,7 @@ def test_highlights_are_content_words_of_the_cited_passage(manual):
     strongest = max(lights, key=lambda h: h.weight)
     assert strongest.weight == 1.0 and document.words[words["read.fwf"]].x0 == pytest.approx(strongest.box[0], abs=0.1)
     assert all(text.is_content_word(document.words[i].text) for i in range(*ranges[0])
-               if tuple(relevance._box(document.words[i])) in texts)
+               if tuple(relevance.word_box(document.words[i])) in texts)
 
 
 def test_clean_removes_repeats_and_empty_frames():

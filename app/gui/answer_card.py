@@ -1,8 +1,12 @@
-"""One question and its answer in the chat: citations, support, how it ended, evidence, Copy.
+"""One question and its answer in the chat: citations, the verdict, how it ended, evidence, Copy.
 
 An entry is a dict with the keys of ``engine.answer.result.Answer`` (and of ``engine.store.history`` rows, where
-older rows have empty lists): question, answer, supported, finish, stopped, citations, evidence,
+older rows have empty lists): question, answer, supported, verdict, quote, finish, stopped, citations, evidence,
 highlights, attention, timings. Pages in entries are 1-based; the card's signals give 0-based pages.
+
+The answer is shown as it streamed (Markdown rendered) and never replaced: an answer that is not supported by
+the document gets a badge that says so, with its reason, and the document's own sentence below it (what the
+document says when that sentence answers the question, else the closest passage), a link to its page.
 """
 from __future__ import annotations
 
@@ -11,17 +15,8 @@ from html import escape
 
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import (
-    QFrame,
-    QHBoxLayout,
-    QLabel,
-    QProgressBar,
-    QPushButton,
-    QSizePolicy,
-    QToolButton,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QStyle,
+                               QToolButton, QVBoxLayout, QWidget)
 
 from engine.answer.result import Highlight
 
@@ -36,6 +31,8 @@ def answer_entry(answer) -> dict:
     plain = (lambda item: asdict(item) if is_dataclass(item) else dict(item))
     return {"question": answer.question, "answer": answer.answer, "supported": answer.supported,
             "finish": answer.finish, "stopped": answer.stopped,
+            "verdict": plain(answer.verdict) if answer.verdict is not None else None,
+            "quote": plain(answer.quote) if answer.quote is not None else None,
             "citations": [plain(c) for c in answer.citations], "evidence": [plain(e) for e in answer.evidence],
             "highlights": [plain(h) for h in answer.highlights], "attention": dict(answer.attention or {}),
             "timings": dict(answer.timings or {}), "model": dict(answer.model or {}),
@@ -56,6 +53,20 @@ def source_name(item: dict, library: bool = False) -> str:
     document = item.get("document") or {}
     title = document.get("title") or (document.get("path") or "").rsplit("/", 1)[-1]
     return f"{title}, p. {int(item['page'])}" if library and document else f"p. {int(item['page'])}"
+
+
+def markdown(text: str) -> str:
+    """The answer as Markdown for a label: code, emphasis and lists render; "<" and "&" stay characters."""
+    return text.replace("&", "&amp;").replace("<", "&lt;")
+
+
+def verdict_words(entry: dict) -> tuple[str, str]:
+    """(the badge of an answer that is not supported, the line before the document's own sentence)."""
+    scope = "library" if entry.get("library") else "document"
+    quote = entry.get("quote") or {}
+    if quote.get("answers"):
+        return f"Not supported by the {scope}", "The document says"
+    return f"Not found in the {scope}", "Closest passage"
 
 
 def meta_text(entry: dict) -> tuple[str, str]:
@@ -88,11 +99,15 @@ class AnswerCard(QFrame):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 6, 8, 6)
         self.question_label = self._label(question, bold=True)
-        self.support_label = QLabel("ⓘ  Not found in the document")
-        self.support_label.setObjectName("supportBadge")
-        self.support_label.setToolTip("The answer is not supported by the passages found; the closest one is quoted")
-        self.support_label.hide()
+        self.support_row, self.support_icon, self.support_label = self._badge()
         self.answer_label = self._label("…")
+        self.answer_label.setTextFormat(Qt.TextFormat.MarkdownText)
+        self.quote_label = QLabel()
+        self.quote_label.setObjectName("quote")
+        self.quote_label.setWordWrap(True)
+        self.quote_label.setTextFormat(Qt.TextFormat.RichText)
+        self.quote_label.linkActivated.connect(self._quote_clicked)
+        self.quote_label.hide()
         self.wait_bar = QProgressBar()  # under the words of what the question waits for, until the answer begins
         self.wait_bar.setTextVisible(False)
         self.wait_bar.setMaximumHeight(6)
@@ -120,11 +135,28 @@ class AnswerCard(QFrame):
         self.copy_button.clicked.connect(self.copy_answer)
         footer.addWidget(self.meta_label, 1)
         footer.addWidget(self.copy_button)
-        for widget in (self.question_label, self.support_label, self.answer_label, self.wait_bar,
+        for widget in (self.question_label, self.support_row, self.answer_label, self.wait_bar, self.quote_label,
                        self.citations_label, self.evidence_toggle, self.evidence_list):
             layout.addWidget(widget)
         layout.addLayout(footer)
         self.set_selected(False)
+
+    def _badge(self) -> tuple[QWidget, QLabel, QLabel]:
+        """The verdict badge: a real icon from the style (no glyph a font may lack) and its words."""
+        row = QWidget()
+        box = QHBoxLayout(row)
+        box.setContentsMargins(0, 0, 0, 0)
+        icon = QLabel()
+        icon.setObjectName("supportIcon")
+        size = self.fontMetrics().height()
+        icon.setPixmap(self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning).pixmap(size, size))
+        label = QLabel("Not supported by the document")
+        label.setObjectName("supportBadge")
+        label.setWordWrap(True)
+        box.addWidget(icon)
+        box.addWidget(label, 1)
+        row.hide()
+        return row, icon, label
 
     def _label(self, text: str, bold: bool = False) -> QLabel:
         label = QLabel(text)
@@ -164,7 +196,7 @@ class AnswerCard(QFrame):
     def append(self, piece: str) -> None:
         self.streamed += piece
         self.wait_bar.hide()
-        self.answer_label.setText(self.streamed)
+        self.answer_label.setText(markdown(self.streamed))
 
     def finish(self, entry: dict) -> None:
         self.entry = entry
@@ -176,11 +208,10 @@ class AnswerCard(QFrame):
             text = f"{text}  [stopped]" if text else "Stopped before the answer began."
         elif finish == "length":
             text = (text or "(no answer)") + "  [cut at the length limit: Settings > Longest answer]"
-        text = text or "(no answer)"
-        self.answer_label.setText(text)
-        self.library = library = bool(entry.get("library"))
-        self.support_label.setText(f"ⓘ  Not found in the {'library' if library else 'document'}")
-        self._show_support(entry.get("supported", True))
+        text = text or "(The model gave no answer.)"
+        self.answer_label.setText(markdown(text))
+        self.library = bool(entry.get("library"))
+        self._show_support(entry)
         self._show_citations(entry.get("citations") or [])
         self._show_evidence(entry.get("evidence") or [])
         shown, details = meta_text(entry)
@@ -192,21 +223,46 @@ class AnswerCard(QFrame):
         self.entry["answer"] = self.streamed
         self.entry["stopped"] = True
         self.wait_bar.hide()
-        self.answer_label.setText((self.streamed + "  [stopped]") if self.streamed else message)
+        self.answer_label.setText(markdown((self.streamed + "  [stopped]") if self.streamed else message))
 
     def fail(self, message: str) -> None:
         self.entry["answer"] = self.streamed
         self.failed = True
         self.wait_bar.hide()
-        self.answer_label.setText((self.streamed + "\n" if self.streamed else "") + f"⚠ {message}")
+        self.answer_label.setText(markdown((self.streamed + "\n\n" if self.streamed else "") + f"⚠ {message}"))
 
-    def _show_support(self, supported: bool) -> None:
+    def _show_support(self, entry: dict) -> None:
+        """The verdict as soon as it is known: a badge and its reason; the answer stays as it was read."""
+        supported = entry.get("supported", True)
         self.unsupported = not supported
-        self.support_label.setVisible(not supported)
+        badge, lead = verdict_words(entry)
+        reason = (entry.get("verdict") or {}).get("reason") or ""
+        self.support_label.setText(f"<b>{escape(badge)}</b>" + (f": {escape(reason)}" if reason else ""))
+        self.support_row.setToolTip(self._signals_tip(entry))
+        self.support_row.setVisible(not supported)
+        quote = entry.get("quote") if not supported else None
+        if quote:
+            where = escape(source_name(quote, self.library))
+            self.quote_label.setText(f'{lead}, <a href="quote">{where}</a>: “{escape(quote.get("text", ""))}”')
+        self.quote_label.setVisible(bool(quote))
         font = self.answer_label.font()
         font.setItalic(not supported)
         self.answer_label.setFont(font)
         self.set_selected(self.selected)
+
+    @staticmethod
+    def _signals_tip(entry: dict) -> str:
+        verdict = entry.get("verdict") or {}
+        signals = ", ".join(f"{name} {value:.2f}" for name, value in (verdict.get("signals") or {}).items())
+        if verdict.get("score") is None:
+            return "The answer is not supported by the passages it read."
+        return (f"Support score {verdict['score']:.2f} (supported from {verdict.get('threshold', 0):.2f})"
+                + (f"; signals: {signals}" if signals else ""))
+
+    def _quote_clicked(self, _href: str) -> None:
+        quote = self.entry.get("quote") or {}
+        self.sig_passage.emit(int(quote["page"]) - 1, list(quote.get("boxes") or []),
+                              quote.get("document") if self.library else None)
 
     def _show_citations(self, citations: list[dict]) -> None:
         links = [f'<a href="{index}">{escape(source_name(c, self.library))}</a>' for index, c in enumerate(citations)]
@@ -245,15 +301,21 @@ class AnswerCard(QFrame):
 
     def copy_answer(self) -> None:
         answer = self.entry.get("answer")
-        QGuiApplication.clipboard().setText(answer if self.finished and answer is not None else self.streamed)
+        text = answer if self.finished and answer is not None else self.streamed
+        quote = self.entry.get("quote") if self.finished and not self.entry.get("supported", True) else None
+        if quote:
+            badge, lead = verdict_words(self.entry)
+            text = f"{text}\n[{badge}] {lead}, {source_name(quote, self.library)}: “{quote.get('text', '')}”"
+        QGuiApplication.clipboard().setText(text)
 
     def follow_theme(self) -> None:
         """A theme change (app/gui/theme.py): the border is polished again with the new palette, and the links,
         whose colour rich text takes when it is set, are set again."""
         self.set_selected(self.selected)
-        links = self.citations_label.text()
-        self.citations_label.setText("")
-        self.citations_label.setText(links)
+        for label in (self.citations_label, self.quote_label):
+            links = label.text()
+            label.setText("")
+            label.setText(links)
 
     def set_selected(self, selected: bool) -> None:
         self.selected = selected

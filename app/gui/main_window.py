@@ -322,8 +322,10 @@ class MainWindow(WindowParts, QMainWindow):
         card = self.chat.finish_answer(job_id, entry)
         if self._ask_job is not None and self._ask_job.id == job_id:
             self._ask_job = None
-        if card is not None and entry["citations"] and entry["finish"] != "stopped" and not entry["stopped"]:
-            first = entry["citations"][0]  # show where the answer comes from
+        # show where the answer comes from: its first citation, or the sentence quoted beside an unsupported one
+        first = entry["quote"] if not entry["supported"] and entry.get("quote") else \
+            (entry["citations"] or [None])[0]
+        if card is not None and first and entry["finish"] != "stopped" and not entry["stopped"]:
             self.show_passage(int(first["page"]) - 1, list(first.get("boxes") or []),
                               first.get("document") if entry["library"] else None)
         own = self.handle.notice() if self.handle is not None else None

@@ -58,10 +58,10 @@ def evidence_item(document, passages, index: int, score: float, ref: dict | None
     """One passage as an evidence item: page, text, relative score, word boxes, its document."""
     first, end = int(passages.first_word[index]), int(passages.end_word[index])
     return Evidence(page=int(passages.page[index]) + 1, text=passages.text(document, index), score=round(score, 4),
-                    boxes=[_box(document.words[i]) for i in range(first, end)], words=[first, end], document=ref)
+                    boxes=[word_box(document.words[i]) for i in range(first, end)], words=[first, end], document=ref)
 
 
-def _box(word) -> list[float]:
+def word_box(word) -> list[float]:
     return [round(word.x0, 1), round(word.y0, 1), round(word.x1, 1), round(word.y1, 1)]
 
 
@@ -91,5 +91,5 @@ def highlights(document: IngestedDocument, word_ranges: list[tuple[int, int]], t
         match = 1.0 if keys & wanted_answer else 0.5 if keys & wanted_question else 0.0
         weights[index] = 0.5 * attention[index] / strongest + 0.5 * match
     top = max(weights.values(), default=0.0)
-    return [Highlight(document.words[i].page + 1, _box(document.words[i]), round(float(w / top), 3), ref)
+    return [Highlight(document.words[i].page + 1, word_box(document.words[i]), round(float(w / top), 3), ref)
             for i, w in weights.items() if top > 0 and w >= HIGHLIGHT_MIN * top]

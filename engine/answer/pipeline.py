@@ -23,6 +23,7 @@ from ..retrieval import passages as passage_ops
 from ..settings import AnswerSettings, AttentionSettings
 from . import context as placing
 from . import focus, story
+from .checks import ModelChecks
 from .generate import generate
 from .result import Answer
 
@@ -41,8 +42,8 @@ class Answerer:
         candidates = ranking.candidates
         report = (lambda done, total: progress("Reading the parts the question needs", done, total)) \
             if progress else None
-        q_ids = question_ids(self.loaded.tokenizer, candidates.handle(int(np.argmax(ranking.score))).layout,
-                             question)
+        layout = candidates.handle(int(np.argmax(ranking.score))).layout
+        q_ids = question_ids(self.loaded.tokenizer, layout, question)
         if settings.attention_weight > 0:  # the model's focus over a shortlist (engine/answer/focus.py)
             ranking, focus_stats = focus.refocus(self.loaded.model, ranking, readings, q_ids,
                                                  settings.shortlist_tokens, settings.attention_weight, report,
@@ -54,7 +55,7 @@ class Answerer:
         context = placing.assemble(self.loaded.model, candidates, placed, readings, report, should_stop)
         limit = min(settings.max_new_tokens, self.loaded.window - context.head_len - context.items - len(q_ids))
         generated = generate(self.loaded, self.stop_ids, context.cache, q_ids, context.run, limit, on_text,
-                             should_stop, facts.started, progress)
+                             should_stop, facts.started, progress, question)
         scope_tokens = int(candidates.tokens.sum())
         facts.attention = {"context": "passages", "mode": "exact",
                            "passages": len(chosen), "attended_tokens": context.items,
@@ -67,7 +68,8 @@ class Answerer:
         masses = context.answer_mass(candidates)
         scores = masses.get(candidates.shas[0]) if len(candidates.shas) == 1 else None
         best_first = sorted(chosen, key=lambda row: -ranking.score[row])
-        return story.tell(question, ranking, best_first, generated, masses, facts, settings.quote, scores)
+        return story.tell(question, ranking, best_first, generated, masses, facts, settings.quote, scores,
+                          ModelChecks(self.loaded, layout.head_ids, q_ids))
 
     def over_document(self, question: str, ranking, state, attention: AttentionSettings, settings: AnswerSettings,
                       facts: story.Facts, on_text=None, should_stop=None, progress=None) -> Answer:
@@ -79,7 +81,7 @@ class Answerer:
         limit = min(settings.max_new_tokens, self.loaded.window - state.prefix_len - len(q_ids))
         try:
             generated = generate(self.loaded, self.stop_ids, state.cache, q_ids, run, limit, on_text, should_stop,
-                                 facts.started, progress)
+                                 facts.started, progress, question)
         finally:
             generation.crop_cache(state.cache, state.prefix_len)  # the next question starts from the document
         chosen = passage_ops.select(ranking.candidates.as_passages(), ranking.score, settings.focal_tokens,
@@ -91,7 +93,8 @@ class Answerer:
         answer_mass = run.answer_mass.numpy() if run.answer_mass is not None else np.zeros(handle.total_tokens)
         best_first = sorted(chosen, key=lambda row: -ranking.score[row])
         return story.tell(question, ranking, best_first, generated, {handle.sha256: answer_mass}, facts,
-                          settings.quote, self._question_scores(run, state, q_ids, should_stop))
+                          settings.quote, self._question_scores(run, state, q_ids, should_stop),
+                          ModelChecks(self.loaded, handle.layout.head_ids, q_ids))
 
     def _question_scores(self, run, state, q_ids, should_stop) -> np.ndarray:
         """(L,) the question's attention over the document, kept with the answer: recorded by the run, or one more

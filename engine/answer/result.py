@@ -56,13 +56,39 @@ class Highlight:
 
 
 @dataclass
+class Quote:
+    """The document's own sentence shown beside an answer that is not supported: ``answers`` when it holds most of
+    the question's terms (what the document says to the question), else it is the closest passage found."""
+
+    page: int
+    text: str
+    answers: bool
+    boxes: list[list[float]] = field(default_factory=list)
+    document: dict | None = None
+
+
+@dataclass
+class Verdict:
+    """Whether the answer rests on the passages it read (engine/answer/verdict.py): ``score`` in [0, 1] from the
+    ``signals`` (name -> value), supported when at least ``threshold``; ``reason`` says why not, in plain words
+    ("" when supported)."""
+
+    supported: bool
+    score: float
+    threshold: float
+    signals: dict[str, float] = field(default_factory=dict)
+    reason: str = ""
+
+
+@dataclass
 class Answer:
     """An answer and everything that tells its story.
 
-    ``answer`` is the text the user sees. When the generated text is not supported by the cited passages it
-    is replaced by "Not found in the document. Closest passage, p. N: “…”" and ``supported`` is False
-    (``generated`` keeps the model's own words). ``citations`` are the passages the answer rests on (the first
-    is where the view scrolls); ``highlights`` the words of the cited passages the answer relied on.
+    ``answer`` is the model's answer as the user saw it stream, cleaned (``generated`` keeps the raw text); it is
+    never replaced. ``supported`` and ``verdict`` say whether it rests on the passages it read; when it does not,
+    ``quote`` is the document's own sentence shown beside it (what the document says, or the closest passage).
+    ``citations`` are the passages the answer rests on, best first, one per page (the first is where the view
+    scrolls; for an unsupported answer, the quote's passage); ``highlights`` the words the answer relied on.
     ``attention`` says what the answer read and how (``context``, ``attention``, ``ranking``: the signals that
     chose the passages); ``notices`` are plain sentences for the user (how the document was read, a stored
     reading set aside, ...).
@@ -83,7 +109,9 @@ class Answer:
     supported: bool = True
     highlights: list[Highlight] = field(default_factory=list)
     finish: str = "complete"
-    generated: str = ""  # the model's own text, before support checking and clean-up
+    generated: str = ""  # the model's own text, before clean-up
+    verdict: Verdict | None = None
+    quote: Quote | None = None
 
     @property
     def notice(self) -> str | None:

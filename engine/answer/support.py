@@ -103,14 +103,3 @@ def check(answer: str, question: str, passages: list[str], weights: dict[str, fl
         hits[number] = max(hits.get(number, 0), count)
     cited = sorted((n for n, count in hits.items() if count), key=lambda n: (-hits[n], n))
     return Verdict(supported, cited or [0], found, missing)
-
-
-def quoted(sentence: str, where: str, question: str, weights: dict[str, float], allowed: bool,
-           scope: str = "document") -> tuple[str, bool, list[str]]:
-    """An unsupported answer replaced by the document's own sentence: (text, supported, answer terms). The quote
-    answers ("p. 15: “…”") when it is allowed and holds QUOTE_COVERAGE of the question's weighted terms; else
-    it is the closest passage ("Not found in the document. Closest passage, p. 15: “…”")."""
-    answers = allowed and coverage(term_keys(sentence), weights) >= QUOTE_COVERAGE
-    if answers:
-        return f"{where}: “{sentence}”", True, new_terms(sentence, question)
-    return f"Not found in the {scope}. Closest passage, {where}: “{sentence}”", False, []

@@ -48,13 +48,18 @@ def decode_scores(blob: bytes | None) -> np.ndarray | None:
     return (low + codes.astype(np.float32) * ((high - low) / 255.0)).astype(np.float32)
 
 
-# The answer's story (engine/answer/result.py): citations and highlights as JSON, the support verdict, how it ended.
+# The answer's story (engine/answer/result.py): citations and highlights as JSON, the support verdict, how it ended,
+# the verdict's score and signals and the quote beside an unsupported answer (JSON, "null" when none).
 _STORY_COLUMNS = {"citations": "TEXT", "highlights": "TEXT", "supported": "INTEGER", "finish": "TEXT",
-                  "generated": "TEXT"}
+                  "generated": "TEXT", "verdict": "TEXT", "quote": "TEXT"}
 
 
 def _plain(item) -> dict:
     return asdict(item) if is_dataclass(item) else dict(item)
+
+
+def _plain_or_none(item) -> dict | None:
+    return None if item is None else _plain(item)
 
 
 class History:
@@ -87,6 +92,8 @@ class History:
             "highlights": json.dumps([_plain(item) for item in getattr(answer, "highlights", [])]),
             "supported": int(bool(getattr(answer, "supported", True))),
             "finish": getattr(answer, "finish", "complete"), "generated": getattr(answer, "generated", ""),
+            "verdict": json.dumps(_plain_or_none(getattr(answer, "verdict", None))),
+            "quote": json.dumps(_plain_or_none(getattr(answer, "quote", None))),
         }
         with self.db.conn:
             cursor = self.db.conn.execute(
@@ -114,6 +121,7 @@ class History:
             "citations": part.items("citations", ("page", "text")), "highlights": part.items("highlights", ("page", "box")),
             "supported": bool(row["supported"]) if row.get("supported") is not None else True,
             "finish": row.get("finish") if row.get("finish") in ("complete", "length", "stopped") else "complete",
+            "verdict": part.optional("verdict"), "quote": part.optional("quote"),
         }
         entry["generated"] = row.get("generated") if isinstance(row.get("generated"), str) else entry["answer"]
         entry["damaged"] = damaged
@@ -166,6 +174,12 @@ class _Reader:
 
     def mapping(self, name: str) -> dict:
         return self._json(name, {})
+
+    def optional(self, name: str) -> dict | None:
+        """An object, or None where the row has none ("null", or a column that older rows lack)."""
+        if self.row.get(name) in (None, "", "null"):
+            return None
+        return self._json(name, {}) or None
 
     def items(self, name: str, keys: tuple[str, ...]) -> list[dict]:
         """A list of objects that each have ``keys``; a list that does not is not shown at all."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 
 from app.gui.engine_worker import Job
-from engine.answer.result import Answer, Citation, Evidence, Highlight
+from engine.answer.result import Answer, Citation, Evidence, Highlight, Quote
 
 from gui_support import book, make_window, qsettings, wait_open  # noqa: F401 (fixtures)
 
@@ -64,10 +64,11 @@ def test_an_unsupported_answer_is_shown_as_such_not_as_an_error(qtbot, make_wind
     window = make_window()
     window.open_pdf(book)
     wait_open(qtbot, window, 30)
-    text = "Not found in the document. Closest passage, p. 18: “The zeppelin flew over.”"
-    card, _ = deliver(qtbot, window, make_answer(answer=text, supported=False, generated="It flew to Mars."))
+    card, _ = deliver(qtbot, window, make_answer(answer="It flew to Mars.", supported=False,
+                                                 quote=Quote(18, "The zeppelin flew over.", False, BOXES)))
     assert card.support_label.isVisible() and "Not found" in card.support_label.text()
-    assert card.answer_label.text() == text and card.answer_label.font().italic()
+    assert card.answer_label.text() == "It flew to Mars." and card.answer_label.font().italic()
+    assert "Closest passage" in card.quote_label.text() and "The zeppelin flew over." in card.quote_label.text()
     assert "⚠" not in card.answer_label.text() and "error" not in window.banners.texts()
     assert "dashed" in card.styleSheet()
 
@@ -102,7 +103,8 @@ def test_cards_from_history_behave_like_new_ones(qtbot, make_window, book):
     window = make_window()
     window.open_pdf(book)
     wait_open(qtbot, window, 30)
-    saved = asdict(make_answer(supported=False, answer="Not found in the document."))
+    saved = asdict(make_answer(supported=False, answer="It flew to Mars.", quote=Quote(18, "The zeppelin flew over.",
+                                                                                   False, BOXES)))
     saved.pop("token_scores")
     old = {"question": "An old one?", "answer": "Old.", "evidence": [], "citations": [], "highlights": [],
            "supported": True, "finish": "complete"}
