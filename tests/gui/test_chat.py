@@ -56,7 +56,12 @@ def test_ask_streams_answer_into_chat_pane(qtbot, make_window, gui_engine, fact_
     assert not window.chat.busy and not window.chat.stop_button.isEnabled()
     assert window.chat.selected is card
     card.copy_answer()
-    assert QGuiApplication.clipboard().text() == answer["answer"]
+    copied = QGuiApplication.clipboard().text()
+    assert copied.startswith(answer["answer"])  # an unsupported answer is copied with its mark and the quote
+    if answer["supported"]:
+        assert copied == answer["answer"]
+    else:
+        assert "[Not supported by the document]" in copied[len(answer["answer"]):]
 
 
 def test_stop_ends_generation_quickly(qtbot, make_window, streaming_engine, fact_pdf):
