@@ -74,6 +74,7 @@ def meta_text(entry: dict) -> tuple[str, str]:
     timings, attention = entry.get("timings") or {}, entry.get("attention") or {}
     shown = f"{timings['total_s']:.1f} s" if timings.get("total_s") is not None else ""
     details = [f"{key}: {value}" for key, value in attention.items() if not isinstance(value, (dict, list))]
+    details += [f"ranked by: {', '.join(attention['ranking'])}"] if attention.get("ranking") else []
     details += [f"{key}: {value}" for key, value in timings.items() if value is not None]
     return shown, "\n".join(details)
 

@@ -52,8 +52,9 @@ def answer_method(settings) -> tuple[str, str]:
     answer = settings.answer
     label = choice_label("answer_context", answer.context).split(" (")[0]  # without "(best for small models)"
     if answer.context == "passages":
-        detail = (f"context: the best passages, up to {answer.focal_tokens} tokens, chosen by matching the "
-                  "question's words; the answer attends to them exactly")
+        chosen = "the question's words and meaning" if answer.meaning else "matching the question's words"
+        detail = (f"context: the best passages, up to {answer.focal_tokens} tokens, chosen by {chosen}; the answer "
+                  "attends to them exactly")
     else:
         attention = settings.attention
         detail = f"context: the whole document; attention: {attention.mode}"
