@@ -35,7 +35,7 @@ MAX_NEW_TOKENS = 64
 APPROACHES = {  # EngineSettings.changed(...) of each approach
     "passages 256": {"answer": {"focal_tokens": 256}},
     "passages 512": {"answer": {"focal_tokens": 512}},
-    "passages 512, words only": {"answer": {"meaning": False}},
+    "passages 512 by words only": {"answer": {"meaning": False}},
     "passages 768": {"answer": {"focal_tokens": 768}},
     "passages 1536": {"answer": {"focal_tokens": 1536}},
     "passages 512 in document order": {"answer": {"order": "document"}},
@@ -46,7 +46,7 @@ APPROACHES = {  # EngineSettings.changed(...) of each approach
     "whole document with dense attention": {"answer": {"context": "document"}, "attention": {"mode": "dense"}},
 }
 REFERENCES = ("chunk retrieval (BM25 top 3)", "chunk retrieval (MiniLM top 4)", "gold page (oracle)")
-QUICK = ("passages 512", "passages 512, words only", "passages 512 + attention over a 1536-token shortlist")
+QUICK = ("passages 512", "passages 512 by words only", "passages 512 + attention over a 1536-token shortlist")
 SETS = ("needle-4k", "needle-7k", "needle-32k", "rdata", "rnatural", "rintro", "rinatural", "radmin", "ranatural")
 OWN = Path(__file__).parent / "eval"  # this project's own sets
 MANUALS = {"rdata": EVAL / "r-data-questions.json", "rnatural": EVAL / "r-data-natural-questions.json",

@@ -16,7 +16,7 @@ from engine.retrieval import meaning, ranking
 from engine.retrieval import passages as passage_ops
 from engine.retrieval import terms as words_text
 
-LEVERS = ("whole terms", "words", "headings", "meaning", "meaning, every passage", "rewrite (HyDE)",
+LEVERS = ("whole terms", "words", "headings", "meaning", "meaning over every passage", "rewrite (HyDE)",
           "words + headings + meaning", "focus")
 HYDE_PROMPT = "Write one sentence from a software manual that answers this question.\nQuestion: {question}"
 
@@ -42,7 +42,7 @@ class Levers:
 
     def score(self, name: str, question: str) -> tuple[ranking.Candidates, np.ndarray]:
         method = {"whole terms": self.whole_terms, "words": self.words, "headings": self.headings,
-                  "meaning": self.meaning, "meaning, every passage": self.meaning_everywhere,
+                  "meaning": self.meaning, "meaning over every passage": self.meaning_everywhere,
                   "rewrite (HyDE)": self.rewrite, "words + headings + meaning": self.all_cheap,
                   "focus": self.focus}[name]
         return self.candidates, method(question)
