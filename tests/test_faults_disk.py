@@ -126,7 +126,7 @@ def test_a_library_and_cache_that_cannot_open_on_a_full_disk_still_answer(tiny_m
     _shm_fails(monkeypatch)
     from engine.api import Engine, EngineSettings
 
-    engine = Engine(EngineSettings(model=str(tiny_model_dir), device="cpu").changed(answer={"max_new_tokens": 6}))
+    engine = Engine(first.settings)  # the same settings, its library and cache in the data folder that fails
     monkeypatch.setenv("DOCFOCUS_HOME", str(tmp_path))
     answer = engine.ask(engine.open_document(fact_pdf), "What is the launch code?")
     assert answer.answer == expected
