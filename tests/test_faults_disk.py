@@ -124,7 +124,7 @@ def test_a_library_and_cache_that_cannot_open_on_a_full_disk_still_answer(tiny_m
     first.library.db.conn.close()
     before = {path.name: path.read_bytes() for path in tmp_path.glob("*.sqlite")}
     _shm_fails(monkeypatch)
-    from engine.api import Engine, EngineSettings
+    from engine.api import Engine
 
     engine = Engine(first.settings)  # the same settings, its library and cache in the data folder that fails
     monkeypatch.setenv("DOCFOCUS_HOME", str(tmp_path))
