@@ -163,3 +163,11 @@ def test_an_answer_that_restates_the_question_is_kept_and_later_frames_go(questi
     shown = "".join(streamed.feed(piece) for piece in pieces) + streamed.flush()
     assert postprocess.clean(raw, "complete", question=question).text == expected
     assert " ".join(shown.split()) == expected
+
+
+def test_a_yes_no_questions_restatement_is_its_answer_not_an_echo():
+    question = "Can R open a Stata file?"
+    raw = "Yes. R can open a Stata file. The function read.dta reads it."
+    assert postprocess.clean(raw, "complete", question=question).text == raw
+    assert postprocess.echoes(question, question)  # the question itself, repeated, still is one
+    assert not postprocess.echoes("R can open a Stata file.", question)

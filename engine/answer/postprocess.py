@@ -23,6 +23,8 @@ _FRAME = re.compile(
 _FRAME_WORDS = {"the", "correct", "final", "short", "answer", "to", "this", "your", "question", "is", "would", "be",
                 "based", "on", "according", "document", "documents", "text", "passage", "passages", "says", "states",
                 "that"}
+_YES_NO = re.compile(r"\s*(?:can|could|is|are|was|were|does|do|did|should|will|would|has|have|may|must)\b",
+                     re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?][\"')”’\]]*(?=\s|$)")
 
 
@@ -58,6 +60,8 @@ def echoes(sentence: str, question: str) -> bool:
     asked, said = set(_words(question)), set(_words(sentence))
     if not asked or not said or adds(sentence, words_text.term_keys(question)):
         return False
+    if _YES_NO.match(question) and not sentence.rstrip(_CLOSERS + " ").endswith("?"):
+        return False  # "Can R open a Stata file?" "R can open a Stata file." states the answer
     return len(asked & said) >= ECHO_SHARE * len(asked)
 
 
