@@ -56,3 +56,11 @@ def test_meaning_finds_the_passage_asked_about_in_other_words(tiny_model_dir, li
     assert calls == [1]  # the question only: the passages' vectors were kept
     answer = engine.ask(doc, question)
     assert answer.attention["ranking"] == ["words", "meaning"] and answer.evidence[0].page == 2
+
+
+def test_an_embedder_that_does_not_load_leaves_the_ranking_to_the_words(monkeypatch, tmp_path):
+    from engine.retrieval import meaning
+
+    (tmp_path / "config.json").write_text("{not json")  # an installed folder that is damaged
+    monkeypatch.setattr(meaning, "model_folder", lambda: tmp_path)
+    assert meaning.Embedder.load() is None

