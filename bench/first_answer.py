@@ -179,3 +179,27 @@ def markdown(result: dict) -> str:
 
 def _spread(value: dict, unit: str = "") -> str:
     return f"{value['median']}{unit} ({value['min']}-{value['max']})"
+
+
+def restored_answers(name: str, storage: str, work: Path) -> dict:
+    """Does a stored format keep the answers? The dev set's questions answered once (segments read fresh, stored
+    in ``storage``), then again by a new engine on the same data folder (segments restored from the store):
+    answers and cited pages compared case by case, with the bytes stored."""
+    spec_path = next(p for p in EVAL.glob("*.json") if json.loads(p.read_text())["document"] == name
+                     and "natural" not in p.name)
+    cases = json.loads(spec_path.read_text())["questions"]
+    folder = work / f"{name}-{storage}"
+    first = fresh_engine(folder, store={"cache_format": storage})
+    doc = first.open_document(r_manual(name))
+    before = [first.ask(doc, case["question"]) for case in cases]
+    stored = first.state_cache.used_bytes()
+    first.state_cache.close()
+    again = fresh_engine(folder, store={"cache_format": storage})
+    doc = again.open_document(r_manual(name))
+    after = [again.ask(doc, case["question"]) for case in cases]
+    same = [a.answer == b.answer and [c.page for c in a.citations] == [c.page for c in b.citations]
+            for a, b in zip(before, after)]
+    return {"document": name, "storage": storage, "n": len(cases), "same": sum(same),
+            "restored_segments": sum(b.timings.get("segments_loaded", 0) for b in after),
+            "read_again": sum(b.timings.get("segments_read", 0) for b in after), "stored_bytes": stored,
+            "stored_share_of_fp32_full": round(stored / (doc.total_tokens * FP32_BYTES_PER_TOKEN), 4)}
