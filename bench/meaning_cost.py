@@ -5,25 +5,43 @@ bench/results/full/meaning-cost.json.
 
     PYTHONPATH=. python bench/meaning_cost.py
 """
-import json, tempfile, time
-from pathlib import Path
-from bench import first_answer as f
-from bench.common import r_manual
-qs = [q["question"] for q in json.load(open("/work/shared/eval/r-data-natural-questions.json"))["questions"]]
-work = Path(tempfile.mkdtemp())
-out = {}
-for label, meaning in (("words", False), ("meaning", True)):
-    e = f.fresh_engine(work / label)
-    e.settings = e.settings.changed(answer={"meaning": meaning})
-    doc = e.open_document(r_manual("R-data.pdf"))
-    e.ask(doc, "warm-up question about files")
-    rows = []
-    for q in qs:
-        a = e.ask(doc, q)
-        t = a.timings
-        rows.append((round(t["rank_s"], 2), t["segments_read"], round(t["segments_read_s"], 1), round(t["first_token_s"], 1)))
-    print(label, rows, flush=True)
-    out[label] = [dict(zip(("rank_s", "segments_read", "segments_read_s", "first_token_s"), r)) for r in rows]
+from __future__ import annotations
+
+import json
 import os
-out["load_average"] = os.getloadavg()
-Path("bench/results/full/meaning-cost.json").write_text(json.dumps(out, indent=1))
+import tempfile
+from pathlib import Path
+
+from bench import first_answer
+from bench.common import r_manual
+
+QUESTIONS = first_answer.EVAL / "r-data-natural-questions.json"
+OUT = Path(__file__).parent / "results" / "full" / "meaning-cost.json"
+FIELDS = ("rank_s", "segments_read", "segments_read_s", "first_token_s")
+
+
+def measure(meaning: bool, folder: Path, questions: list[str]) -> list[dict]:
+    engine = first_answer.fresh_engine(folder)
+    engine.settings = engine.settings.changed(answer={"meaning": meaning})
+    doc = engine.open_document(r_manual("R-data.pdf"))
+    engine.ask(doc, "warm-up question about files")
+    rows = []
+    for question in questions:
+        timings = engine.ask(doc, question).timings
+        rows.append({key: round(timings[key], 2) for key in FIELDS})
+    return rows
+
+
+def main() -> None:
+    questions = [q["question"] for q in json.loads(QUESTIONS.read_text())["questions"]]
+    work = Path(tempfile.mkdtemp())
+    out = {label: measure(meaning, work / label, questions) for label, meaning in (("words", False),
+                                                                                 ("meaning", True))}
+    out["load_average"] = os.getloadavg()
+    OUT.write_text(json.dumps(out, indent=1))
+    for label in ("words", "meaning"):
+        print(label, [[row[key] for key in FIELDS] for row in out[label]])
+
+
+if __name__ == "__main__":
+    main()
