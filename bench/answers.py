@@ -35,7 +35,8 @@ MAX_NEW_TOKENS = 64
 APPROACHES = {  # EngineSettings.changed(...) of each approach
     "passages 256": {"answer": {"focal_tokens": 256}},
     "passages 512": {"answer": {"focal_tokens": 512}},
-    "passages 512 by words only": {"answer": {"meaning": False}},
+    "passages 512 by words only": {"answer": {"meaning": False, "model_check": False}},
+    "passages 512 by words and meaning": {"answer": {"model_check": False}},
     "passages 768": {"answer": {"focal_tokens": 768}},
     "passages 1536": {"answer": {"focal_tokens": 1536}},
     "passages 512 in document order": {"answer": {"order": "document"}},

@@ -8,6 +8,8 @@ Levers (issue "Understand the question"), alone and together, on the same docume
   heading path above a passage holds, weighed in (z-score) beside the word match.
 - **meaning**: all-MiniLM-L6-v2 over the word match's best 32 passages (engine/retrieval/meaning.py, shipped);
   **meaning over every passage**: the embedding of every passage, fused with the word match by reciprocal ranks.
+- **model check** (shipped): the meaning's ranking, then its best 8 passages re-ranked by the question's
+  likelihood after each under the bundled model (engine/retrieval/likelihood.py).
 - **rewrite (HyDE)**: the bundled model writes a one-sentence answer to the question (32 tokens, no document),
   and its words are matched too.
 - **focus**: the question's attention over a 1,536-token shortlist of the word match (engine/answer/focus.py):

@@ -1,6 +1,7 @@
 """The ranking levers bench/ranking.py compares, each a way to score one document's passages for a question.
 
-Only "words", "meaning" and "focus" are the product's own code paths (engine/retrieval, engine/answer/focus.py);
+Only "words", "meaning", "model check" and "focus" are the product's own code paths (engine/retrieval,
+engine/answer/focus.py; "model check" is the shipped ranking: words, meaning, then the model's check);
 the others are built here to be measured, and were not shipped (see docs/benchmarks.md for why).
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ from engine.retrieval import passages as passage_ops
 from engine.retrieval import terms as words_text
 
 LEVERS = ("whole terms", "words", "headings", "meaning", "meaning over every passage", "rewrite (HyDE)",
-          "words + headings + meaning", "focus")
+          "words + headings + meaning", "model check", "focus")
 HYDE_PROMPT = "Write one sentence from a software manual that answers this question.\nQuestion: {question}"
 
 
@@ -44,14 +45,14 @@ class Levers:
         method = {"whole terms": self.whole_terms, "words": self.words, "headings": self.headings,
                   "meaning": self.meaning, "meaning over every passage": self.meaning_everywhere,
                   "rewrite (HyDE)": self.rewrite, "words + headings + meaning": self.all_cheap,
-                  "focus": self.focus}[name]
+                  "model check": self.model_check, "focus": self.focus}[name]
         return self.candidates, method(question)
 
     # -- the product's own
 
-    def _ranked(self, question: str, with_meaning: bool):
+    def _ranked(self, question: str, with_meaning: bool, with_check: bool = False):
         kept = self.engine.settings
-        self.engine.settings = kept.changed(answer={"meaning": with_meaning})
+        self.engine.settings = kept.changed(answer={"meaning": with_meaning, "model_check": with_check})
         try:
             return self.engine.rank(self.doc, question)
         finally:
@@ -63,8 +64,11 @@ class Levers:
     def meaning(self, question: str) -> np.ndarray:
         return self._ranked(question, True).score
 
+    def model_check(self, question: str) -> np.ndarray:
+        return self._ranked(question, True, True).score
+
     def focus(self, question: str) -> np.ndarray:
-        ranked = self._ranked(question, True)
+        ranked = self._ranked(question, True, True)
         q_ids = question_ids(self.engine.loaded.tokenizer, self.doc.layout, question)
         focused, _ = focus.refocus(self.engine.loaded.model, ranked, {self.doc.sha256: self.engine.readings.lazy(
             self.doc)}, q_ids, 1536, 1.0)

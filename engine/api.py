@@ -27,7 +27,7 @@ from .answer import story
 from .answer.pipeline import Answerer
 from .answer.result import Answer, Citation, Evidence, Highlight  # noqa: F401 - the public API
 from .attention import contract
-from .errors import DocFocusError
+from .errors import DocFocusError, OutOfMemoryError, is_out_of_memory
 from .ingest.extract import PROTECTED_CLEANED, IngestedDocument, file_sha256, ingest_pdf
 from .ingest.formats import requires_password
 from .library.documents import Library
@@ -38,7 +38,7 @@ from .model.prompt import ANSWER_RESERVE, QUESTION_RESERVE, build_layout, check_
 from .reading import segments
 from .reading.documents import DocumentHandle
 from .reading.readings import Readings
-from .retrieval import meaning
+from .retrieval import likelihood, meaning
 from .retrieval import ranking as ranking_ops
 from .retrieval.index import PassageIndex, PassageVectors, TokenizerIndex, index_key
 from .retrieval.passages import cut as cut_passages
@@ -213,13 +213,22 @@ class Engine(LibraryMixin):
         """One document's passages ranked for ``question`` (engine/retrieval/ranking.py, meaning.py)."""
         candidates = ranking_ops.Candidates.of_document(doc)
         lexical, weights = ranking_ops.word_match(candidates, question, self._tokenizer_index())
-        return self.by_meaning(ranking_ops.rank(candidates, lexical, weights), question)
+        return self.refine(ranking_ops.rank(candidates, lexical, weights), question)
 
-    def by_meaning(self, ranking: ranking_ops.Ranking, question: str) -> ranking_ops.Ranking:
-        """The word match's best passages re-ranked by meaning too, where that is on and the embedder installed."""
-        if not self.settings.answer.meaning or self.embedder() is None:
-            return ranking
-        return meaning.rerank(ranking, question, self._embedder, self.passage_vectors)
+    def refine(self, ranking: ranking_ops.Ranking, question: str) -> ranking_ops.Ranking:
+        """The word match's ranking, its best passages re-ranked by meaning (where on and the embedder installed),
+        then the very best checked by the model (where on): how likely the question is after each of them."""
+        if self.settings.answer.meaning and self.embedder() is not None:
+            ranking = meaning.rerank(ranking, question, self._embedder, self.passage_vectors)
+        if self.settings.answer.model_check:
+            loaded = self.load()
+            try:
+                ranking = likelihood.rerank(ranking, question, loaded.model, loaded.tokenizer)
+            except (RuntimeError, TypeError, ValueError) as error:
+                if is_out_of_memory(error):
+                    raise OutOfMemoryError("checking the best passages") from error
+                log.warning("the model's check of the passages failed (%s); ranked without it", error)
+        return ranking
 
     def embedder(self) -> meaning.Embedder | None:
         """The sentence embedder, loaded once (None when its package is not installed)."""

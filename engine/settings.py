@@ -38,6 +38,7 @@ class AnswerSettings:
     order: str = "rank"  # placement: "rank" (the best passage last, next to the question) or "document"
     quote: bool = True  # answer with the document's own sentence when it answers and the generated text does not
     meaning: bool = True  # re-rank the word match's best passages by meaning, when the embedder is installed
+    model_check: bool = True  # re-rank the very best by how likely the model finds the question after each
     attention_weight: float = 0.0  # > 0: the question's attention over a shortlist is weighed in (answer/focus.py)
     shortlist_tokens: int = 1536  # the shortlist's size, when the attention is weighed in
 

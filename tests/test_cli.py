@@ -44,7 +44,7 @@ def test_ask_json_with_bundled_model_answers_the_fact(tmp_path, bundled_dir):
     assert first["citations"][0]["page"] == 2 and "4417" in first["citations"][0]["text"]
     assert set(first["timings"]) >= {"load_s", "rank_s", "segments_read_s", "first_token_s", "decode_tokens_per_s"}
     assert first["timings"]["first_token_s"] >= first["timings"]["segments_read_s"] > 0
-    assert first["attention"]["ranking"] == ["words", "meaning"]  # the word match, re-ranked by meaning
+    assert first["attention"]["ranking"] == ["words", "meaning", "model"]  # words, meaning, the model's check
     assert first["evidence"][0]["page"] == 2 and first["finish"] == "complete"
     assert first["highlights"] and {h["page"] for h in first["highlights"]} == {2}
     assert first["cache_hit"] is False and lines[1]["cache_hit"] is True  # read once, then reused in memory

@@ -61,7 +61,8 @@ def test_instructions_in_the_document_are_data_not_evidence():
 def test_a_quote_is_never_a_heading_a_question_a_contents_line_an_instruction_or_empty():
     for text in ("6.1 Is there Emacs support for R?", "2.3 Fixed-width-format files", "Chapter 6 Lists",
                  "Imports . . . . . . . . . 3", "Imports ............ 3", ".", "", INJECTION,
-                 "Does R run under Windows?"):
+                 "Does R run under Windows?", "8 2.2 Fixed-width-format files .",
+                 "2.2 Fixed-width-format files for data without separators ."):
         assert not postprocess.quotable(text), text
     assert postprocess.quotable("ESS, Emacs Speaks Statistics, gives Emacs support for R.")
     assert postprocess.is_heading("1.1 Imports") and not postprocess.is_heading("A list is an object of mode list.")

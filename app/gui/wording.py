@@ -53,6 +53,8 @@ def answer_method(settings) -> tuple[str, str]:
     label = choice_label("answer_context", answer.context).split(" (")[0]  # without "(best for small models)"
     if answer.context == "passages":
         chosen = "the question's words and meaning" if answer.meaning else "matching the question's words"
+        if answer.model_check:
+            chosen += ", checked by the model"
         detail = (f"context: the best passages, up to {answer.focal_tokens} tokens, chosen by {chosen}; the answer "
                   "attends to them exactly")
     else:

@@ -29,6 +29,8 @@ _SENTENCE_END = re.compile(r"[.!?][\"')”’\]]*(?=\s|$)")
 
 
 _DOT_LEADERS = re.compile(r"(?:\.\s?){4,}|…\s?…|(?:\s\.){3,}")  # "Imports ........ 3": a table of contents
+# "8 2.2 Fixed-width-format files .": a contents line cut out of its dot leaders (a page number, a section number)
+_CONTENTS_REMNANT = re.compile(r"^\d+\s+\d+(?:\.\d+)+\.?\s+\S|\s\.$")
 _NUMBERED = re.compile(r"^(?:(?:chapter|section|appendix|part)\s+)?(?:\d+(?:\.\d+)*\.?|[A-Z](?:\.\d+)+\.?)\s+\S",
                        re.IGNORECASE)
 _CLOSERS = "\"')”’]"
@@ -147,7 +149,7 @@ def quotable(sentence: str) -> bool:
     if len(text.split()) < 4 or len(words_text.terms(text)) < 3:
         return False
     return not (text.rstrip(_CLOSERS).endswith("?") or _DOT_LEADERS.search(text) or is_heading(text)
-                or is_instruction(text))
+                or _CONTENTS_REMNANT.search(text) or is_instruction(text))
 
 
 def _past_title(body: str, a: int, b: int) -> int:

@@ -225,7 +225,7 @@ class LibraryMixin:
         scope = self.passage_index.search(question, list(indexed.values()))
         candidates = ranking_ops.Candidates.of_scope(scope, {sha: ready[sha]["tokens"] for sha in indexed},
                                                      self.library_handle)
-        ranking = self.by_meaning(ranking_ops.rank(candidates, scope.lexical, self.passage_index.weights(
+        ranking = self.refine(ranking_ops.rank(candidates, scope.lexical, self.passage_index.weights(
             question, list(indexed.values()))), question)
         scope_info = {"library": True, "documents": len(indexed), "passages": len(scope),
                       "tokens": int(candidates.tokens.sum())}
