@@ -166,6 +166,19 @@ def test_an_answer_that_restates_the_question_is_kept_and_later_frames_go(questi
     assert " ".join(shown.split()) == expected
 
 
+def test_an_echo_behind_a_frame_or_a_lone_list_number_is_still_an_echo():
+    question = "How can I save everything R prints into a text file instead of showing it on the screen?"
+    raw = ("1.\n\nThe answer is:\n\nYou can save everything R prints into a text file instead of showing it on the "
+           "screen.\n\nThe answer is:")  # the bundled model, asked this on R-intro
+    streamed = postprocess.StreamFilter(question)
+    shown = "".join(streamed.feed(piece) for piece in raw.replace(" ", " \0").split("\0")) + streamed.flush()
+    assert shown.strip() == "" and postprocess.clean(raw, "complete", question=question).text == ""
+    raw = "1.\n\nThe answer is:\n\nUse sink() to send R output to a file."
+    streamed = postprocess.StreamFilter(question)
+    shown = "".join(streamed.feed(piece) for piece in raw.replace(" ", " \0").split("\0")) + streamed.flush()
+    assert shown == postprocess.clean(raw, "complete", question=question).text == "Use sink() to send R output to a file."
+
+
 def test_a_yes_no_questions_restatement_is_its_answer_not_an_echo():
     question = "Can R open a Stata file?"
     raw = "Yes. R can open a Stata file. The function read.dta reads it."

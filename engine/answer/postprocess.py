@@ -29,6 +29,7 @@ _SENTENCE_END = re.compile(r"[.!?][\"')”’\]]*(?=\s|$)")
 
 
 _DOT_LEADERS = re.compile(r"(?:\.\s?){4,}|…\s?…|(?:\s\.){3,}")  # "Imports ........ 3": a table of contents
+_LIST_MARK = re.compile(r"^\s*(?:\d{1,2}[.)]|[-*•])\s*$")  # "1." alone on its line: a list with nothing in it
 # "8 2.2 Fixed-width-format files .": a contents line cut out of its dot leaders (a page number, a section number)
 _CONTENTS_REMNANT = re.compile(r"^\d+\s+\d+(?:\.\d+)+\.?\s+\S|\s\.$")
 _NUMBERED = re.compile(r"^(?:(?:chapter|section|appendix|part)\s+)?(?:\d+(?:\.\d+)*\.?|[A-Z](?:\.\d+)+\.?)\s+\S",
@@ -59,6 +60,7 @@ def _dedupe(parts: list[str]) -> tuple[list[str], bool]:
 def echoes(sentence: str, question: str) -> bool:
     """Whether ``sentence`` repeats the question (nearly all its words) and adds no word of its own: "The access
     code for the copper vault is 8459-24." answers; "Which list should C questions go to?" echoes."""
+    sentence = unframed(sentence)  # "The answer is: <the question restated>" is an echo too
     asked, said = set(_words(question)), set(_words(sentence))
     if not asked or not said or adds(sentence, words_text.term_keys(question)):
         return False
@@ -79,7 +81,7 @@ def _words(text: str) -> list[str]:
 def clean(raw: str, finish: str, looped: bool = False, question: str = "") -> Cleaned:
     """Remove repeated lines/sentences, an echo of the ``question`` and empty frames; end an answer cut at the
     length limit, or stopped because it began to repeat itself, at a sentence end."""
-    lines, repeated = _dedupe([line for line in raw.splitlines() if line.strip()])
+    lines, repeated = _dedupe([line for line in raw.splitlines() if line.strip() and not _LIST_MARK.match(line)])
     sentences, again = _dedupe(_split_sentences("\n".join(lines)))
     sentences = _without_empty_frames([part for part in sentences if not echoes(part, question)])
     text = " ".join(s.strip() for s in sentences).strip()
@@ -194,6 +196,7 @@ class StreamFilter:
 
     def __init__(self, question: str = "") -> None:
         self.question, self.asked = question, set(_words(question))
+        self.asked_terms = words_text.term_keys(question)
         self.pending = ""
         self.earlier: list[list[str]] = []  # the sentences shown so far, as lower-cased words
         self.shown = 0  # characters of the current sentence (as displayed) already shown
@@ -229,7 +232,7 @@ class StreamFilter:
         words = tail.lower().split()
         if not words or (not self.earlier and len(words) < self.FIRST_WORDS):
             return ""
-        if not self.earlier and self.asked and set(_words(tail)) <= self.asked:
+        if not self.earlier and self.asked and not adds(unframed(tail), self.asked_terms):
             return ""  # may still turn out to be the question echoed
         if any(previous[:len(words)] == words for previous in self.earlier):
             return ""  # may still turn out to be a repeat
@@ -238,6 +241,9 @@ class StreamFilter:
         return self._show(self._display(tail))
 
     def _complete(self, sentence: str) -> str:
+        if _LIST_MARK.match(sentence):
+            self.shown = 0
+            return ""
         words = sentence.lower().split()
         display = self._display(sentence)
         repeat = words in self.earlier or (not self.earlier and echoes(sentence, self.question)) or (
