@@ -43,12 +43,8 @@ def question_likelihood(model, tokenizer, passages: list[str], question: str) ->
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     device = next(model.parameters()).device
     keep = len(target) + 1
-    try:
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
-                       use_cache=False, logits_to_keep=keep).logits
-    except TypeError:  # a model class without logits_to_keep
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
-                       use_cache=False).logits
+    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
+                   use_cache=False, logits_to_keep=keep).logits
     predicted = logits[:, -keep:-1].float().log_softmax(-1).cpu()  # the positions that predict the question
     wanted = torch.tensor(target).expand(len(prefixes), -1)
     return predicted.gather(-1, wanted[..., None])[..., 0].mean(-1).numpy()
@@ -59,11 +55,9 @@ def rerank(ranking: Ranking, question: str, model, tokenizer) -> Ranking:
     after them (z-scores over the shortlist, the likelihood weighed ``WEIGHT``). The shortlist's score values are
     kept, handed out in the new order, so the rest stay below and the evidence list's cut-offs mean what they
     meant before the check."""
-    score = ranking.score
-    finite = np.isfinite(score)
-    if finite.sum() < 2:
+    score, rows = ranking.score, ranking.shortlist(SHORTLIST)
+    if not rows:
         return ranking
-    rows = [r for r in np.argsort(-score, kind="stable")[:SHORTLIST].tolist() if finite[r]]
     candidates = ranking.candidates
     likelihood = question_likelihood(model, tokenizer, [candidates.text(r) for r in rows], question)
     part = np.zeros(len(candidates))

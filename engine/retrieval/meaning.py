@@ -84,11 +84,10 @@ class Embedder:
 def rerank(ranking: Ranking, question: str, embedder: Embedder, vectors) -> Ranking:
     """The ranking with the meaning's score weighed in over the word match's shortlist; ``vectors`` (engine/
     retrieval/index.py ``PassageVectors``) gives the passages' vectors, computing only those not kept yet."""
-    score = ranking.score
-    finite = np.isfinite(score)
-    if finite.sum() < 2:
+    score, rows = ranking.score, ranking.shortlist(SHORTLIST)
+    if not rows:
         return ranking
-    rows = [r for r in np.argsort(-score, kind="stable")[:SHORTLIST].tolist() if finite[r]]
+    finite = np.isfinite(score)
     candidates = ranking.candidates
     pairs = [(candidates.shas[int(candidates.doc[r])], int(candidates.number[r])) for r in rows]
     passages = vectors.get(pairs, lambda: [candidates.text(r) for r in rows], embedder)

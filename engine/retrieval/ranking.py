@@ -93,6 +93,14 @@ class Ranking:
     def order(self) -> list[int]:
         return np.argsort(-self.score, kind="stable").tolist()
 
+    def shortlist(self, size: int) -> list[int]:
+        """The best ``size`` rankable rows, best first; none when fewer than two can be ranked (nothing to
+        re-order)."""
+        finite = np.isfinite(self.score)
+        if finite.sum() < 2:
+            return []
+        return [r for r in np.argsort(-self.score, kind="stable")[:size].tolist() if finite[r]]
+
 
 def rank(candidates: Candidates, lexical: np.ndarray, weights: dict[str, float]) -> Ranking:
     """Rank by the word match (BM25, ``lexical`` (P,)) as a z-score (the answer pipeline may weigh the model's
