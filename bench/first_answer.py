@@ -28,6 +28,7 @@ from bench import reference, timing
 from bench.common import r_manual
 
 EVAL = Path(__file__).resolve().parents[1].parent / "shared" / "eval"
+OURS = Path(__file__).resolve().parent / "eval"  # our own question sets
 MAX_NEW_TOKENS = 48
 QUESTIONS = {
     "fullrefman.pdf": ["What does the function seq_len return?", "Which function computes the median absolute "
@@ -181,13 +182,17 @@ def _spread(value: dict, unit: str = "") -> str:
     return f"{value['median']}{unit} ({value['min']}-{value['max']})"
 
 
-def restored_answers(name: str, storage: str, work: Path) -> dict:
+def restored_answers(name: str, storage: str, work: Path, count: int = 10) -> dict:
     """Does a stored format keep the answers? The dev set's questions answered once (segments read fresh, stored
     in ``storage``), then again by a new engine on the same data folder (segments restored from the store):
     answers and cited pages compared case by case, with the bytes stored."""
     spec_path = next(p for p in EVAL.glob("*.json") if json.loads(p.read_text())["document"] == name
                      and "natural" not in p.name)
     cases = json.loads(spec_path.read_text())["questions"]
+    plain = [p for p in [*EVAL.glob("*natural*.json"), *OURS.glob("*natural*.json")]
+             if json.loads(p.read_text())["document"] == name]
+    if plain and len(cases) < count:  # made up to ``count`` with the plain-worded questions on the same manual
+        cases += json.loads(plain[0].read_text())["questions"][:count - len(cases)]
     folder = work / f"{name}-{storage}"
     first = fresh_engine(folder, store={"cache_format": storage})
     doc = first.open_document(r_manual(name))
@@ -200,6 +205,39 @@ def restored_answers(name: str, storage: str, work: Path) -> dict:
     same = [a.answer == b.answer and [c.page for c in a.citations] == [c.page for c in b.citations]
             for a, b in zip(before, after)]
     return {"document": name, "storage": storage, "n": len(cases), "same": sum(same),
+            "segments_read_first": sum(b.timings.get("segments_read", 0) for b in before),
             "restored_segments": sum(b.timings.get("segments_loaded", 0) for b in after),
             "read_again": sum(b.timings.get("segments_read", 0) for b in after), "stored_bytes": stored,
             "stored_share_of_fp32_full": round(stored / (doc.total_tokens * FP32_BYTES_PER_TOKEN), 4)}
+
+
+if __name__ == "__main__":
+    # python -m bench.first_answer stored [FORMAT ...]: what the questions store, and whether a new process
+    # restoring it answers the same (bench/results/full/stored-formats-restored.json)
+    import sys
+
+    # python -m bench.first_answer same [DOCUMENT ...]: question-driven reading against a full reading first,
+    # case by case, on the dev sets (bench/results/full/first-answer-same.json)
+    if sys.argv[1:2] not in (["stored"], ["same"]):
+        sys.exit("usage: python -m bench.first_answer stored [FORMAT ...] | same [DOCUMENT ...]  (the timings run "
+                 "from python -m bench)")
+    os.environ.setdefault("DOCFOCUS_HOME", str(Path(__file__).parent / "results" / ".home"))
+    if sys.argv[1] == "same":
+        scratch = Path(tempfile.mkdtemp(prefix="docfocus-same-"))
+        found = [equivalence(name, scratch) for name in sys.argv[2:] or ["R-data.pdf", "R-intro.pdf"]]
+        shutil.rmtree(scratch, ignore_errors=True)
+        (Path(__file__).parent / "results" / "full" / "first-answer-same.json").write_text(json.dumps(found, indent=1))
+        for row in found:
+            print(f"{row['document']}: {row['same']} of {row['n']} the same answer and citations as after a full "
+                  f"reading ({row['full_read_s']} s); stored {100 * row['stored_share_of_fp32_full']:.1f}%")
+        sys.exit(0)
+    scratch = Path(tempfile.mkdtemp(prefix="docfocus-stored-"))
+    found = [restored_answers(name, storage, scratch) for storage in sys.argv[2:] or ["fp16"]
+             for name in ("R-intro.pdf", "R-data.pdf")]
+    shutil.rmtree(scratch, ignore_errors=True)
+    out = Path(__file__).parent / "results" / "full" / "stored-formats-restored.json"
+    out.write_text(json.dumps(found, indent=1))
+    for row in found:
+        print(f"{row['document']} {row['storage']}: {row['n']} questions, {row['same']} answered the same when "
+              f"restored, {row['stored_bytes'] / 2**20:.1f} MB stored = {100 * row['stored_share_of_fp32_full']:.1f}%"
+              f" of the full fp32 state; read {row['segments_read_first']} segments, again {row['read_again']}")

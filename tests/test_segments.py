@@ -173,6 +173,51 @@ def test_a_question_reads_only_its_segments_and_answers_as_after_a_full_reading(
     assert all(abs(a.weight - b.weight) < 0.02 for a, b in zip(restored.highlights, answer.highlights))
 
 
+def _parts(engine) -> dict[str, int]:
+    """The stored segment entries by kind ("segment" whole, "part"): their count."""
+    kinds: dict[str, int] = {}
+    for entry in engine.state_cache.entries():
+        kind = entry["sha256"].split(":")[0]
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return kinds
+
+
+def test_a_question_stores_only_the_tokens_it_used(long_engine, long_pdf, small_model_dir):
+    """What a question reads is stored as the part of each segment the answer was given; a new process answers
+    the same question from those parts without reading, another question of the same segments reads them again
+    and widens the parts, and reading the whole document replaces the parts with whole segments."""
+    doc = long_engine.open_document(long_pdf)
+    first = long_engine.ask(doc, "What is the code?")
+    read = first.timings["segments_read"]
+    assert read >= 1 and _parts(long_engine).get("segment", 0) == 0 and _parts(long_engine)["part"] == read
+    lazy = long_engine.readings.lazy(doc)
+    held = {n: tokens for n, tokens in lazy._kept.items()}
+    assert all(0 < len(tokens) <= lazy.segments[n][1] - lazy.segments[n][0] for n, tokens in held.items())
+    assert sum(len(t) for t in held.values()) < 0.7 * sum(lazy.segments[n][1] - lazy.segments[n][0] for n in held)
+    # a new process: the same question is answered from the parts, nothing read, the same answer
+    settings = long_engine.settings
+    again = Engine(settings, library=long_engine.library)
+    doc2 = again.open_document(long_pdf)
+    repeat = again.ask(doc2, "What is the code?")
+    assert repeat.timings["segments_read"] == 0 and repeat.timings["segments_loaded"] >= 1
+    assert repeat.generated == first.generated and _story(repeat)[::3] == _story(first)[::3]
+    # tokens a part lacks: that segment is read again (once), and its part now holds both
+    lazy2 = again.readings.lazy(doc2)
+    number = sorted(held)[0]
+    start, end = lazy2.segments[number]
+    other = np.setdiff1d(np.arange(end - start), held[number])[:5] + start
+    reading, local = lazy2.subset(other)
+    assert lazy2.stats.read == 1 and reading.length == len(other)
+    assert set(held[number]) < set(lazy2._kept[number]) and set(other - start) <= set(lazy2._kept[number])
+    whole_segment = lazy2.segment(number)[0]  # the segment as it was just read again
+    for layer in range(len(whole_segment)):
+        torch.testing.assert_close(reading.keys[layer][:, :, local], whole_segment[layer][:, :, other - start])
+    assert lazy2.missing()  # parts are not the whole reading
+    # reading the whole document stores whole segments, which replace the parts
+    assert again.read(doc2) > 0 and lazy2.missing() == []
+    assert _parts(again) == {"segment": doc2.segments, "head": 1}
+
+
 def test_truncation_stays_available(small_model_dir, library, long_pdf):
     engine = Engine(EngineSettings(model=str(small_model_dir), device="cpu").changed(answer={"max_new_tokens": 4}, reading={"long_documents": "truncate", **LONG}), library=library)
     doc = engine.open_document(long_pdf)

@@ -355,6 +355,16 @@ class StateCache:
     def used_bytes(self) -> int:
         return self._guarded(self._used_bytes, 0)
 
+    def remove(self, key: StateKey) -> bool:
+        """Remove one stored state (its space is reused by the next ones); whether there was one."""
+        def remove() -> bool:
+            with write_transaction(self.db) as db:
+                found = db.execute("SELECT id FROM states WHERE key = ?", [key.digest()]).fetchone()
+                if found:
+                    self._delete_state(found[0])
+            return bool(found)
+        return self._guarded(remove, False)
+
     def clear(self, sha256: str | None = None) -> tuple[int, int]:
         """Remove stored states (all, or one document's) and quarantined data, and give the space back to the
         disk; returns (states, bytes) removed."""
