@@ -35,6 +35,13 @@ COMBINATIONS = {
     "anchor + words + agreement": ("anchor", "words", "agreement"),
     "anchor + words + agreement + contrast": ("anchor", "words", "agreement", "contrast"),
     "all five": ("words", "agreement", "anchor", "checker", "contrast"),
+    "anchor + words + agreement + contrast + invented": ("anchor", "words", "agreement", "contrast", "invented"),
+    "anchor + words + agreement + contrast + top": ("anchor", "words", "agreement", "contrast", "top"),
+    "anchor + words + agreement + contrast + invented + top": ("anchor", "words", "agreement", "contrast",
+                                                               "invented", "top"),
+    "anchor + words + contrast + invented + top": ("anchor", "words", "contrast", "invented", "top"),
+    "anchor + agreement + invented + top": ("anchor", "agreement", "invented", "top"),
+    "all seven": ("words", "agreement", "anchor", "checker", "contrast", "invented", "top"),
 }
 
 
@@ -273,13 +280,27 @@ def leave_one_out(rows: list[dict], x: np.ndarray, right: np.ndarray, dev: np.nd
 
 def shipped(rows: list[dict]) -> str:
     """The table of the verdict the engine ships (engine/answer/verdict.py WEIGHTS, BIAS, THRESHOLD)."""
-    from engine.answer import verdict
+    from bench.common import contains_answer
+    from engine.answer import instructions, support, verdict
 
-    supported = np.array([verdict.score(r) >= verdict.THRESHOLD if r["words"] or r.get("contrast") else False
-                          for r in rows])
+    data = {(r["set"], r["id"]): r for r in json.loads(verdict_rows.ROWS.read_text())["rows"]}
+
+    def judged(found: dict) -> bool:
+        row = data[found["set"], found["id"]]
+        if support.misspelt(cleaned(row), [instructions.without_instructions(p) for p in row["passages"]]):
+            return False  # the engine's rule for a garbled name
+        return verdict.score(found) >= verdict.THRESHOLD if found["words"] or found.get("contrast") else False
+
+    def quote_right(found: dict) -> bool:  # the quote as the engine chooses it now
+        row = data[found["set"], found["id"]]
+        quote = verdict.best_sentence(row["question"], row["passages"], found["weights"])
+        return contains_answer(quote, row["answer_any"]) if quote else False
+
+    rows = [{**r, "quote_right": quote_right(r)} for r in rows]
+    supported = np.array([judged(r) for r in rows])
     sets = list(dict.fromkeys(r["set"] for r in rows))
-    return f"the engine's verdict ({', '.join(verdict.WEIGHTS)}; threshold {verdict.THRESHOLD})\n" + table(
-        rows, supported, sets)
+    return (f"the engine's verdict ({', '.join(verdict.WEIGHTS)}; threshold {verdict.THRESHOLD}; a garbled name is "
+            "never supported; quotes chosen again)\n" + table(rows, supported, sets))
 
 
 def hygiene(signals: list[dict]) -> str:

@@ -37,7 +37,11 @@ def test_the_signals_and_the_combination_separate_a_right_answer_from_a_wrong_on
     wrong, _ = verdict.judge(claim("The function read.delim reads them."), Checks(yes=0.2, gain=0.0))
     assert right.supported and right.score >= right.threshold and set(right.signals) == set(verdict.SIGNALS)
     assert not wrong.supported and wrong.score < wrong.threshold and "read.delim" in wrong.reason
-    assert right.signals["contrast"] == pytest.approx(3.0) and right.signals["words"] == 1.0
+    assert right.signals["words"] == right.signals["top"] == 1.0 and right.signals["invented"] == 0.0
+    assert wrong.signals["invented"] == 1.0 and wrong.signals["anchor"] == 0.0
+    # the contrast (a model pass) is measured for the benchmark; the shipped combination does not weigh it
+    assert "contrast" not in right.signals and "contrast" not in verdict.WEIGHTS
+    assert verdict.signals(claim("The function read.fwf reads them."), Checks())["contrast"] == pytest.approx(3.0)
     assert verdict.judge(claim(""), Checks())[0].reason == "The model gave no answer."
 
 
@@ -185,3 +189,19 @@ def test_a_yes_no_questions_restatement_is_its_answer_not_an_echo():
     assert postprocess.clean(raw, "complete", question=question).text == raw
     assert postprocess.echoes(question, question)  # the question itself, repeated, still is one
     assert not postprocess.echoes("R can open a Stata file.", question)
+
+
+def test_a_name_garbled_while_copying_is_not_supported_and_the_quote_keeps_the_whole_sentence():
+    passages = ["This introduction is derived from notes written in 1990-2 by Bill Venables and David M. Smith "
+                "when at the University of Adelaide. It was revised later."]
+    question = "At which university were the original notes written?"
+    garbled, _ = verdict.judge(claim("They were written at the University of Adelaidy.", passages, question), Checks())
+    assert not garbled.supported and garbled.reason.startswith("It misspells Adelaide as Adelaidy")
+    right, _ = verdict.judge(claim("They were written at the University of Adelaide.", passages, question), Checks())
+    assert right.supported
+    # an initial ("David M. Smith") or "e.g." does not end a sentence, so the quote holds the answer
+    assert "Adelaide" in verdict.best_sentence(question, passages, {})
+    from engine.retrieval.terms import sentences
+
+    text = "Use a viewer, e.g. the one built in. Then stop."
+    assert [text[a:b].strip() for a, b in sentences(text)] == ["Use a viewer, e.g. the one built in.", "Then stop."]

@@ -70,6 +70,33 @@ def invented(answer: str, passages: list[str]) -> list[str]:
     return found
 
 
+def misspelt(answer: str, passages: list[str]) -> list[tuple[str, str]]:
+    """(the answer's word, the passages' word) for each capitalised name of the answer that no passage holds but
+    that differs by one or two letters from a longer word that one does ("Adelaidy" for "Adelaide"): a name the
+    model garbled while copying it, so its answer is not what the document says."""
+    names = [w for w in invented(answer, passages) if w.isalpha() and w[0].isupper() and len(w) >= 5]
+    if not names:
+        return []
+    vocabulary = {w for w in re.findall(r"[A-Za-z]{5,}", " ".join(passages))}
+    found = []
+    for name in names:
+        near = [w for w in vocabulary if abs(len(w) - len(name)) <= 2 and w[0].lower() == name[0].lower()
+                and _distance(w.lower(), name.lower()) <= (1 if len(name) < 8 else 2)]
+        if near:
+            found.append((name, min(near, key=lambda w: (_distance(w.lower(), name.lower()), w))))
+    return found
+
+
+def _distance(a: str, b: str) -> int:
+    """Levenshtein distance (short words)."""
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        previous, row[0] = row[0], i
+        for j, y in enumerate(b, 1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (x != y))
+    return row[-1]
+
+
 def coverage(keys: set[str], wanted: dict[str, float]) -> float:
     """The weighted share of the question's terms (stem -> weight) that a text's term keys hold."""
     total = sum(wanted.values())

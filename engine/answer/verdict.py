@@ -9,7 +9,12 @@ The signals (engine/answer/checks.py runs the model's; bench/verdict_fit.py meas
 - ``anchor``: how well the sentence the answer comes from answers the question: the largest share of the
   question's (idf-weighted) terms around a sentence that holds one of the answer's terms. A name copied from a
   passage about something else is found there, but not next to what was asked;
-- ``contrast``: the answer's mean log-probability per token with the passages minus without them.
+- ``invented``: 1 when the answer holds a name, number or code word no passage holds;
+- ``top``: the share of the answer's new terms that the best passage holds;
+- ``contrast``: the answer's mean log-probability per token with the passages minus without them (a model pass).
+
+Measured alone and combined (bench/verdict_fit.py), ``anchor`` alone separated right from wrong best on the current
+pipeline, so it alone decides (``WEIGHTS``); the others are reported with every verdict.
 
 Instructions written in the document are not evidence (engine/answer/instructions.py): they are left out of
 what the words are checked against, and an answer that follows one is not supported whatever its score.
@@ -26,7 +31,8 @@ from ..retrieval.terms import stem as _stem
 from . import instructions, postprocess, support
 from .result import Verdict
 
-SIGNALS = ("words", "agreement", "anchor", "contrast")
+SIGNALS = ("words", "agreement", "anchor", "invented", "top")  # what every verdict reports (no model pass)
+MODEL_SIGNALS = ("contrast",)  # measured by the benchmark (bench/verdict_fit.py); computed here only when weighed
 
 
 @dataclass
@@ -91,6 +97,20 @@ def anchor(claim: Claim) -> float:
     return best
 
 
+def invented(claim: Claim) -> float:
+    """1 when the answer holds a name, number or code word that no passage holds (a misspelt or made-up one)."""
+    return float(bool(support.invented(claim.answer, [instructions.without_instructions(p) for p in claim.passages])))
+
+
+def top(claim: Claim) -> float:
+    """The share of the answer's new terms that the best passage (the ranking's first) holds."""
+    said = support.new_terms(claim.answer, claim.question)
+    if not said or not claim.passages:
+        return 0.0
+    keys = term_keys(instructions.without_instructions(claim.passages[0]))
+    return sum(1 for t in said if t in keys or _stem(t) in keys) / len(said)
+
+
 def contrast(with_passages: list[float], without: list[float]) -> float:
     """Mean gain in log-probability per answer token that the passages give."""
     count = min(len(with_passages), len(without))
@@ -98,9 +118,11 @@ def contrast(with_passages: list[float], without: list[float]) -> float:
 
 
 def signals(claim: Claim, checks=None, check: support.Verdict | None = None) -> dict[str, float]:
-    """Every signal of ``claim``; the model's (``checks``: a ModelChecks) are left out without one."""
+    """Every signal of ``claim`` (``SIGNALS``) and, given ``checks`` (a ModelChecks), the model's
+    (``MODEL_SIGNALS``: a forward pass over the answer without the passages)."""
     check = check or word_check(claim)
-    found = {"words": words_share(check), "agreement": agreement(claim), "anchor": anchor(claim)}
+    found = {"words": words_share(check), "agreement": agreement(claim), "anchor": anchor(claim),
+             "invented": invented(claim), "top": top(claim)}
     if checks is not None and claim.answer:
         found["contrast"] = contrast(claim.logprobs, checks.without_context(claim.ids))
     return {name: round(float(value), 4) for name, value in found.items()}
@@ -114,12 +136,15 @@ def features(found: list[dict[str, float]], names: tuple[str, ...] = SIGNALS) ->
                                                                                                    len(names))
 
 
-# The combination, fitted by bench/verdict_fit.py on the development sets (docs/benchmarks.md, "Verdict").
-# 77 answers of 7 sets; over the development sets' 20 wrong answers: 0.90 marked unsupported, 0.91 of the right
-# ones supported (0.85 / 0.88 when each set is scored by a fit without it).
-WEIGHTS = {"anchor": 3.070, "words": 0.451, "agreement": 3.899, "contrast": -0.426}
-BIAS = -2.591
-THRESHOLD = 0.525
+# The combination, fitted by bench/verdict_fit.py on the development sets (docs/benchmarks.md, "The verdict"),
+# 2026-12-07 on the pipeline with the model's check of the shortlist: 79 answers of 7 sets. Over the development
+# sets' 18 wrong answers, anchor alone marks 0.78 unsupported and keeps 0.92 of the right ones supported (0.78 /
+# 0.86 with each set's threshold chosen without it); no combination of the others did better (anchor + agreement
+# 0.72 / 0.92; the earlier anchor + words + agreement + contrast 0.72 / 0.92, and its weights as fitted before,
+# 0.78 / 0.81). One signal also spares the answer the model's pass that the contrast needed.
+WEIGHTS = {"anchor": 4.868}
+BIAS = -2.604
+THRESHOLD = 0.615  # at the right answer with anchor 0.632, the lowest of the 92% kept
 
 
 def score(found: dict[str, float]) -> float:
@@ -133,7 +158,8 @@ def judge(claim: Claim, checks=None) -> tuple[Verdict, support.Verdict]:
     """The verdict on ``claim`` and the word check it rests on (its ``cited`` passages). Without ``checks`` (an
     answer the user stopped) the words alone decide."""
     check = word_check(claim)
-    found = signals(claim, checks, check)
+    weighed = checks if any(name in WEIGHTS for name in MODEL_SIGNALS) else None
+    found = signals(claim, weighed, check)
     if not claim.answer:
         return Verdict(False, 0.0, THRESHOLD, found, "The model gave no answer."), check
     if checks is None:
@@ -143,6 +169,11 @@ def judge(claim: Claim, checks=None) -> tuple[Verdict, support.Verdict]:
     if instructions.follows(support.new_terms(claim.answer, claim.question), claim.passages):
         return Verdict(False, round(value, 4), THRESHOLD, found, "The answer repeats an instruction written in the "
                        "document, not something the document states."), check
+    garbled = support.misspelt(claim.answer, [instructions.without_instructions(p) for p in claim.passages])
+    if garbled:
+        said, meant = garbled[0]
+        return Verdict(False, round(value, 4), THRESHOLD, found, f"It misspells {meant} as {said}: the passages it "
+                       "read say otherwise."), check
     supported = value >= THRESHOLD
     return Verdict(supported, round(value, 4), THRESHOLD, found, "" if supported else _reason(claim, found)), check
 
@@ -155,4 +186,6 @@ def _reason(claim: Claim, found: dict[str, float]) -> str:
         return f"The passages it read do not contain {', '.join(made_up)}."
     if found.get("words", 0.0) < support.SUPPORT_SHARE:
         return "Most of its words are not in the passages it read."
+    if found.get("anchor", 1.0) < 0.5:
+        return "The sentences its words come from are not about what was asked."
     return "The passages it read do not state it."

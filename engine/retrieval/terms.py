@@ -17,7 +17,9 @@ STOPWORDS = frozenset(
 _TERM = re.compile(r"\w[\w.\-+/]*\w|\w", re.UNICODE)
 _JOINS = re.compile(r"[-./+_]")  # what joins the parts of a compound ("fixed-width", "read.csv", "seq_len")
 _PUNCTUATION = ".,;:!?()[]{}\"'`“”‘’-"
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)]*\s+|\n\s*\n|\n(?=\s*[-•*]\s)")
+# a sentence ends after . ! or ? (not after a name's initial, "David M. Smith", or "e.g." / "i.e."), at a blank
+# line, or before a list item
+_SENTENCE_END = re.compile(r"(?<=[.!?])(?<![\s(][A-Z]\.)(?<!e\.g\.)(?<!i\.e\.)[\"'”’)]*\s+|\n\s*\n|\n(?=\s*[-•*]\s)")
 
 
 def terms(text: str) -> list[str]:
