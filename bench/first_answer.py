@@ -37,12 +37,18 @@ QUESTIONS = {
 FP32_BYTES_PER_TOKEN = 46_080  # the bundled model's keys and values per token in fp32: 30 layers x 3 x 64 x 2 x 4
 
 
+def dev_cases(name: str, count: int = 0) -> list[dict]:
+    """The cases of the manual-worded question set on document ``name`` (shared, then ours), made up to ``count``
+    with the plain-worded ones on the same manual."""
+    specs = [(path, json.loads(path.read_text())) for path in [*EVAL.glob("*.json"), *OURS.glob("*.json")]]
+    mine = [(path, spec) for path, spec in specs if spec["document"] == name]
+    cases = next((spec["questions"] for path, spec in mine if "natural" not in path.name), [])
+    plain = [case for path, spec in mine if "natural" in path.name for case in spec["questions"]]
+    return cases + plain[:max(0, count - len(cases))]
+
+
 def questions_of(name: str) -> list[str]:
-    for path in EVAL.glob("*.json"):
-        spec = json.loads(path.read_text())
-        if spec["document"] == name and "natural" not in path.name:
-            return [q["question"] for q in spec["questions"]]
-    return QUESTIONS[name]
+    return [case["question"] for case in dev_cases(name)] or QUESTIONS[name]
 
 
 def fresh_engine(folder: Path, **parts):
@@ -116,9 +122,7 @@ def timings(names: list[str], rounds: int, work: Path) -> dict:
 def equivalence(name: str, work: Path, compare: bool = True) -> dict:
     """The dev set's questions answered by question-driven reading and (``compare``) after a full reading, case by
     case; the bytes the questions left stored."""
-    spec_path = next(p for p in EVAL.glob("*.json") if json.loads(p.read_text())["document"] == name
-                     and "natural" not in p.name)
-    cases = json.loads(spec_path.read_text())["questions"]
+    cases = dev_cases(name)
     path = r_manual(name)
     lazy = fresh_engine(work / f"{name}-lazy")
     lazy_doc = lazy.open_document(path)
@@ -186,13 +190,7 @@ def restored_answers(name: str, storage: str, work: Path, count: int = 10) -> di
     """Does a stored format keep the answers? The dev set's questions answered once (segments read fresh, stored
     in ``storage``), then again by a new engine on the same data folder (segments restored from the store):
     answers and cited pages compared case by case, with the bytes stored."""
-    spec_path = next(p for p in EVAL.glob("*.json") if json.loads(p.read_text())["document"] == name
-                     and "natural" not in p.name)
-    cases = json.loads(spec_path.read_text())["questions"]
-    plain = [p for p in [*EVAL.glob("*natural*.json"), *OURS.glob("*natural*.json")]
-             if json.loads(p.read_text())["document"] == name]
-    if plain and len(cases) < count:  # made up to ``count`` with the plain-worded questions on the same manual
-        cases += json.loads(plain[0].read_text())["questions"][:count - len(cases)]
+    cases = dev_cases(name, count)
     folder = work / f"{name}-{storage}"
     first = fresh_engine(folder, store={"cache_format": storage})
     doc = first.open_document(r_manual(name))
@@ -211,33 +209,32 @@ def restored_answers(name: str, storage: str, work: Path, count: int = 10) -> di
             "stored_share_of_fp32_full": round(stored / (doc.total_tokens * FP32_BYTES_PER_TOKEN), 4)}
 
 
-if __name__ == "__main__":
-    # python -m bench.first_answer stored [FORMAT ...]: what the questions store, and whether a new process
-    # restoring it answers the same (bench/results/full/stored-formats-restored.json)
-    import sys
-
-    # python -m bench.first_answer same [DOCUMENT ...]: question-driven reading against a full reading first,
-    # case by case, on the dev sets (bench/results/full/first-answer-same.json)
-    if sys.argv[1:2] not in (["stored"], ["same"]):
-        sys.exit("usage: python -m bench.first_answer stored [FORMAT ...] | same [DOCUMENT ...]  (the timings run "
-                 "from python -m bench)")
+def main(argv: list[str]) -> None:
+    """``stored [FORMAT ...]``: what the questions store, and whether a new process restoring it answers the same
+    (stored-formats-restored.json); ``same [DOCUMENT ...]``: question-driven reading against a full reading
+    first, case by case (first-answer-same.json). The timings run from ``python -m bench``."""
+    if argv[:1] not in (["stored"], ["same"]):
+        raise SystemExit("usage: python -m bench.first_answer stored [FORMAT ...] | same [DOCUMENT ...]")
     os.environ.setdefault("DOCFOCUS_HOME", str(Path(__file__).parent / "results" / ".home"))
-    if sys.argv[1] == "same":
-        scratch = Path(tempfile.mkdtemp(prefix="docfocus-same-"))
-        found = [equivalence(name, scratch) for name in sys.argv[2:] or ["R-data.pdf", "R-intro.pdf"]]
-        shutil.rmtree(scratch, ignore_errors=True)
-        (Path(__file__).parent / "results" / "full" / "first-answer-same.json").write_text(json.dumps(found, indent=1))
-        for row in found:
-            print(f"{row['document']}: {row['same']} of {row['n']} the same answer and citations as after a full "
-                  f"reading ({row['full_read_s']} s); stored {100 * row['stored_share_of_fp32_full']:.1f}%")
-        sys.exit(0)
-    scratch = Path(tempfile.mkdtemp(prefix="docfocus-stored-"))
-    found = [restored_answers(name, storage, scratch) for storage in sys.argv[2:] or ["fp16"]
-             for name in ("R-intro.pdf", "R-data.pdf")]
-    shutil.rmtree(scratch, ignore_errors=True)
-    out = Path(__file__).parent / "results" / "full" / "stored-formats-restored.json"
-    out.write_text(json.dumps(found, indent=1))
+    results = Path(__file__).parent / "results" / "full"
+    with tempfile.TemporaryDirectory(prefix="docfocus-first-answer-") as scratch:
+        if argv[0] == "same":
+            found = [equivalence(name, Path(scratch)) for name in argv[1:] or ["R-data.pdf", "R-intro.pdf"]]
+            (results / "first-answer-same.json").write_text(json.dumps(found, indent=1))
+            for row in found:
+                print(f"{row['document']}: {row['same']} of {row['n']} the same answer and citations as after a "
+                      f"full reading ({row['full_read_s']} s); stored {100 * row['stored_share_of_fp32_full']:.1f}%")
+            return
+        found = [restored_answers(name, storage, Path(scratch)) for storage in argv[1:] or ["fp16"]
+                 for name in ("R-intro.pdf", "R-data.pdf")]
+    (results / "stored-formats-restored.json").write_text(json.dumps(found, indent=1))
     for row in found:
         print(f"{row['document']} {row['storage']}: {row['n']} questions, {row['same']} answered the same when "
               f"restored, {row['stored_bytes'] / 2**20:.1f} MB stored = {100 * row['stored_share_of_fp32_full']:.1f}%"
               f" of the full fp32 state; read {row['segments_read_first']} segments, again {row['read_again']}")
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])

@@ -281,14 +281,14 @@ def leave_one_out(rows: list[dict], x: np.ndarray, right: np.ndarray, dev: np.nd
 def shipped(rows: list[dict]) -> str:
     """The table of the verdict the engine ships (engine/answer/verdict.py WEIGHTS, BIAS, THRESHOLD)."""
     from bench.common import contains_answer
-    from engine.answer import instructions, support, verdict
+    from engine.answer import verdict
 
     data = {(r["set"], r["id"]): r for r in json.loads(verdict_rows.ROWS.read_text())["rows"]}
 
     def judged(found: dict) -> bool:
         row = data[found["set"], found["id"]]
-        if support.misspelt(cleaned(row), [instructions.without_instructions(p) for p in row["passages"]]):
-            return False  # the engine's rule for a garbled name
+        if verdict.refusal(verdict.Claim(row["question"], cleaned(row), row["passages"])):
+            return False  # the engine's rules (an instruction followed, a garbled name)
         return verdict.score(found) >= verdict.THRESHOLD if found["words"] or found.get("contrast") else False
 
     def quote_right(found: dict) -> bool:  # the quote as the engine chooses it now
@@ -299,8 +299,8 @@ def shipped(rows: list[dict]) -> str:
     rows = [{**r, "quote_right": quote_right(r)} for r in rows]
     supported = np.array([judged(r) for r in rows])
     sets = list(dict.fromkeys(r["set"] for r in rows))
-    return (f"the engine's verdict ({', '.join(verdict.WEIGHTS)}; threshold {verdict.THRESHOLD}; a garbled name is "
-            "never supported; quotes chosen again)\n" + table(rows, supported, sets))
+    return (f"the engine's verdict ({', '.join(verdict.WEIGHTS)}; threshold {verdict.THRESHOLD}; an instruction "
+            "followed or a garbled name is never supported; quotes chosen again)\n" + table(rows, supported, sets))
 
 
 def hygiene(signals: list[dict]) -> str:

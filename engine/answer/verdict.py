@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -47,11 +48,16 @@ class Claim:
     ids: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
 
+    @cached_property
+    def statements(self) -> list[str]:
+        """The passages without the instructions written in them: what the answer is checked against."""
+        return [instructions.without_instructions(p) for p in self.passages]
+
 
 def word_check(claim: Claim) -> support.Verdict:
     """support.check against the passages without their instructions."""
     return support.check(claim.answer, claim.question,
-                         [instructions.without_instructions(p) for p in claim.passages], claim.weights)
+                         claim.statements, claim.weights)
 
 
 def words_share(check: support.Verdict) -> float:
@@ -89,7 +95,7 @@ def anchor(claim: Claim) -> float:
     said = support.new_terms(claim.answer, claim.question)
     wanted = claim.weights or {_stem(t): 1.0 for t in term_keys(claim.question)}
     best = 0.0
-    for body in (instructions.without_instructions(p) for p in claim.passages):
+    for body in claim.statements:
         keys = [term_keys(body[a:b]) for a, b in sentences(body)] or [term_keys(body)]
         for index, own in enumerate(keys):
             if any(t in own or _stem(t) in own for t in said):
@@ -99,7 +105,7 @@ def anchor(claim: Claim) -> float:
 
 def invented(claim: Claim) -> float:
     """1 when the answer holds a name, number or code word that no passage holds (a misspelt or made-up one)."""
-    return float(bool(support.invented(claim.answer, [instructions.without_instructions(p) for p in claim.passages])))
+    return float(bool(support.invented(claim.answer, claim.statements)))
 
 
 def top(claim: Claim) -> float:
@@ -107,7 +113,7 @@ def top(claim: Claim) -> float:
     said = support.new_terms(claim.answer, claim.question)
     if not said or not claim.passages:
         return 0.0
-    keys = term_keys(instructions.without_instructions(claim.passages[0]))
+    keys = term_keys(claim.statements[0])
     return sum(1 for t in said if t in keys or _stem(t) in keys) / len(said)
 
 
@@ -166,22 +172,29 @@ def judge(claim: Claim, checks=None) -> tuple[Verdict, support.Verdict]:
         return Verdict(check.supported, found["words"], support.SUPPORT_SHARE, found,
                        "" if check.supported else _reason(claim, found)), check
     value = score(found)
-    if instructions.follows(support.new_terms(claim.answer, claim.question), claim.passages):
-        return Verdict(False, round(value, 4), THRESHOLD, found, "The answer repeats an instruction written in the "
-                       "document, not something the document states."), check
-    garbled = support.misspelt(claim.answer, [instructions.without_instructions(p) for p in claim.passages])
-    if garbled:
-        said, meant = garbled[0]
-        return Verdict(False, round(value, 4), THRESHOLD, found, f"It misspells {meant} as {said}: the passages it "
-                       "read say otherwise."), check
+    refused = refusal(claim)
+    if refused:
+        return Verdict(False, round(value, 4), THRESHOLD, found, refused), check
     supported = value >= THRESHOLD
     return Verdict(supported, round(value, 4), THRESHOLD, found, "" if supported else _reason(claim, found)), check
+
+
+def refusal(claim: Claim) -> str:
+    """Why ``claim`` is not supported whatever its score ("" when nothing rules it out): it follows an instruction
+    written in the document, or it garbles a name it copied."""
+    if instructions.follows(support.new_terms(claim.answer, claim.question), claim.passages):
+        return "The answer repeats an instruction written in the document, not something the document states."
+    garbled = support.misspelt(claim.answer, claim.statements)
+    if garbled:
+        said, meant = garbled[0]
+        return f"It misspells {meant} as {said}: the passages it read say otherwise."
+    return ""
 
 
 def _reason(claim: Claim, found: dict[str, float]) -> str:
     """Why an answer is not supported, in plain words: the names, numbers or code it has that the passages lack,
     or how little of it they hold."""
-    made_up = support.invented(claim.answer, [instructions.without_instructions(p) for p in claim.passages])[:3]
+    made_up = support.invented(claim.answer, claim.statements)[:3]
     if made_up:
         return f"The passages it read do not contain {', '.join(made_up)}."
     if found.get("words", 0.0) < support.SUPPORT_SHARE:

@@ -203,31 +203,30 @@ class LazyReading:
 
     # -- loading
 
-    def segment(self, number: int, progress: Progress | None = None,
-                should_stop: ShouldStop | None = None) -> tuple[list, list]:
-        """Segment ``number``'s keys and values per layer, whole: from memory, the state cache, or read again (and
-        then stored whole)."""
+    def segment(self, number: int, progress: Progress | None = None, should_stop: ShouldStop | None = None,
+                whole: bool = True) -> tuple[list, list]:
+        """Segment ``number``'s keys and values per layer, whole: from memory, the state cache, or read again
+        (and then stored whole, unless not ``whole``: the caller stores the part it uses)."""
         if number in self._memory:
             self._memory.move_to_end(number)
             self.stats.in_memory += 1
             return self._memory[number]
-        started = time.perf_counter()
         if self._load_whole(number):
-            self.stats.load_s += time.perf_counter() - started
             return self._memory[number]
         start, end = self.segments[number]
         report = (lambda done: progress(done, end - start)) if progress else None
-        return self._read(number, report, should_stop)
+        return self._read(number, report, should_stop, whole)
 
     def _load_whole(self, number: int) -> bool:
         """Restore segment ``number`` stored whole into memory; whether it was."""
-        cache = self.source.cache
+        cache, started = self.source.cache, time.perf_counter()
         restored = cache.load(self._key(number), self.source.dtype, self.source.devices) if cache else None
         if restored is None:
             return False
         self._kept[number] = None
         self._remember(number, [k for k, _ in restored.layers], [v for _, v in restored.layers])
         self.stats.loaded += 1
+        self.stats.load_s += time.perf_counter() - started
         return True
 
     def segments_of(self, token_index: np.ndarray) -> list[int]:
@@ -270,15 +269,11 @@ class LazyReading:
     def _tokens(self, number: int, wanted: np.ndarray, progress: Progress | None,
                 should_stop: ShouldStop | None) -> tuple[list, list, np.ndarray]:
         """Segment ``number``'s keys and values for at least its local tokens ``wanted`` (sorted), and which
-        local tokens they hold (sorted): the whole segment (memory, stored whole, or read now) or a stored part
-        that holds them. Whatever the store lacks of ``wanted`` is stored as a widened part."""
-        full = np.arange(self.segments[number][1] - self.segments[number][0])
+        local tokens they hold (sorted): a stored part that holds them, or the whole segment (``segment``).
+        Whatever the store lacks of ``wanted`` is stored as a widened part."""
         cache = self.source.cache
-        if number not in self._memory and cache is not None:
+        if number not in self._memory and cache is not None and self._kept.get(number, ()) is not None:
             started = time.perf_counter()
-            if self._load_whole(number):  # stored whole
-                self.stats.load_s += time.perf_counter() - started
-                return *self._memory[number], full
             part = cache.load(self._key(number, "part"), self.source.dtype, self.source.devices)
             if part is not None:
                 held = part.last_logits.cpu().numpy().astype(np.int64)
@@ -287,24 +282,15 @@ class LazyReading:
                     self.stats.loaded += 1
                     self.stats.load_s += time.perf_counter() - started
                     return [k for k, _ in part.layers], [v for _, v in part.layers], held
-        if number in self._memory:
-            self._memory.move_to_end(number)
-            self.stats.in_memory += 1
-            seg_keys, seg_values = self._memory[number]
-        else:
-            start, end = self.segments[number]
-            report = (lambda done: progress(done, end - start)) if progress else None
-            seg_keys, seg_values = self._read(number, report, should_stop, whole=cache is None)
-        self._store_part(number, wanted, seg_keys, seg_values)
-        return seg_keys, seg_values, full
+        keys, values = self.segment(number, progress, should_stop, whole=cache is None)
+        self._store_part(number, wanted, keys, values)
+        return keys, values, np.arange(self.segments[number][1] - self.segments[number][0])
 
     def _store_part(self, number: int, wanted: np.ndarray, keys: list, values: list) -> None:
         """Store the tokens ``wanted`` of segment ``number`` (with those already stored) as its part, unless the
-        store holds them already; a segment that cannot be stored stays in memory."""
-        if self.source.cache is None:
-            return
+        store holds them already (or the whole segment); a segment that cannot be stored stays in memory."""
         held = self._kept.get(number, np.zeros(0, dtype=np.int64))
-        if held is None or (number in self._kept and np.isin(wanted, held).all()):
+        if self.source.cache is None or held is None or np.isin(wanted, held).all():
             return
         tokens = np.union1d(held, wanted)
         pick = torch.as_tensor(tokens)
