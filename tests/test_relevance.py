@@ -155,3 +155,30 @@ def test_stems_and_sentences():
     body = "First one. Second one!\n\nA heading\nThird."
     assert [body[a:b] for a, b in text.sentences(body)] == ["First one.", "Second one!", "A heading\nThird."]
     assert text.terms("The read.fwf function, 5831-22!") == ["read.fwf", "function", "5831-22"]
+
+
+def test_a_quote_from_a_definition_list_names_the_term_it_describes(tmp_path):
+    """A description ("Allow the user to highlight ...") quoted without its term would not say which function it
+    describes; a heading above an unindented paragraph is not a term."""
+    path = pdfs.text_pdf(tmp_path / "graphics.pdf", [[
+        (72, 70, "Interacting with graphics"),
+        (72, 92, "Some functions let users add information to a plot with the mouse."),
+        (72, 124, "locator(n, type)"), (108, 146, "Waits for the user to select locations on the current plot."),
+        (72, 178, "identify(x, y, labels)"),
+        (108, 200, "Allow the user to highlight any of the points defined by x and y."),
+        (108, 214, "It returns the indices of the selected points.")]])
+    document = ingest_pdf(path)
+    cut = passages.cut(document, _offsets(document), target=24)
+
+    def quote(question: str) -> postprocess.Quote:
+        order = np.argsort(-passages.lexical_scores(cut, document, question)).tolist()
+        return postprocess.best_sentence(document, cut, order[:3], passages.question_weights(cut, document, question))
+
+    found = quote("How can the user highlight the points defined by x and y?")
+    assert found.text == "identify(x, y, labels): Allow the user to highlight any of the points defined by x and y."
+    assert found.term == "identify(x, y, labels)" and found.sentence.startswith("Allow the user")  # chosen by this
+    assert [w.text for w in document.words[found.first_word:found.end_word]][:4] == ["identify(x,", "y,", "labels)",
+                                                                                    "Allow"]
+    assert quote("Which function waits for the user to select locations?").text.startswith("locator(n, type): Waits")
+    assert quote("Can users add information to a plot with the mouse?").text == \
+        "Some functions let users add information to a plot with the mouse."

@@ -103,7 +103,7 @@ def _rests_on(candidates, ranking: Ranking, context: list[int], words: support.V
     if best is None:
         return rests
     row, sentence = best
-    answers = quote_allowed and support.coverage(words_text.term_keys(sentence.text),
+    answers = quote_allowed and support.coverage(words_text.term_keys(sentence.sentence),
                                                  ranking.weights) >= support.QUOTE_COVERAGE
     return _Support([row], {row: (sentence.first_word, sentence.end_word)}, support.new_terms(sentence.text, question),
                     (row, sentence, answers))
@@ -142,7 +142,7 @@ def _best_quote(candidates, rows: list[int], weights: dict[str, float]):
         handle = candidates.handle(row)
         quote = postprocess.best_sentence(handle.ingested, handle.passages, [int(candidates.number[row])], weights)
         if quote is not None:
-            value = support.coverage(words_text.term_keys(quote.text), weights) - QUOTE_RANK_STEP * rank
+            value = support.coverage(words_text.term_keys(quote.sentence), weights) - QUOTE_RANK_STEP * rank
             if best is None or value > best[0]:
                 best = (value, row, quote)
     return None if best is None else (best[1], best[2])
