@@ -5,7 +5,7 @@ and never fills it, or runs into the length limit mid-sentence. ``clean`` remove
 the question and empty frames and ends a cut answer at its last whole sentence; ``best_sentence`` finds the
 sentence of the top passages that answers the question best, for the quote shown beside an unsupported answer:
 never a heading, a question, a table-of-contents line, an instruction to the reader or a sentence of no words
-(``quotable``).
+(``quotable``), and after the term it describes where it opens an entry of a definition list (``_defined``).
 """
 from __future__ import annotations
 
