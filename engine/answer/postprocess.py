@@ -187,17 +187,16 @@ def best_sentence(document, passages, candidates: list[int], weights: dict[str, 
                 span = document.words_for_span(offset + a, offset + b)
                 span = range(max(span.start, start_word), min(span.stop, end_word))
                 if len(span):
-                    best, best_score = _defined(document, Quote(number, " ".join(body[a:b].split()), span.start,
-                                                                span.stop)), score
-    return best
+                    best, best_score = Quote(number, " ".join(body[a:b].split()), span.start, span.stop), score
+    return None if best is None else _defined(document, best)
 
 
 # A definition list's entry ("identify(x, y, labels)" above its indented description "Allow the user to
 # highlight any of the points ..."): the term (or a few terms sharing one description, "xlab=string" and
 # "ylab=string") is a block of short lines of its own, and the description starts the next block, indented at
 # least this many points further right. Over R's manuals the rule fires at 90 block starts in R-intro, 34 in
-# R-exts, 3 in R-data and 2 in R-admin, on terms of functions, options, arguments and C entry points (and a few console
-# commands above their output); never on a heading (numbered, or not indented against its text).
+# R-exts, 3 in R-data and 2 in R-admin, on terms of functions, options, arguments and C entry points (and a few
+# console commands above their output); never on a heading (numbered, or not indented against its text).
 TERM_INDENT_PT = 5.0
 TERM_MAX_LINES, TERM_MAX_CHARS, TERM_MAX_WORDS = 3, 60, 6
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
@@ -208,18 +207,15 @@ def _defined(document, quote: Quote) -> Quote:
     ..."), where its sentence opens the description of a definition list's entry; otherwise as it is. A
     description read without its term does not say what it describes."""
     first = document.words[quote.first_word]
-    before = document.text[document.pages[first.page].text_start:first.start]
+    page_start = document.pages[first.page].text_start
+    before = document.text[page_start:first.start]
     block_end = len(before.rstrip())
     if not re.match(r"[A-Z][a-z]", quote.text) or "\n" not in before[block_end:]:
         return quote
-    blank = None
-    for blank in _BLANK_LINE.finditer(before, 0, block_end):
-        pass
-    offset = document.pages[first.page].text_start
-    block_start = offset + (blank.end() if blank else 0)
-    lines = [line.strip() for line in document.text[block_start:offset + block_end].split("\n")]
-    words = document.words_for_span(block_start, offset + block_end)
-    if not (0 < len(lines) <= TERM_MAX_LINES and len(words) and words.stop == quote.first_word
+    block_start = max((m.end() for m in _BLANK_LINE.finditer(before, 0, block_end)), default=0)
+    lines = [line.strip() for line in before[block_start:block_end].split("\n")]
+    words = document.words_for_span(page_start + block_start, page_start + block_end)
+    if not (len(lines) <= TERM_MAX_LINES and len(words) and words.stop == quote.first_word
             and all(_term_line(line) for line in lines)):
         return quote
     starts = [document.words[i].x0 for i in words
